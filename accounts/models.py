@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from controlplane.models import BaseModel
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    MANAGER = "manager", "Manager"
+    PROMPT_ENGINEER = "prompt_engineer", "Prompt engineer"
+    REVIEWER = "reviewer", "Reviewer"
+    COMPLIANCE_OFFICER = "compliance_officer", "Compliance officer"
+    VIEWER = "viewer", "Viewer"
+    # Only API keys hold this role by default: call models and prompts as an application.
+    APPLICATION = "application", "Application"
+
+
+MEMBER_ROLES = [choice for choice in Role.choices if choice[0] != Role.APPLICATION]
+
+
+class Clearance(models.IntegerChoices):
+    """Ordered data clearance levels; stored as integers so that `<=` works in queries."""
+
+    PUBLIC = 0, "public"
+    INTERNAL = 10, "internal"
+    CONFIDENTIAL = 20, "confidential"
+    RESTRICTED = 30, "restricted"
+
+    @classmethod
+    def from_name(cls, name: str) -> Clearance:
+        for member in cls:
+            if member.label == name:
+                return member
+        raise ValueError(name)
+
+    @classmethod
+    def level_names(cls) -> list[str]:
+        return [member.label for member in cls]
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"'{value}' is not an IANA time zone such as 'UTC' or 'Europe/Paris'.")
+
+
+class Team(BaseModel):
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(BaseModel):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=32, choices=MEMBER_ROLES, default=Role.VIEWER)
+    clearance = models.PositiveSmallIntegerField(choices=Clearance.choices, default=Clearance.INTERNAL)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "team"], name="membership_unique_user_team"),
+            models.CheckConstraint(condition=~models.Q(role=Role.APPLICATION), name="membership_role_not_application"),
+        ]
+        ordering = ["team_id", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} as {self.role}"
+
+
+class Application(BaseModel):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="applications")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="application_unique_team_name")]
+        ordering = ["team_id", "name"]
+        permissions = [
+            (
+                "invoke_application",
+                "Can act as the application: call models, resolve and render prompts, "
+                "send feedback and ingest call records",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team.name}/{self.name}"
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(BaseModel):
+    """An application's credential. Only a SHA-256 of the secret is stored."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    role = models.CharField(max_length=32, choices=Role.choices, default=Role.APPLICATION)
+    clearance = models.PositiveSmallIntegerField(choices=Clearance.choices, default=Clearance.INTERNAL)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_revoked and not self.is_expired

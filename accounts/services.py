@@ -1,0 +1,261 @@
+"""Writes for teams, memberships, applications and API keys. Views validate; these act."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts import keys, roles
+from accounts.caller import Caller
+from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
+from controlplane.errors import AuthenticationRequired, Conflict, PermissionDenied, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+
+def team_create(*, caller: Caller, name: str, description: str = "", time_zone: str = "UTC") -> Team:
+    if not caller.can_create_teams or caller.user is None:
+        raise PermissionDenied(
+            "Only operators (superusers or users with the 'accounts.add_team' permission) can create teams."
+        )
+    with transaction.atomic():
+        if Team.objects.filter(name__iexact=name).exists():
+            raise Conflict(f"A team named '{name}' already exists; pick another name.", param="name")
+        team = Team.objects.create(name=name, description=description, time_zone=time_zone)
+        Membership.objects.create(user=caller.user, team=team, role=Role.ADMIN, clearance=Clearance.RESTRICTED)
+    logger.info("team created", extra={"team_id": team.id, "actor": caller.label})
+    return team
+
+
+def team_update(
+    *, caller: Caller, team: Team, name: str | None = None, description: str | None = None, time_zone: str | None = None
+) -> Team:
+    caller.require_permission(roles.CHANGE_TEAM, team_id=team.id, action="change this team")
+    if name is not None and name != team.name:
+        if Team.objects.filter(name__iexact=name).exclude(pk=team.pk).exists():
+            raise Conflict(f"A team named '{name}' already exists; pick another name.", param="name")
+        team.name = name
+    if description is not None:
+        team.description = description
+    if time_zone is not None:
+        team.time_zone = time_zone
+    team.save()
+    return team
+
+
+def _check_grantable(*, caller: Caller, team_id: int, role: str, clearance: int, what: str) -> None:
+    caller_role = caller.role_in(team_id) or ""
+    if not roles.role_can_grant(caller_role, role):
+        raise PermissionDenied(
+            f"Your role ({caller_role}) cannot give the role '{role}' to {what}: "
+            "it carries permissions you do not have."
+        )
+    if clearance > caller.clearance_in(team_id):
+        raise PermissionDenied(
+            f"You cannot give {what} the clearance '{Clearance(clearance).label}': it is above your own "
+            f"('{Clearance(caller.clearance_in(team_id)).label}')."
+        )
+
+
+def membership_add(*, caller: Caller, team: Team, username: str, role: str, clearance: int) -> Membership:
+    caller.require_permission(roles.ADD_MEMBERSHIP, team_id=team.id, action="add members to this team")
+    _check_grantable(caller=caller, team_id=team.id, role=role, clearance=clearance, what="a member")
+    user_model = get_user_model()
+    try:
+        user = user_model.objects.get(**{user_model.USERNAME_FIELD: username})
+    except user_model.DoesNotExist:
+        raise ValidationFailed(
+            f"No user named '{username}' exists; an operator must create the account first.", param="username"
+        ) from None
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(user=user, team=team, role=role, clearance=clearance)
+    except IntegrityError:
+        raise Conflict(
+            f"'{username}' is already a member of {team.name}; change their role instead.", param="username"
+        ) from None
+    return membership
+
+
+def membership_update(
+    *, caller: Caller, membership: Membership, role: str | None = None, clearance: int | None = None
+) -> Membership:
+    team_id = membership.team_id
+    caller.require_permission(roles.CHANGE_MEMBERSHIP, team_id=team_id, action="change members' roles")
+    new_role = role if role is not None else membership.role
+    new_clearance = clearance if clearance is not None else membership.clearance
+    _check_grantable(caller=caller, team_id=team_id, role=new_role, clearance=new_clearance, what="a member")
+    with transaction.atomic():
+        if membership.role == Role.ADMIN and new_role != Role.ADMIN:
+            _ensure_another_admin(membership)
+        membership.role = new_role
+        membership.clearance = new_clearance
+        membership.save(update_fields=["role", "clearance", "updated_at"])
+    return membership
+
+
+def membership_remove(*, caller: Caller, membership: Membership) -> None:
+    caller.require_permission(roles.DELETE_MEMBERSHIP, team_id=membership.team_id, action="remove members")
+    with transaction.atomic():
+        if membership.role == Role.ADMIN:
+            _ensure_another_admin(membership)
+        membership.delete()
+
+
+def _ensure_another_admin(membership: Membership) -> None:
+    # Lock the team's admin rows so that two admins cannot demote each other at once.
+    admins = list(
+        Membership.objects.select_for_update()
+        .filter(team_id=membership.team_id, role=Role.ADMIN)
+        .values_list("id", flat=True)
+    )
+    if admins == [membership.id]:
+        raise Conflict("A team must keep at least one admin; make someone else admin first.")
+
+
+def application_create(*, caller: Caller, team: Team, name: str, description: str = "") -> Application:
+    caller.require_permission(roles.ADD_APPLICATION, team_id=team.id, action="create applications")
+    try:
+        with transaction.atomic():
+            return Application.objects.create(team=team, name=name, description=description)
+    except IntegrityError:
+        raise Conflict(f"{team.name} already has an application named '{name}'.", param="name") from None
+
+
+def application_update(
+    *, caller: Caller, application: Application, name: str | None = None, description: str | None = None
+) -> Application:
+    caller.require_permission(
+        roles.CHANGE_APPLICATION, team_id=application.team_id, obj=application, action="change this application"
+    )
+    if name is not None:
+        application.name = name
+    if description is not None:
+        application.description = description
+    try:
+        with transaction.atomic():
+            application.save()
+    except IntegrityError:
+        raise Conflict(f"The team already has an application named '{name}'.", param="name") from None
+    return application
+
+
+def api_key_create(
+    *,
+    caller: Caller | None,
+    application: Application,
+    name: str,
+    role: str = Role.APPLICATION,
+    clearance: int = Clearance.INTERNAL,
+    expires_at: datetime.datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret; the secret is never retrievable again.
+
+    `caller=None` is for trusted provisioning (management commands) only.
+    """
+    if caller is not None:
+        caller.require_permission(
+            roles.ADD_API_KEY, team_id=application.team_id, obj=application, action="create API keys"
+        )
+        _check_grantable(caller=caller, team_id=application.team_id, role=role, clearance=clearance, what="a key")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed("expires_at must be in the future.", param="expires_at")
+    generated = keys.generate_secret()
+    api_key = ApiKey.objects.create(
+        application=application,
+        name=name,
+        prefix=generated.prefix,
+        secret_hash=generated.secret_hash,
+        role=role,
+        clearance=clearance,
+        expires_at=expires_at,
+        created_by=caller.user if caller is not None else None,
+    )
+    logger.info("api key created", extra={"api_key_prefix": api_key.prefix, "application_id": application.id})
+    return api_key, generated.secret
+
+
+def api_key_revoke(*, caller: Caller | None, api_key: ApiKey) -> ApiKey:
+    if caller is not None:
+        caller.require_permission(
+            roles.CHANGE_API_KEY,
+            team_id=api_key.application.team_id,
+            obj=api_key.application,
+            action="revoke API keys",
+        )
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.revoked_by = caller.user if caller is not None else None
+        api_key.save(update_fields=["revoked_at", "revoked_by", "updated_at"])
+        logger.info("api key revoked", extra={"api_key_prefix": api_key.prefix})
+    return api_key
+
+
+def api_key_authenticate(secret: str) -> ApiKey:
+    """The active key for `secret`, or AuthenticationRequired saying what is wrong."""
+    prefix = keys.parse_prefix(secret)
+    if prefix is None:
+        raise AuthenticationRequired(
+            "The API key is malformed; send 'Authorization: Bearer cp_...' with a key created in Settings."
+        )
+    api_key = ApiKey.objects.select_related("application__team").filter(prefix=prefix).first()
+    if api_key is None or not keys.secret_matches(secret, api_key.secret_hash):
+        raise AuthenticationRequired("Incorrect API key provided; check the key or create a new one.")
+    if api_key.is_revoked:
+        raise AuthenticationRequired(
+            f"This API key ({api_key.prefix}) was revoked; create a new key.", code="api_key_revoked"
+        )
+    if api_key.is_expired:
+        raise AuthenticationRequired(
+            f"This API key ({api_key.prefix}) expired at {api_key.expires_at:%Y-%m-%dT%H:%M:%SZ}; create a new key.",
+            code="api_key_expired",
+        )
+    api_key_touch(api_key)
+    return api_key
+
+
+def api_key_touch(api_key: ApiKey) -> None:
+    """Record use, at most once per configured interval so that hot keys are not written per request."""
+    now = timezone.now()
+    resolution = datetime.timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+    if api_key.last_used_at is None or now - api_key.last_used_at >= resolution:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+
+
+def demo_environment_ensure(*, username: str, password: str) -> tuple[Application, str]:
+    """Seed the demo team, application and admin; rotate the demo key. For `make run` only."""
+    user_model = get_user_model()
+    with transaction.atomic():
+        user, _ = user_model.objects.get_or_create(username=username, defaults={"email": f"{username}@example.com"})
+        user.is_staff = True
+        user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        team, _ = Team.objects.get_or_create(name="Demo", defaults={"description": "Seeded by make run."})
+        Membership.objects.update_or_create(
+            user=user, team=team, defaults={"role": Role.ADMIN, "clearance": Clearance.RESTRICTED}
+        )
+        application, _ = Application.objects.get_or_create(
+            team=team, name="demo-app", defaults={"description": "Seeded by make run."}
+        )
+        for old_key in ApiKey.objects.active().filter(application=application, name="demo"):
+            api_key_revoke(caller=None, api_key=old_key)
+        _, secret = api_key_create(caller=None, application=application, name="demo")
+    return application, secret
+
+
+def provisioning_key_create(
+    *, team_name: str, application_name: str, role: str, clearance: int, name: str = "provisioned"
+) -> str:
+    """Create the team and application when missing, then a key. For `create_api_key`."""
+    with transaction.atomic():
+        team, _ = Team.objects.get_or_create(name=team_name)
+        application, _ = Application.objects.get_or_create(team=team, name=application_name)
+        _, secret = api_key_create(caller=None, application=application, name=name, role=role, clearance=clearance)
+    return secret

@@ -1,0 +1,47 @@
+"""Serializer base pieces shared by every app's API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from accounts.models import Clearance
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not know, naming them, instead of silently ignoring them."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                allowed = ", ".join(sorted(writable)) or "none"
+                raise serializers.ValidationError(
+                    {name: [f"Unknown field. Allowed fields: {allowed}."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class ChoiceField(serializers.ChoiceField):
+    """A choice field whose error lists the accepted values."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        accepted = ", ".join(str(key) for key in self.choices)
+        self.error_messages["invalid_choice"] = f'"{{input}}" is not a valid choice; use one of: {accepted}.'
+
+
+class ClearanceField(ChoiceField):
+    """Clearance levels as their names ('internal') on the wire, integers in the database."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=Clearance.level_names(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> int:  # type: ignore[override]  # names in, integers out
+        name = super().to_internal_value(data)
+        return int(Clearance.from_name(name))
+
+    def to_representation(self, value: Any) -> str:
+        return str(Clearance(value).label)

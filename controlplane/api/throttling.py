@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+from controlplane.api.authentication import get_caller
+
+
+class CallerRateThrottle(SimpleRateThrottle):
+    """One request budget per API key, per user for browser sessions, per IP otherwise."""
+
+    scope = "caller"
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        caller = get_caller(request)
+        if caller.api_key is not None:
+            ident = f"key:{caller.api_key.prefix}"
+        elif caller.user is not None:
+            ident = f"user:{caller.user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,0 +1,22 @@
+"""Test settings: the real settings, plus what a test run on plain HTTP needs.
+
+The database and broker still come from DATABASE_URL and CELERY_BROKER_URL, so the
+same suite runs on SQLite with the filesystem broker or on PostgreSQL with Redis.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-that-is-long-enough-for-checks-0123456789abcdef")
+os.environ.setdefault("CONTROLPLANE_VAR_DIR", tempfile.mkdtemp(prefix="controlplane-test-"))
+
+from controlplane.settings import *  # noqa: F403
+
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 0
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast hashing in tests only
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"caller": "100000/minute"}  # noqa: F405

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+from controlplane.api.exceptions import error_body
+from controlplane.metrics import render_latest
+from controlplane.models import WorkerHeartbeat
+from controlplane.navigation import AREAS_BY_SLUG
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _check_broker() -> None:
+    from controlplane.celery import app
+
+    with app.connection_for_write() as broker:
+        broker.ensure_connection(max_retries=1, timeout=2)
+
+
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready when the database and the broker answer. Worker heartbeats are reported, not required."""
+    checks: dict[str, Any] = {}
+    is_ready = True
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as error:  # noqa: BLE001 - any failure means not ready; the reason is reported
+            checks[name] = f"error: {type(error).__name__}: {error}"
+            is_ready = False
+    if checks["database"] == "ok":
+        latest = WorkerHeartbeat.objects.order_by("-seen_at").first()
+        checks["worker_last_seen_seconds"] = (
+            round((timezone.now() - latest.seen_at) / datetime.timedelta(seconds=1)) if latest else None
+        )
+    return JsonResponse(
+        {"status": "ready" if is_ready else "unavailable", "checks": checks}, status=200 if is_ready else 503
+    )
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    body, content_type = render_latest()
+    return HttpResponse(body, content_type=content_type)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    from accounts.caller import caller_for_user
+    from accounts.selectors import application_list, team_list
+
+    caller = caller_for_user(request.user)
+    context = {
+        "teams": team_list(caller=caller),
+        "applications": application_list(caller=caller)[:20],
+    }
+    return render(request, "controlplane/home.html", context)
+
+
+@login_required
+def area_placeholder(request: HttpRequest, area: str) -> HttpResponse:
+    if area not in AREAS_BY_SLUG:
+        raise Http404(f"No area named {area}.")
+    return render(request, "controlplane/not_built.html", {"area": AREAS_BY_SLUG[area]})
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith(("/api/", "/v1/"))
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _wants_json(request):
+        body = error_body(
+            message=f"No endpoint at {request.path}; see /api/docs/ for the API.",
+            error_type="invalid_request_error",
+            code="not_found",
+        )
+        return JsonResponse(body, status=404)
+    return render(request, "404.html", status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _wants_json(request):
+        body = error_body(
+            message="Internal server error; it has been logged.", error_type="api_error", code="server_error"
+        )
+        return JsonResponse(body, status=500)
+    return render(request, "500.html", status=500)
