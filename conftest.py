@@ -28,14 +28,14 @@ def make_team(db: None) -> Callable[..., TeamWorld]:
     """A team with one application and one member per role."""
 
     def build(name: str | None = None) -> TeamWorld:
-        team = TeamFactory(**({"name": name} if name else {}))
-        application = ApplicationFactory(team=team)
+        team = TeamFactory.create(**({"name": name} if name else {}))
+        application = ApplicationFactory.create(team=team)
         members = {}
         for role, _ in Role.choices:
             if role == Role.APPLICATION:
                 continue
-            user = UserFactory()
-            MembershipFactory(user=user, team=team, role=role, clearance=Clearance.CONFIDENTIAL)
+            user = UserFactory.create()
+            MembershipFactory.create(user=user, team=team, role=role, clearance=Clearance.CONFIDENTIAL)
             members[role] = user
         return TeamWorld(team=team, application=application, members=members)
 

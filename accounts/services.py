@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import keys, roles
-from accounts.caller import Caller
+from accounts.caller import Caller, TeamGrant
 from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
 from controlplane.errors import AuthenticationRequired, Conflict, PermissionDenied, ValidationFailed
 
@@ -28,6 +28,7 @@ def team_create(*, caller: Caller, name: str, description: str = "", time_zone: 
             raise Conflict(f"A team named '{name}' already exists; pick another name.", param="name")
         team = Team.objects.create(name=name, description=description, time_zone=time_zone)
         Membership.objects.create(user=caller.user, team=team, role=Role.ADMIN, clearance=Clearance.RESTRICTED)
+    caller.grants[team.id] = TeamGrant(role=Role.ADMIN, clearance=Clearance.RESTRICTED)
     logger.info("team created", extra={"team_id": team.id, "actor": caller.label})
     return team
 

@@ -17,5 +17,5 @@ urlpatterns = [
         name="api-key-revoke",
     ),
     path("me", api.MeView.as_view(), name="api-me"),
-    path("me/", api.MeView.as_view()),
+    path("me/", api.MeView.as_view(schema=None)),
 ]

@@ -19,4 +19,6 @@ SECURE_HSTS_SECONDS = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast hashing in tests only
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = str(VAR_DIR / "staticfiles")  # noqa: F405
+os.makedirs(STATIC_ROOT, exist_ok=True)
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"caller": "100000/minute"}  # noqa: F405

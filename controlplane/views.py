@@ -3,6 +3,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import kombu
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -27,9 +29,9 @@ def _check_database() -> None:
 
 
 def _check_broker() -> None:
-    from controlplane.celery import app
-
-    with app.connection_for_write() as broker:
+    with kombu.Connection(
+        settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2
+    ) as broker:
         broker.ensure_connection(max_retries=1, timeout=2)
 
 

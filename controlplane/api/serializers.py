@@ -39,6 +39,11 @@ class ClearanceField(ChoiceField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=Clearance.level_names(), **kwargs)
 
+    def get_default(self) -> Any:
+        # Defaults are given as names, like input, but skip validation: convert them here.
+        default = super().get_default()
+        return int(Clearance.from_name(default)) if isinstance(default, str) else default
+
     def to_internal_value(self, data: Any) -> int:  # type: ignore[override]  # names in, integers out
         name = super().to_internal_value(data)
         return int(Clearance.from_name(name))
