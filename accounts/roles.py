@@ -23,25 +23,36 @@ INVOKE_APPLICATION = "accounts.invoke_application"
 VIEW_API_KEY = "accounts.view_apikey"
 ADD_API_KEY = "accounts.add_apikey"
 CHANGE_API_KEY = "accounts.change_apikey"
+VIEW_PROMPT = "prompts.view_prompt"
+ADD_PROMPT = "prompts.add_prompt"
+CHANGE_PROMPT = "prompts.change_prompt"
+DEPLOY_PROMPT = "prompts.deploy_prompt"
+USE_PROMPT = "prompts.use_prompt"  # serve a prompt to end users: record experiment exposures
 
-_MEMBER_BASE = frozenset({VIEW_TEAM, VIEW_MEMBERSHIP, VIEW_APPLICATION})
-_MANAGER = _MEMBER_BASE | {
-    VIEW_API_KEY,
-    ADD_APPLICATION,
-    CHANGE_APPLICATION,
-    ADD_API_KEY,
-    CHANGE_API_KEY,
-    INVOKE_APPLICATION,
-}
+_MEMBER_BASE = frozenset({VIEW_TEAM, VIEW_MEMBERSHIP, VIEW_APPLICATION, VIEW_PROMPT})
+_PROMPT_AUTHOR = frozenset({ADD_PROMPT, CHANGE_PROMPT, USE_PROMPT})
+_MANAGER = (
+    _MEMBER_BASE
+    | _PROMPT_AUTHOR
+    | {DEPLOY_PROMPT}
+    | {
+        VIEW_API_KEY,
+        ADD_APPLICATION,
+        CHANGE_APPLICATION,
+        ADD_API_KEY,
+        CHANGE_API_KEY,
+        INVOKE_APPLICATION,
+    }
+)
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.VIEWER: _MEMBER_BASE,
     Role.REVIEWER: _MEMBER_BASE,
     Role.COMPLIANCE_OFFICER: _MEMBER_BASE | {VIEW_API_KEY},
-    Role.PROMPT_ENGINEER: _MEMBER_BASE | {INVOKE_APPLICATION},
+    Role.PROMPT_ENGINEER: _MEMBER_BASE | _PROMPT_AUTHOR | {INVOKE_APPLICATION},
     Role.MANAGER: frozenset(_MANAGER),
     Role.ADMIN: frozenset(_MANAGER | {CHANGE_TEAM, ADD_MEMBERSHIP, CHANGE_MEMBERSHIP, DELETE_MEMBERSHIP}),
-    Role.APPLICATION: frozenset({VIEW_TEAM, VIEW_APPLICATION, INVOKE_APPLICATION}),
+    Role.APPLICATION: frozenset({VIEW_TEAM, VIEW_APPLICATION, INVOKE_APPLICATION, VIEW_PROMPT, USE_PROMPT}),
 }
 
 

@@ -1,28 +1,486 @@
-"""Settings pages (htmx) over the same selectors and services as the API. Placeholder
-bodies until the settings UI is filled in."""
+"""Settings pages: teams, members, applications and API keys, over accounts' selectors and services.
+
+Each page is built from sections (partials). An htmx form posts to its own endpoint and gets
+back only its section, with field errors and the status of a failure (400, 403 or 409); a
+plain form post gets a redirect after success, or the whole page with the errors.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_http_methods
+from django_htmx.middleware import HtmxDetails
 
-from accounts import selectors
+from accounts import roles, selectors, services
+from accounts.caller import Caller, caller_for_user
+from accounts.forms import (
+    ApiKeyCreateForm,
+    ApplicationCreateForm,
+    ApplicationUpdateForm,
+    MemberAddForm,
+    MemberUpdateForm,
+    TeamForm,
+)
+from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
 from controlplane.api.authentication import get_caller
+from controlplane.errors import ApplicationError, NotFound
+from controlplane.htmx import htmx_redirect, render_page
+
+require_page = require_http_methods(["GET", "HEAD"])
+require_post = require_http_methods(["POST"])
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+@dataclass
+class Feedback:
+    """What a section says after a form post: a success notice or a refusal (shown as an alert)."""
+
+    notices: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _refusal(form: forms.Form, error: ApplicationError, *, section: str, feedback: Feedback) -> int:
+    """Show a service's refusal on the field it names, else as the section's alert; return its status."""
+    if error.param and error.param in form.fields:
+        form.add_error(error.param, error.message)
+    else:
+        feedback.errors[section] = error.message
+    return error.status_code
+
+
+def _refreshed_caller(request: HttpRequest) -> Caller:
+    # The caller is built once per request; after a write to the user's own memberships its
+    # grants are stale, and the re-rendered section must reflect the new ones.
+    return caller_for_user(request.user)
+
+
+def _done(request: HtmxHttpRequest, message: str, url: str) -> HttpResponse:
+    """A plain form post succeeded: redirect to the page, saying what happened."""
+    messages.success(request, message)
+    return redirect(url)
+
+
+# Teams and applications: /settings/ ------------------------------------------------
+
+TEAM_LIST_PAGE = "accounts/team_list.html"
+TEAM_LIST_CONTENT = "accounts/partials/_team_list_content.html"
+TEAMS_SECTION = "accounts/partials/_teams.html"
+APPLICATIONS_SECTION = "accounts/partials/_applications.html"
+
+
+@dataclass(frozen=True)
+class TeamRow:
+    team: Team
+    role: str
+    clearance: str
+
+
+def _team_list_context(
+    caller: Caller,
+    *,
+    team_form: TeamForm | None = None,
+    application_form: ApplicationCreateForm | None = None,
+    feedback: Feedback | None = None,
+) -> dict[str, Any]:
+    teams = list(selectors.team_list(caller=caller))
+    role_labels = dict(Role.choices)
+    team_rows = [
+        TeamRow(
+            team=team,
+            role=role_labels.get(caller.role_in(team.id) or "", ""),
+            clearance=Clearance(caller.clearance_in(team.id)).label,
+        )
+        for team in teams
+    ]
+    teams_for_applications = [team for team in teams if caller.has_permission(roles.ADD_APPLICATION, team_id=team.id)]
+    application_form = application_form or ApplicationCreateForm()
+    application_form.offer_teams(teams_for_applications)
+    feedback = feedback or Feedback()
+    return {
+        "team_rows": team_rows,
+        "can_create_teams": caller.can_create_teams,
+        "team_form": team_form or TeamForm(),
+        "applications": selectors.application_list(caller=caller),
+        "can_create_applications": bool(teams_for_applications),
+        "application_form": application_form,
+        "notices": feedback.notices,
+        "errors": feedback.errors,
+    }
 
 
 @login_required
-def team_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/team_list.html", {"teams": selectors.team_list(caller=get_caller(request))})
+@require_page
+def team_list(request: HtmxHttpRequest) -> HttpResponse:
+    context = _team_list_context(get_caller(request))
+    return render_page(request, page=TEAM_LIST_PAGE, partial=TEAM_LIST_CONTENT, context=context)
 
 
 @login_required
-def team_detail(request: HttpRequest, team_id: int) -> HttpResponse:
-    team = selectors.team_get(caller=get_caller(request), team_id=team_id)
-    return render(request, "accounts/team_detail.html", {"team": team})
+@require_post
+def team_create(request: HtmxHttpRequest) -> HttpResponse:
+    caller = get_caller(request)
+    form = TeamForm(request.POST)
+    feedback = Feedback()
+    status = 400
+    if form.is_valid():
+        try:
+            team = services.team_create(caller=caller, **form.cleaned_data)
+        except ApplicationError as error:
+            status = _refusal(form, error, section="teams", feedback=feedback)
+        else:
+            message = f"Created team {team.name}; you are its admin."
+            if not request.htmx:
+                return _done(request, message, reverse("settings:teams"))
+            feedback.notices["teams"] = message
+            context = _team_list_context(_refreshed_caller(request), feedback=feedback)
+            # The new team can now hold applications: refresh that section's team choices too.
+            context["refresh_applications"] = True
+            return render_page(request, page=TEAM_LIST_PAGE, partial=TEAMS_SECTION, context=context)
+    context = _team_list_context(caller, team_form=form, feedback=feedback)
+    return render_page(request, page=TEAM_LIST_PAGE, partial=TEAMS_SECTION, context=context, status=status)
 
 
 @login_required
-def application_detail(request: HttpRequest, application_id: int) -> HttpResponse:
-    application = selectors.application_get(caller=get_caller(request), application_id=application_id)
-    return render(request, "accounts/application_detail.html", {"application": application})
+@require_post
+def application_create(request: HtmxHttpRequest) -> HttpResponse:
+    caller = get_caller(request)
+    form = ApplicationCreateForm(request.POST)
+    feedback = Feedback()
+    status = 400
+    if form.is_valid():
+        team = selectors.team_get(caller=caller, team_id=form.cleaned_data["team"])
+        try:
+            application = services.application_create(
+                caller=caller,
+                team=team,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+            )
+        except ApplicationError as error:
+            status = _refusal(form, error, section="applications", feedback=feedback)
+        else:
+            message = f"Created application {application.name} in {team.name}."
+            if not request.htmx:
+                return _done(request, message, reverse("settings:teams"))
+            feedback.notices["applications"] = message
+            context = _team_list_context(caller, feedback=feedback)
+            return render_page(request, page=TEAM_LIST_PAGE, partial=APPLICATIONS_SECTION, context=context)
+    context = _team_list_context(caller, application_form=form, feedback=feedback)
+    return render_page(request, page=TEAM_LIST_PAGE, partial=APPLICATIONS_SECTION, context=context, status=status)
+
+
+# One team: /settings/teams/<id>/ ---------------------------------------------------
+
+TEAM_PAGE = "accounts/team_detail.html"
+TEAM_CONTENT = "accounts/partials/_team_detail_content.html"
+TEAM_DETAILS_SECTION = "accounts/partials/_team_details.html"
+MEMBERS_SECTION = "accounts/partials/_members.html"
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    membership: Membership
+    form: MemberUpdateForm | None
+
+
+def _team_initial(team: Team) -> dict[str, Any]:
+    return {"name": team.name, "description": team.description, "time_zone": team.time_zone}
+
+
+def _team_detail_context(
+    caller: Caller,
+    team: Team,
+    *,
+    team_form: TeamForm | None = None,
+    member_add_form: MemberAddForm | None = None,
+    member_forms: dict[int, MemberUpdateForm] | None = None,
+    feedback: Feedback | None = None,
+) -> dict[str, Any]:
+    can_change_members = caller.has_permission(roles.CHANGE_MEMBERSHIP, team_id=team.id)
+    member_forms = member_forms or {}
+    member_rows = [
+        MemberRow(
+            membership=membership,
+            form=member_forms.get(membership.user_id)
+            or MemberUpdateForm(
+                initial={"role": membership.role, "clearance": membership.clearance}, user_id=membership.user_id
+            )
+            if can_change_members
+            else None,
+        )
+        for membership in selectors.membership_list(caller=caller, team=team)
+    ]
+    role = caller.role_in(team.id) or ""
+    feedback = feedback or Feedback()
+    return {
+        "team": team,
+        "your_role": dict(Role.choices).get(role, role),
+        "your_clearance": Clearance(caller.clearance_in(team.id)).label,
+        "can_change_team": caller.has_permission(roles.CHANGE_TEAM, team_id=team.id),
+        "team_form": team_form or TeamForm(initial=_team_initial(team)),
+        "member_rows": member_rows,
+        "can_change_members": can_change_members,
+        "can_remove_members": caller.has_permission(roles.DELETE_MEMBERSHIP, team_id=team.id),
+        "can_add_members": caller.has_permission(roles.ADD_MEMBERSHIP, team_id=team.id),
+        "member_add_form": member_add_form or MemberAddForm(),
+        "applications": selectors.application_list(caller=caller, team_id=team.id),
+        "can_add_applications": caller.has_permission(roles.ADD_APPLICATION, team_id=team.id),
+        "notices": feedback.notices,
+        "errors": feedback.errors,
+    }
+
+
+@login_required
+@require_page
+def team_detail(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    team = selectors.team_get(caller=caller, team_id=team_id)
+    return render_page(request, page=TEAM_PAGE, partial=TEAM_CONTENT, context=_team_detail_context(caller, team))
+
+
+@login_required
+@require_post
+def team_update(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    team = selectors.team_get(caller=caller, team_id=team_id)
+    form = TeamForm(request.POST, initial=_team_initial(team))
+    feedback = Feedback()
+    status = 400
+    if form.is_valid():
+        try:
+            team = services.team_update(caller=caller, team=team, **form.cleaned_data)
+        except ApplicationError as error:
+            status = _refusal(form, error, section="details", feedback=feedback)
+        else:
+            if not request.htmx:
+                return _done(request, "Saved the team.", reverse("settings:team", args=[team.id]))
+            feedback.notices["details"] = "Saved the team."
+            context = _team_detail_context(caller, team, feedback=feedback)
+            return render_page(request, page=TEAM_PAGE, partial=TEAM_DETAILS_SECTION, context=context)
+    context = _team_detail_context(caller, team, team_form=form, feedback=feedback)
+    return render_page(request, page=TEAM_PAGE, partial=TEAM_DETAILS_SECTION, context=context, status=status)
+
+
+@login_required
+@require_post
+def member_add(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    team = selectors.team_get(caller=caller, team_id=team_id)
+    form = MemberAddForm(request.POST)
+    feedback = Feedback()
+    status = 400
+    if form.is_valid():
+        try:
+            membership = services.membership_add(caller=caller, team=team, **form.cleaned_data)
+        except ApplicationError as error:
+            status = _refusal(form, error, section="members", feedback=feedback)
+        else:
+            message = f"Added {membership.user.get_username()} as {membership.get_role_display()}."
+            if not request.htmx:
+                return _done(request, message, reverse("settings:team", args=[team.id]))
+            feedback.notices["members"] = message
+            context = _team_detail_context(caller, team, feedback=feedback)
+            return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context)
+    context = _team_detail_context(caller, team, member_add_form=form, feedback=feedback)
+    return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=status)
+
+
+@login_required
+@require_post
+def member_update(request: HtmxHttpRequest, team_id: int, user_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    team = selectors.team_get(caller=caller, team_id=team_id)
+    membership = selectors.membership_get(caller=caller, team=team, user_id=user_id)
+    username = membership.user.get_username()
+    form = MemberUpdateForm(request.POST, user_id=membership.user_id)
+    feedback = Feedback()
+    status = 400
+    if form.is_valid():
+        try:
+            membership = services.membership_update(caller=caller, membership=membership, **form.cleaned_data)
+        except ApplicationError as error:
+            status = error.status_code
+            feedback.errors["members"] = f"Could not change {username}: {error.message}"
+        else:
+            role, clearance = membership.get_role_display(), membership.get_clearance_display()
+            message = f"{username} is now {role} with {clearance} clearance."
+            if not request.htmx:
+                return _done(request, message, reverse("settings:team", args=[team.id]))
+            feedback.notices["members"] = message
+            # The user may have changed their own role: render with their current rights.
+            context = _team_detail_context(_refreshed_caller(request), team, feedback=feedback)
+            return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context)
+    context = _team_detail_context(caller, team, member_forms={membership.user_id: form}, feedback=feedback)
+    return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=status)
+
+
+@login_required
+@require_post
+def member_remove(request: HtmxHttpRequest, team_id: int, user_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    team = selectors.team_get(caller=caller, team_id=team_id)
+    membership = selectors.membership_get(caller=caller, team=team, user_id=user_id)
+    username = membership.user.get_username()
+    feedback = Feedback()
+    try:
+        services.membership_remove(caller=caller, membership=membership)
+    except ApplicationError as error:
+        feedback.errors["members"] = f"Could not remove {username}: {error.message}"
+        context = _team_detail_context(caller, team, feedback=feedback)
+        return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=error.status_code)
+    message = f"Removed {username} from {team.name}."
+    if membership.user_id == request.user.pk:
+        # The user left the team: its page is no longer theirs to see.
+        messages.success(request, message)
+        return htmx_redirect(reverse("settings:teams")) if request.htmx else redirect("settings:teams")
+    if not request.htmx:
+        return _done(request, message, reverse("settings:team", args=[team.id]))
+    feedback.notices["members"] = message
+    context = _team_detail_context(caller, team, feedback=feedback)
+    return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context)
+
+
+# One application: /settings/applications/<id>/ ------------------------------------
+
+APPLICATION_PAGE = "accounts/application_detail.html"
+APPLICATION_CONTENT = "accounts/partials/_application_detail_content.html"
+APPLICATION_DETAILS_SECTION = "accounts/partials/_application_details.html"
+API_KEYS_SECTION = "accounts/partials/_api_keys.html"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key just created, with its secret: rendered in that one response, never stored."""
+
+    api_key: ApiKey
+    secret: str
+
+
+def _application_initial(application: Application) -> dict[str, Any]:
+    return {"name": application.name, "description": application.description}
+
+
+def _application_detail_context(
+    caller: Caller,
+    application: Application,
+    *,
+    application_form: ApplicationUpdateForm | None = None,
+    key_form: ApiKeyCreateForm | None = None,
+    new_key: NewKey | None = None,
+    feedback: Feedback | None = None,
+) -> dict[str, Any]:
+    team_id = application.team_id
+    can_view_keys = caller.has_permission(roles.VIEW_API_KEY, team_id=team_id, obj=application)
+    feedback = feedback or Feedback()
+    return {
+        "application": application,
+        "can_change_application": caller.has_permission(roles.CHANGE_APPLICATION, team_id=team_id, obj=application),
+        "application_form": application_form or ApplicationUpdateForm(initial=_application_initial(application)),
+        "can_view_keys": can_view_keys,
+        "api_keys": selectors.api_key_list(caller=caller, application=application) if can_view_keys else [],
+        "can_add_keys": caller.has_permission(roles.ADD_API_KEY, team_id=team_id, obj=application),
+        "can_revoke_keys": caller.has_permission(roles.CHANGE_API_KEY, team_id=team_id, obj=application),
+        "key_form": key_form or ApiKeyCreateForm(),
+        "new_key": new_key,
+        "notices": feedback.notices,
+        "errors": feedback.errors,
+    }
+
+
+@login_required
+@require_page
+def application_detail(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    application = selectors.application_get(caller=caller, application_id=application_id)
+    context = _application_detail_context(caller, application)
+    return render_page(request, page=APPLICATION_PAGE, partial=APPLICATION_CONTENT, context=context)
+
+
+@login_required
+@require_post
+def application_update(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    application = selectors.application_get(caller=caller, application_id=application_id)
+    form = ApplicationUpdateForm(request.POST, initial=_application_initial(application))
+    feedback = Feedback()
+    status = 400
+    if form.is_valid():
+        try:
+            application = services.application_update(caller=caller, application=application, **form.cleaned_data)
+        except ApplicationError as error:
+            status = _refusal(form, error, section="details", feedback=feedback)
+            # A refused rename must not show the refused name as the application's.
+            application.refresh_from_db()
+        else:
+            url = reverse("settings:application", args=[application.id])
+            if not request.htmx:
+                return _done(request, "Saved the application.", url)
+            feedback.notices["details"] = "Saved the application."
+            context = _application_detail_context(caller, application, feedback=feedback)
+            return render_page(request, page=APPLICATION_PAGE, partial=APPLICATION_DETAILS_SECTION, context=context)
+    context = _application_detail_context(caller, application, application_form=form, feedback=feedback)
+    return render_page(
+        request, page=APPLICATION_PAGE, partial=APPLICATION_DETAILS_SECTION, context=context, status=status
+    )
+
+
+@login_required
+@require_post
+def key_create(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    application = selectors.application_get(caller=caller, application_id=application_id)
+    form = ApiKeyCreateForm(request.POST)
+    feedback = Feedback()
+    status = 400
+    if form.is_valid():
+        try:
+            api_key, secret = services.api_key_create(caller=caller, application=application, **form.cleaned_data)
+        except ApplicationError as error:
+            status = _refusal(form, error, section="keys", feedback=feedback)
+        else:
+            # No redirect, even for a plain post: the secret exists only in this response.
+            context = _application_detail_context(caller, application, new_key=NewKey(api_key=api_key, secret=secret))
+            response = render_page(
+                request, page=APPLICATION_PAGE, partial=API_KEYS_SECTION, context=context, status=201
+            )
+            add_never_cache_headers(response)
+            return response
+    context = _application_detail_context(caller, application, key_form=form, feedback=feedback)
+    return render_page(request, page=APPLICATION_PAGE, partial=API_KEYS_SECTION, context=context, status=status)
+
+
+@login_required
+@require_post
+def key_revoke(request: HtmxHttpRequest, application_id: int, key_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    application = selectors.application_get(caller=caller, application_id=application_id)
+    feedback = Feedback()
+    try:
+        api_key = selectors.api_key_get(caller=caller, application=application, key_id=key_id)
+        services.api_key_revoke(caller=caller, api_key=api_key)
+    except NotFound:
+        raise
+    except ApplicationError as error:
+        feedback.errors["keys"] = f"Could not revoke the key: {error.message}"
+        context = _application_detail_context(caller, application, feedback=feedback)
+        return render_page(
+            request, page=APPLICATION_PAGE, partial=API_KEYS_SECTION, context=context, status=error.status_code
+        )
+    message = f"Revoked key {api_key.name} (cp_{api_key.prefix}); requests with it now fail."
+    if not request.htmx:
+        return _done(request, message, reverse("settings:application", args=[application.id]))
+    feedback.notices["keys"] = message
+    context = _application_detail_context(caller, application, feedback=feedback)
+    return render_page(request, page=APPLICATION_PAGE, partial=API_KEYS_SECTION, context=context)
