@@ -75,3 +75,14 @@ def assert_hidden(
 ) -> Any:
     """Another team's object: 404, not 403, and nothing changed."""
     return assert_refused(client, method, url, status=404, unchanged=unchanged, data=data)
+
+
+def requires_postgresql() -> Any:
+    """Mark a test that needs PostgreSQL (row locks under real concurrency, for example)."""
+    import pytest
+    from django.conf import settings
+
+    return pytest.mark.skipif(
+        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        reason="needs PostgreSQL: set DATABASE_URL=postgres://... (SQLite serialises all writes)",
+    )
