@@ -38,7 +38,7 @@ def membership_get(*, caller: Caller, team: Team, user_id: int | str) -> Members
     queryset = membership_list(caller=caller, team=team)
     try:
         return queryset.get(user_id=int(user_id))
-    except (Membership.DoesNotExist, ValueError, TypeError):
+    except (Membership.DoesNotExist, ValueError, TypeError, OverflowError):
         raise NotFound(f"Team {team.id} has no member with user id {user_id}.") from None
 
 
@@ -73,5 +73,5 @@ def api_key_get(*, caller: Caller, application: Application, key_id: int | str) 
 def _get_or_404(queryset: QuerySet[ModelT], object_id: int | str, noun: str) -> ModelT:
     try:
         return queryset.get(pk=int(object_id))
-    except (ObjectDoesNotExist, ValueError, TypeError):
+    except (ObjectDoesNotExist, ValueError, TypeError, OverflowError):
         raise NotFound(f"No {noun} with id {object_id} exists in your teams.") from None

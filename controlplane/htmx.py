@@ -16,7 +16,9 @@ def render_page(
     context: dict[str, Any],
     status: int = 200,
 ) -> HttpResponse:
-    template = partial if getattr(request, "htmx", False) else page
+    htmx = getattr(request, "htmx", None)
+    # Boosted navigation swaps the whole body, so it needs the full page.
+    template = partial if htmx and not htmx.boosted else page
     return render(request, template, context, status=status)
 
 
