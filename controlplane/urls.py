@@ -16,7 +16,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("accounts.urls_api")),
+    path("api/v1/", include("prompts.urls_api")),
     path("settings/", include("accounts.urls")),
+    path("prompts/", include("prompts.urls")),
     path("<slug:area>/", views.area_placeholder, name="area"),
 ]
 
