@@ -234,3 +234,6 @@ LOGGING = {
 # Accounts: how often an API key's last-used time is written (seconds); a hot key is not
 # written on every request.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
+
+# Key for secrets encrypted at rest (controlplane.crypto); defaults to one derived from SECRET_KEY.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
