@@ -39,6 +39,11 @@ class NotFound(ApplicationError):
     default_code = "not_found"
 
 
+class PayloadTooLarge(ApplicationError):
+    status_code = 413
+    default_code = "request_too_large"
+
+
 class Conflict(ApplicationError):
     status_code = 409
     default_code = "conflict"

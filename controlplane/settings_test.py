@@ -21,4 +21,5 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = str(VAR_DIR / "staticfiles")  # noqa: F405
 os.makedirs(STATIC_ROOT, exist_ok=True)
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - threads of live servers must not hold the test database open
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"caller": "100000/minute"}  # noqa: F405

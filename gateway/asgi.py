@@ -1,0 +1,381 @@
+"""A lean ASGI app for the OpenAI-compatible endpoints (`/v1/...`), in front of Django.
+
+The hot path skips Django's request/middleware machinery: it reads the body, runs the
+synchronous steps (authentication, prompt, routing; pricing and recording) in one shared
+thread pool, and talks to providers on the event loop. Everything else goes to Django.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import close_old_connections
+
+from controlplane.errors import ApplicationError, PayloadTooLarge
+from controlplane.ids import uuid7
+from controlplane.logging import request_id_var
+from controlplane.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gateway import upstream
+from gateway.pipeline import Plan, Result, Usage, finish, prepare
+from observability.models import CallStatus
+
+logger = logging.getLogger("gateway")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _executor  # one pool per process, made on first use
+    if _executor is None:
+        _executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.GATEWAY_THREADS, thread_name_prefix="gateway"
+        )
+    return _executor
+
+
+def _in_request_cycle(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    # What Django does around a request: drop broken or expired connections before and after.
+    close_old_connections()
+    try:
+        return function(**kwargs)
+    finally:
+        close_old_connections()
+
+
+async def run_sync(function: Callable[..., Any], **kwargs: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(_pool(), partial(_in_request_cycle, function, kwargs))
+
+
+def error_payload(status: int, message: str, error_type: str, code: str | None, param: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": error_type, "param": param, "code": code}})
+
+
+class GatewayApp:
+    def __init__(self, django_app: Callable[..., Awaitable[None]]) -> None:
+        self.django_app = django_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await Exchange(scope, receive, send).handle()
+        else:
+            await self.django_app(scope, receive, send)
+
+
+class Exchange:
+    """One request to /v1/..."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.started = time.perf_counter()
+        self.headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        supplied = self.headers.get("x-request-id", "")
+        self.request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        self.status = 500
+        self.route = "unmatched"
+        self.disconnected = asyncio.Event()
+
+    async def handle(self) -> None:
+        token = request_id_var.set(self.request_id)
+        try:
+            await self._dispatch()
+        finally:
+            elapsed = time.perf_counter() - self.started
+            HTTP_REQUESTS.labels(route=self.route, method=self.scope["method"], status=str(self.status)).inc()
+            HTTP_LATENCY.labels(route=self.route, method=self.scope["method"]).observe(elapsed)
+            request_id_var.reset(token)
+
+    async def _dispatch(self) -> None:
+        path, method = self.scope["path"].rstrip("/"), self.scope["method"]
+        routes: dict[str, tuple[str, Callable[[], Awaitable[None]]]] = {
+            "/v1/chat/completions": ("POST", self.chat_completions),
+            "/v1/models": ("GET", self.models),
+        }
+        if path not in routes:
+            await self.respond_error(
+                404,
+                f"Unknown path {path}; this gateway serves /v1/chat/completions and /v1/models.",
+                "invalid_request_error",
+                "not_found",
+            )
+            return
+        expected, handler = routes[path]
+        self.route = path.lstrip("/")
+        if method != expected:
+            await self.respond_error(
+                405, f"{path} accepts {expected} only.", "invalid_request_error", "method_not_allowed"
+            )
+            return
+        try:
+            await handler()
+        except ApplicationError as error:
+            await self.respond_error(error.status_code, error.message, error.error_type, error.code, error.param)
+
+    # Responses ----------------------------------------------------------------------
+
+    async def start(self, status: int, content_type: bytes, extra: dict[str, str] | None = None) -> None:
+        self.status = status
+        headers = [(b"content-type", content_type), (b"x-request-id", self.request_id.encode())]
+        for name, value in (extra or {}).items():
+            headers.append((name.encode(), value.encode()))
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def respond(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
+        await self.start(status, b"application/json", extra)
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def respond_error(
+        self,
+        status: int,
+        message: str,
+        error_type: str,
+        code: str | None,
+        param: str | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        await self.respond(status, error_payload(status, message, error_type, code, param), extra)
+
+    # Request body -------------------------------------------------------------------
+
+    async def read_body(self) -> bytes:
+        limit = settings.GATEWAY_MAX_BODY_BYTES
+        declared = self.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"The request body is {declared} bytes; the limit is {limit}. Send fewer or shorter messages."
+            )
+        chunks, size = [], 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected.set()
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"The request body is over the limit of {limit} bytes. Send fewer or shorter messages."
+                )
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        return b"".join(chunks)
+
+    # Handlers -----------------------------------------------------------------------
+
+    async def models(self) -> None:
+        from gateway.catalog import visible_model_names
+        from gateway.keys import authenticate
+
+        key = await run_sync(authenticate, authorization=self.headers.get("authorization", ""))
+        names = await run_sync(visible_model_names, team_id=key.team_id)
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "controlplane"} for name in names]
+        await self.respond(200, orjson.dumps({"object": "list", "data": data}))
+
+    async def chat_completions(self) -> None:
+        body = await self.read_body()
+        call_id = str(uuid7())
+        _, plan = await run_sync(
+            prepare,
+            call_id=call_id,
+            started=self.started,
+            authorization=self.headers.get("authorization", ""),
+            body=body,
+        )
+        if plan.request.stream:
+            await self.stream(plan)
+        else:
+            await self.complete(plan)
+
+    def _headers(self, plan: Plan, result: Result, record: dict[str, Any] | None) -> dict[str, str]:
+        served = result.served
+        route = (
+            f"{served.name} ({plan.route_reason}"
+            + (", fallback" if served and plan.chain[0].id != served.id else "")
+            + ")"
+            if served
+            else ""
+        )
+        headers = {
+            "x-controlplane-call-id": plan.call_id,
+            "x-controlplane-route": route,
+            "x-controlplane-cache": "none",
+        }
+        if record is not None:
+            headers["x-controlplane-overhead-ms"] = f"{record['gateway_overhead_ms']:.2f}"
+            headers["x-controlplane-cost-usd"] = record["cost_usd"]
+        return headers
+
+    async def complete(self, plan: Plan) -> None:
+        upstream_started = time.perf_counter()
+        try:
+            outcome = await upstream.call(
+                chain=plan.chain,
+                breaker_states=plan.breaker_states,
+                messages=plan.messages,
+                params=plan.params,
+                stream=False,
+            )
+        except upstream.UpstreamError as failure:
+            result = Result(
+                served=None,
+                status=CallStatus.ERROR,
+                http_status=failure.status,
+                attempts=[attempt.as_dict() for attempt in failure.attempts],
+                retries=max(0, len(failure.attempts) - 1),
+                error_type=failure.error_type,
+                error_message=failure.message,
+                upstream_ms=(time.perf_counter() - upstream_started) * 1000,
+            )
+            record = await run_sync(finish, plan=plan, result=result)
+            await self.respond_error(
+                failure.status,
+                failure.message,
+                failure.error_type,
+                failure.code,
+                extra=self._headers(plan, result, record),
+            )
+            return
+        upstream_ms = (time.perf_counter() - upstream_started) * 1000
+        try:
+            payload = orjson.loads(outcome.body)
+        except orjson.JSONDecodeError:
+            payload = {}
+        choice = (payload.get("choices") or [{}])[0] if isinstance(payload, dict) else {}
+        message = choice.get("message") or {}
+        result = Result(
+            served=outcome.served,
+            status=CallStatus.SUCCESS,
+            http_status=200,
+            text=message.get("content") or "",
+            finish_reason=choice.get("finish_reason") or "",
+            response_id=str(payload.get("id") or ""),
+            usage=Usage.from_openai(payload.get("usage")),
+            attempts=[attempt.as_dict() for attempt in outcome.attempts],
+            retries=outcome.retries,
+            upstream_ms=upstream_ms,
+        )
+        record = await run_sync(finish, plan=plan, result=result)
+        await self.respond(200, outcome.body, self._headers(plan, result, record))
+
+    async def _watch_disconnect(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected.set()
+                return
+
+    async def stream(self, plan: Plan) -> None:
+        upstream_started = time.perf_counter()
+        try:
+            outcome = await upstream.call(
+                chain=plan.chain,
+                breaker_states=plan.breaker_states,
+                messages=plan.messages,
+                params=plan.params,
+                stream=True,
+            )
+        except upstream.UpstreamError as failure:
+            result = Result(
+                served=None,
+                status=CallStatus.ERROR,
+                http_status=failure.status,
+                attempts=[attempt.as_dict() for attempt in failure.attempts],
+                error_type=failure.error_type,
+                error_message=failure.message,
+                upstream_ms=(time.perf_counter() - upstream_started) * 1000,
+            )
+            record = await run_sync(finish, plan=plan, result=result)
+            await self.respond_error(
+                failure.status,
+                failure.message,
+                failure.error_type,
+                failure.code,
+                extra=self._headers(plan, result, record),
+            )
+            return
+        result = Result(
+            served=outcome.served,
+            status=CallStatus.SUCCESS,
+            http_status=200,
+            attempts=[attempt.as_dict() for attempt in outcome.attempts],
+            retries=outcome.retries,
+        )
+        await self.start(
+            200, b"text/event-stream; charset=utf-8", {**self._headers(plan, result, None), "cache-control": "no-cache"}
+        )
+        watcher = asyncio.create_task(self._watch_disconnect())
+        relay = asyncio.create_task(self._relay(plan, outcome, result, upstream_started))
+        done, _ = await asyncio.wait({watcher, relay}, return_when=asyncio.FIRST_COMPLETED)
+        if relay not in done:  # the client went away: stop reading from the provider
+            relay.cancel()
+            result.status = CallStatus.CANCELLED
+            result.http_status = 499
+            result.error_type = "client_disconnected"
+            result.error_message = "The client disconnected before the stream ended."
+        else:
+            watcher.cancel()
+        try:
+            await relay
+        except asyncio.CancelledError:
+            pass
+        except Exception as error:  # noqa: BLE001 - a provider failing mid-stream ends the stream, recorded
+            result.status = CallStatus.ERROR
+            result.error_type = type(error).__name__
+            result.error_message = str(error)
+        finally:
+            await outcome.close()
+        if result.upstream_ms == 0.0:
+            result.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+        record = await run_sync(finish, plan=plan, result=result)
+        if result.status == CallStatus.SUCCESS:
+            trailer = (
+                f": x-controlplane-cost-usd={record['cost_usd']} "
+                f"x-controlplane-overhead-ms={record['gateway_overhead_ms']:.2f}\n\n"
+            )
+            await self.send({"type": "http.response.body", "body": trailer.encode(), "more_body": True})
+        if not self.disconnected.is_set():
+            await self.send({"type": "http.response.body", "body": b""})
+
+    async def _relay(self, plan: Plan, outcome: upstream.Outcome, result: Result, upstream_started: float) -> None:
+        text_parts: list[str] = []
+        assert outcome.stream is not None
+        try:
+            async for line in outcome.stream:
+                chunk = upstream.parse_stream_line(line)
+                if chunk is not None:
+                    choices = chunk.get("choices") or []
+                    if chunk.get("usage"):
+                        result.usage = Usage.from_openai(chunk["usage"])
+                    if chunk.get("id") and not result.response_id:
+                        result.response_id = str(chunk["id"])
+                    if choices:
+                        delta = choices[0].get("delta") or {}
+                        if delta.get("content"):
+                            if result.time_to_first_token_ms is None:
+                                result.time_to_first_token_ms = round((time.perf_counter() - self.started) * 1000, 3)
+                            text_parts.append(delta["content"])
+                        if choices[0].get("finish_reason"):
+                            result.finish_reason = choices[0]["finish_reason"]
+                    elif not plan.request.include_usage:
+                        continue  # the usage-only chunk the client did not ask for
+                await self.send({"type": "http.response.body", "body": (line + "\n").encode(), "more_body": True})
+        finally:
+            result.text = "".join(text_parts)
+            result.upstream_ms = (time.perf_counter() - upstream_started) * 1000

@@ -1,0 +1,351 @@
+"""The OpenAI-compatible endpoint, driven by the official SDK against a live server, with
+fake providers speaking the OpenAI protocol over real HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
+
+from gateway.models import RoutingPolicy
+from gateway.tests.conftest import model_for, provider_for, stored_calls
+from gateway.tests.fake_upstream import fail, hang, reply
+from observability.models import Call, CallStatus
+
+
+def error_body(error: openai.APIStatusError) -> dict:
+    """The `error` object of an OpenAI-shaped error response (the SDK unwraps it)."""
+    assert isinstance(error.body, dict), error.body
+    return error.body
+
+
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
+
+
+def test_completion_passes_through_and_is_recorded(gateway_client, fake_upstream):
+    model_for(provider_for(fake_upstream))
+    fake_upstream.enqueue(reply("Hello there friend", prompt_tokens=7, completion_tokens=3))
+
+    raw = gateway_client.sdk.chat.completions.with_raw_response.create(
+        model="fake-model",
+        messages=MESSAGES,
+        temperature=0.2,
+        user="end-user-1",
+        extra_body={"metadata": {"feature": "faq"}},
+    )
+    completion = raw.parse()
+
+    assert completion.choices[0].message.content == "Hello there friend"
+    assert completion.usage.prompt_tokens == 7
+    upstream_body = fake_upstream.chat_requests()[-1].body
+    assert upstream_body["model"] == "upstream-model"
+    assert upstream_body["temperature"] == 0.2
+    assert "metadata" not in upstream_body
+    assert fake_upstream.chat_requests()[-1].authorization == "Bearer upstream-secret"
+    call_id = raw.headers["x-controlplane-call-id"]
+    assert raw.headers["x-controlplane-route"].startswith("fake-model (requested model")
+    assert float(raw.headers["x-controlplane-overhead-ms"]) >= 0
+    [call] = stored_calls(expected=1)
+    assert str(call.id) == call_id
+    assert (call.status, call.http_status, call.request_model, call.response_model, call.provider) == (
+        CallStatus.SUCCESS,
+        200,
+        "fake-model",
+        "fake-model",
+        "fake",
+    )
+    assert (call.input_tokens, call.output_tokens) == (7, 3)
+    assert call.response_text == "Hello there friend"
+    assert call.end_user == "end-user-1"
+    assert call.metadata == {"feature": "faq"}
+    assert call.request_messages == MESSAGES
+    assert call.application_id == gateway_client.application.id
+    assert call.latency_ms is not None
+    assert call.gateway_overhead_ms is not None
+
+
+def test_streaming_with_usage_relays_chunks_and_records_the_whole_answer(gateway_client, fake_upstream):
+    model_for(provider_for(fake_upstream))
+    fake_upstream.enqueue(reply("one two three four", prompt_tokens=5))
+
+    chunks = list(
+        gateway_client.sdk.chat.completions.create(
+            model="fake-model", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "one two three four"
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 4
+    [call] = stored_calls(expected=1)
+    assert call.is_stream
+    assert call.response_text == "one two three four"
+    assert (call.input_tokens, call.output_tokens) == (5, 4)
+    assert call.time_to_first_token_ms is not None
+    assert call.finish_reason == "stop"
+
+
+def test_streaming_without_include_usage_hides_the_usage_chunk_but_records_usage(gateway_client, fake_upstream):
+    model_for(provider_for(fake_upstream))
+    fake_upstream.enqueue(reply("a b", prompt_tokens=2))
+
+    chunks = list(gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES, stream=True))
+
+    assert all(chunk.usage is None for chunk in chunks)
+    assert fake_upstream.chat_requests()[-1].body["stream_options"] == {"include_usage": True}
+    [call] = stored_calls(expected=1)
+    assert (call.input_tokens, call.output_tokens) == (2, 2)
+
+
+def test_429_is_retried_honouring_retry_after(gateway_client, fake_upstream):
+    model_for(provider_for(fake_upstream))
+    fake_upstream.enqueue(fail(429, message="slow down", retry_after=0), reply("finally"))
+
+    completion = gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
+
+    assert completion.choices[0].message.content == "finally"
+    [call] = stored_calls(expected=1)
+    assert call.retries == 1
+    assert [attempt["status"] for attempt in call.attempts] == [429, 200]
+
+
+def test_failing_model_falls_back_along_the_chain(gateway_client, fake_upstream, second_upstream):
+    primary = provider_for(fake_upstream, max_retries=1)
+    backup = provider_for(second_upstream, name="backup")
+    model_for(backup, name="backup-model", provider_model="backup-model")
+    model_for(primary, fallbacks=["backup-model"])
+    fake_upstream.enqueue(fail(500), fail(503))
+    second_upstream.enqueue(reply("from the backup"))
+
+    raw = gateway_client.sdk.chat.completions.with_raw_response.create(model="fake-model", messages=MESSAGES)
+
+    assert raw.parse().choices[0].message.content == "from the backup"
+    assert "fallback" in raw.headers["x-controlplane-route"]
+    [call] = stored_calls(expected=1)
+    assert (call.request_model, call.response_model, call.provider) == ("fake-model", "backup-model", "backup")
+    assert [(attempt["model"], attempt["status"]) for attempt in call.attempts] == [
+        ("fake-model", 500),
+        ("fake-model", 503),
+        ("backup-model", 200),
+    ]
+
+
+def test_when_everything_fails_the_client_gets_the_upstream_status_and_message(gateway_client, fake_upstream):
+    model_for(provider_for(fake_upstream, max_retries=1))
+    fake_upstream.enqueue(fail(503, message="overloaded"), fail(503, message="still overloaded"))
+
+    with pytest.raises(openai.APIStatusError) as raised:
+        gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
+
+    assert raised.value.status_code == 503
+    assert error_body(raised.value)["message"] == "still overloaded"
+    [call] = stored_calls(expected=1)
+    assert call.status == CallStatus.ERROR
+    assert call.http_status == 503
+    assert call.error_message == "still overloaded"
+
+
+def test_a_400_from_the_provider_is_returned_without_retry(gateway_client, fake_upstream):
+    model_for(provider_for(fake_upstream))
+    fake_upstream.enqueue(fail(400, message="context too long", code="context_length_exceeded"))
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
+
+    assert error_body(raised.value)["code"] == "context_length_exceeded"
+    assert len(fake_upstream.chat_requests()) == 1
+
+
+def test_a_provider_that_hangs_times_out_and_is_reported_as_504(gateway_client, fake_upstream):
+    model_for(provider_for(fake_upstream, read_timeout_seconds=0.3, max_retries=1))
+    fake_upstream.enqueue(hang(5), hang(5))
+
+    with pytest.raises(openai.APIStatusError) as raised:
+        gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
+
+    assert raised.value.status_code == 504
+    assert error_body(raised.value)["code"] == "upstream_timeout"
+    [call] = stored_calls(expected=1)
+    assert len(call.attempts) == 2
+    assert all(attempt["error"].startswith("timeout") for attempt in call.attempts)
+
+
+def test_circuit_breaker_opens_skips_the_provider_then_probes_and_closes(
+    gateway_client, fake_upstream, second_upstream, settings
+):
+    settings.GATEWAY_BREAKER_THRESHOLD = 2
+    settings.GATEWAY_BREAKER_COOLDOWN_SECONDS = 0.5
+    primary = provider_for(fake_upstream, max_retries=0)
+    model_for(provider_for(second_upstream, name="backup"), name="backup-model", provider_model="backup-model")
+    model_for(primary, fallbacks=["backup-model"])
+    fake_upstream.enqueue(fail(500), fail(500))
+
+    for _ in range(2):  # two failures open the breaker; the backup answers
+        gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
+    requests_before = len(fake_upstream.chat_requests())
+    gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
+    skipped = stored_calls(expected=3)[-1]
+    time.sleep(0.6)  # wait out the cooldown so that the next call probes (not a timing assertion)
+    probe = gateway_client.sdk.chat.completions.with_raw_response.create(model="fake-model", messages=MESSAGES)
+
+    assert len(fake_upstream.chat_requests()) == requests_before + 1  # skipped while open, then one probe
+    assert skipped.attempts[0]["error"] == "circuit open"
+    assert skipped.response_model == "backup-model"
+    assert "fallback" not in probe.headers["x-controlplane-route"]
+    assert stored_calls(expected=4)[-1].response_model == "fake-model"
+
+
+def test_client_disconnect_mid_stream_is_recorded_with_the_partial_answer(gateway_client, fake_upstream):
+    model_for(provider_for(fake_upstream))
+    words = " ".join(f"w{index}" for index in range(40))
+    fake_upstream.enqueue(reply(words, chunk_delay_seconds=0.05))
+
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream(
+            "POST",
+            f"{gateway_client.base_url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {gateway_client.secret}"},
+            json={"model": "fake-model", "messages": MESSAGES, "stream": True},
+        ) as response,
+    ):
+        received = 0
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                received += 1
+            if received == 3:
+                break  # leave: the client closes the connection
+
+    [call] = stored_calls(expected=1)
+    assert call.status == CallStatus.CANCELLED
+    assert call.response_text
+    assert call.response_text != words
+    assert words.startswith(call.response_text)
+
+
+def test_unknown_model_is_404_model_not_found_and_nothing_is_recorded(gateway_client, fake_upstream):
+    with pytest.raises(openai.NotFoundError) as raised:
+        gateway_client.sdk.chat.completions.create(model="no-such-model", messages=MESSAGES)
+
+    assert error_body(raised.value)["code"] == "model_not_found"
+    assert stored_calls() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "fake-model", "messages": []}, "messages"),
+        ({"model": "fake-model", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
+        ({"model": "fake-model", "messages": MESSAGES, "temperature": 3}, "temperature"),
+        ({"model": "fake-model", "messages": MESSAGES, "max_tokens": 0}, "max_tokens"),
+        ({"model": "fake-model", "messages": MESSAGES, "frobnicate": True}, "frobnicate"),
+        ({"messages": MESSAGES}, "model"),
+    ],
+)
+def test_invalid_requests_are_400_naming_the_field(gateway_client, fake_upstream, body, param):
+    model_for(provider_for(fake_upstream))
+    response = httpx.post(
+        f"{gateway_client.base_url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {gateway_client.secret}"},
+        json=body,
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param
+    assert fake_upstream.chat_requests() == []
+    assert stored_calls() == []
+
+
+def test_malformed_json_oversized_body_and_bad_auth(gateway_client, fake_upstream, settings):
+    settings.GATEWAY_MAX_BODY_BYTES = 1000
+    url = f"{gateway_client.base_url}/v1/chat/completions"
+    auth = {"Authorization": f"Bearer {gateway_client.secret}"}
+
+    malformed = httpx.post(url, headers={**auth, "content-type": "application/json"}, content=b"{nope")
+    oversized = httpx.post(
+        url, headers=auth, json={"model": "m", "messages": [{"role": "user", "content": "x" * 2000}]}
+    )
+    anonymous = httpx.post(url, json={"model": "m", "messages": MESSAGES})
+    wrong_key = httpx.post(url, headers={"Authorization": "Bearer cp_000000000000_notarealkeynotarealkey"}, json={})
+
+    assert (malformed.status_code, malformed.json()["error"]["code"]) == (400, "invalid_json")
+    assert (oversized.status_code, oversized.json()["error"]["code"]) == (413, "request_too_large")
+    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "missing_api_key")
+    assert (wrong_key.status_code, wrong_key.json()["error"]["type"]) == (401, "authentication_error")
+    assert stored_calls() == []
+
+
+def test_models_lists_shared_and_own_models_but_not_other_teams(gateway_client, fake_upstream, team_b):
+    provider = provider_for(fake_upstream)
+    model_for(provider, name="shared-model")
+    model_for(provider, name="team-a-model", team=gateway_client.application.team)
+    model_for(provider, name="team-b-model", team=team_b.team)
+
+    names = [model.id for model in gateway_client.sdk.models.list()]
+
+    assert names == ["shared-model", "team-a-model"]
+    with pytest.raises(openai.NotFoundError):
+        gateway_client.sdk.chat.completions.create(model="team-b-model", messages=MESSAGES)
+
+
+def test_routing_policy_fixed_model_overrides_the_request(gateway_client, fake_upstream):
+    provider = provider_for(fake_upstream)
+    model_for(provider)
+    model_for(provider, name="pinned-model", provider_model="pinned-upstream")
+    RoutingPolicy.objects.create(application=gateway_client.application, model="pinned-model")
+    from gateway.catalog import catalog_changed
+
+    catalog_changed()
+
+    raw = gateway_client.sdk.chat.completions.with_raw_response.create(model="fake-model", messages=MESSAGES)
+
+    assert fake_upstream.chat_requests()[-1].body["model"] == "pinned-upstream"
+    assert raw.headers["x-controlplane-route"].startswith("pinned-model (policy fixed")
+    assert stored_calls(expected=1)[-1].request_model == "fake-model"
+
+
+def test_a_named_prompt_is_rendered_and_the_request_messages_appended(gateway_client, fake_upstream, team_a):
+    from prompts.services import label_move, prompt_create, prompt_version_create
+
+    model_for(provider_for(fake_upstream))
+    prompt = prompt_create(caller=None, team=team_a.team, name="support", description="")
+    version, _ = prompt_version_create(
+        caller=None,
+        prompt=prompt,
+        messages=[{"role": "system", "content": "You help {{ customer }}."}],
+        params={"temperature": 0.1},
+    )
+    label_move(caller=None, prompt=prompt, label="production", version=version)
+
+    gateway_client.sdk.chat.completions.create(
+        model="fake-model",
+        messages=MESSAGES,
+        extra_body={"prompt": {"name": "support", "variables": {"customer": "Ada"}}},
+    )
+    with pytest.raises(openai.BadRequestError) as missing:
+        gateway_client.sdk.chat.completions.create(
+            model="fake-model", messages=MESSAGES, extra_body={"prompt": {"name": "support", "variables": {}}}
+        )
+
+    sent = fake_upstream.chat_requests()[0].body
+    assert sent["messages"] == [{"role": "system", "content": "You help Ada."}, *MESSAGES]
+    assert sent["temperature"] == 0.1
+    assert "customer" in error_body(missing.value)["message"]
+    [call] = stored_calls(expected=1)
+    assert (call.prompt_name, call.prompt_version) == ("support", version.number)
+
+
+def test_a_key_without_the_application_permission_cannot_call_models(live_gateway, team_a, fake_upstream):
+    from accounts.services import api_key_create
+
+    model_for(provider_for(fake_upstream))
+    _, secret = api_key_create(caller=None, application=team_a.application, name="viewer", role="viewer")
+    sdk = openai.OpenAI(base_url=f"{live_gateway}/v1", api_key=secret, max_retries=0)
+
+    with pytest.raises(openai.PermissionDeniedError):
+        sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
+    assert Call.objects.count() == 0
