@@ -63,3 +63,63 @@ def role_permissions(role: str) -> frozenset[str]:
 def role_can_grant(granting_role: str, granted_role: str) -> bool:
     """A caller may hand out a role only if it holds every permission of that role."""
     return role_permissions(granted_role) <= role_permissions(granting_role)
+
+
+# Compliance: the audit trail (search, verify, export) and call-content retention belong to
+# compliance officers and admins only.
+VIEW_AUDIT_EVENT = "compliance.view_auditevent"
+EXPORT_AUDIT_EVENT = "compliance.export_auditevent"
+CHANGE_RETENTION_POLICY = "compliance.change_retentionpolicy"
+_AUDIT = frozenset({VIEW_AUDIT_EVENT, EXPORT_AUDIT_EVENT, CHANGE_RETENTION_POLICY})
+ROLE_PERMISSIONS[Role.COMPLIANCE_OFFICER] = ROLE_PERMISSIONS[Role.COMPLIANCE_OFFICER] | _AUDIT
+ROLE_PERMISSIONS[Role.ADMIN] = ROLE_PERMISSIONS[Role.ADMIN] | _AUDIT
+
+# Costs: every member sees budgets and spend; managers and admins set budgets.
+VIEW_BUDGET = "costs.view_budget"
+VIEW_SPEND = "costs.view_spend"
+ADD_BUDGET = "costs.add_budget"
+CHANGE_BUDGET = "costs.change_budget"
+DELETE_BUDGET = "costs.delete_budget"
+_COSTS_READ = frozenset({VIEW_BUDGET, VIEW_SPEND})
+_COSTS_WRITE = frozenset({ADD_BUDGET, CHANGE_BUDGET, DELETE_BUDGET})
+for _role in (Role.VIEWER, Role.REVIEWER, Role.COMPLIANCE_OFFICER, Role.PROMPT_ENGINEER):
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _COSTS_READ
+for _role in (Role.MANAGER, Role.ADMIN):
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _COSTS_READ | _COSTS_WRITE
+
+# Gateway: every member sees the model catalog (its team's entries and the shared ones);
+# admins manage the team's providers and models (the shared catalog is for superusers).
+VIEW_CATALOG = "gateway.view_languagemodel"
+MANAGE_CATALOG = "gateway.manage_catalog"
+for _role in (Role.VIEWER, Role.REVIEWER, Role.COMPLIANCE_OFFICER, Role.PROMPT_ENGINEER, Role.MANAGER):
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | {VIEW_CATALOG}
+ROLE_PERMISSIONS[Role.ADMIN] = ROLE_PERMISSIONS[Role.ADMIN] | {VIEW_CATALOG, MANAGE_CATALOG}
+
+# Guardrails and data classification (compliance.guardrails): every member reads the policies,
+# rules and data sources of their team; admins, managers and compliance officers change them.
+VIEW_GUARDRAIL_POLICY = "guardrails.view_guardrailpolicy"
+CHANGE_GUARDRAIL_POLICY = "guardrails.change_guardrailpolicy"
+VIEW_CLASSIFICATION_RULE = "guardrails.view_classificationrule"
+ADD_CLASSIFICATION_RULE = "guardrails.add_classificationrule"
+CHANGE_CLASSIFICATION_RULE = "guardrails.change_classificationrule"
+DELETE_CLASSIFICATION_RULE = "guardrails.delete_classificationrule"
+VIEW_DATA_SOURCE = "guardrails.view_datasource"
+ADD_DATA_SOURCE = "guardrails.add_datasource"
+CHANGE_DATA_SOURCE = "guardrails.change_datasource"
+DELETE_DATA_SOURCE = "guardrails.delete_datasource"
+_GUARDRAILS_VIEW = frozenset({VIEW_GUARDRAIL_POLICY, VIEW_CLASSIFICATION_RULE, VIEW_DATA_SOURCE})
+_GUARDRAILS_CHANGE = frozenset(
+    {
+        CHANGE_GUARDRAIL_POLICY,
+        ADD_CLASSIFICATION_RULE,
+        CHANGE_CLASSIFICATION_RULE,
+        DELETE_CLASSIFICATION_RULE,
+        ADD_DATA_SOURCE,
+        CHANGE_DATA_SOURCE,
+        DELETE_DATA_SOURCE,
+    }
+)
+for _role in (Role.VIEWER, Role.REVIEWER, Role.PROMPT_ENGINEER):
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _GUARDRAILS_VIEW
+for _role in (Role.ADMIN, Role.MANAGER, Role.COMPLIANCE_OFFICER):
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _GUARDRAILS_VIEW | _GUARDRAILS_CHANGE

@@ -3,3 +3,8 @@
 BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "controlplane.tasks.worker_heartbeat", "schedule": 30.0},
 }
+
+# Costs: a safety net for budget threshold alerts, the hourly spend anomaly, daily recommendations.
+BEAT_SCHEDULE["costs-budget-alerts-check"] = {"task": "costs.tasks.budget_alerts_check", "schedule": 300.0}
+BEAT_SCHEDULE["costs-spend-anomalies-check"] = {"task": "costs.tasks.spend_anomalies_check", "schedule": 3600.0}
+BEAT_SCHEDULE["costs-recommendations-refresh"] = {"task": "costs.tasks.recommendations_refresh", "schedule": 86400.0}

@@ -177,6 +177,7 @@ SPECTACULAR_SETTINGS = {
         "MemberRoleEnum": "accounts.models.MEMBER_ROLES",
         "KeyRoleEnum": "accounts.models.Role",
         "ClearanceEnum": ["public", "internal", "confidential", "restricted"],
+        "BudgetActionEnum": "costs.models.BudgetAction",
     },
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -17,8 +17,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("accounts.urls_api")),
     path("api/v1/", include("prompts.urls_api")),
+    path("api/v1/", include("costs.urls_api")),
     path("settings/", include("accounts.urls")),
     path("prompts/", include("prompts.urls")),
+    path("costs/", include("costs.urls")),
     path("<slug:area>/", views.area_placeholder, name="area"),
 ]
 

@@ -1,0 +1,309 @@
+"""Reads for costs, scoped to the caller's teams. Spend comes from rollups, never raw calls
+(`cost_summary_from_calls` exists only to check and benchmark the rollups against)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from accounts.caller import Caller
+from accounts.models import ApiKey, Application, Team
+from controlplane.errors import NotFound, ValidationFailed
+from costs import permissions
+from costs.budgets import period_bounds
+from costs.models import (
+    Budget,
+    BudgetPeriod,
+    CostRollup,
+    Notification,
+    Recommendation,
+    RollupDimension,
+    units_to_usd,
+    usd_text,
+    usd_to_units,
+)
+
+GroupBy = Literal["model", "application", "team", "user", "prompt", "api_key"]
+GROUP_BY_DIMENSION: dict[str, str] = {
+    "model": RollupDimension.MODEL,
+    "application": RollupDimension.APPLICATION,
+    "team": RollupDimension.TEAM,
+    "user": RollupDimension.END_USER,
+    "prompt": RollupDimension.PROMPT,
+    "api_key": RollupDimension.API_KEY,
+}
+SUMMARY_FIELDS = (
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cost_units",
+    "cache_hits",
+    "cache_saved_units",
+    "routing_saved_units",
+)
+
+
+def teams_with(caller: Caller, permission: str, team_id: int | None = None) -> list[int]:
+    team_ids = [team for team in caller.team_ids if caller.has_permission(permission, team_id=team)]
+    if team_id is not None:
+        if team_id not in caller.team_ids:
+            raise NotFound(f"No team with id {team_id} exists in your teams.", param="team")
+        if team_id not in team_ids:
+            caller.require_permission(permission, team_id=team_id, action="view this team's costs")
+        return [team_id]
+    if not team_ids and caller.team_ids:
+        caller.require_permission(permission, team_id=caller.team_ids[0], action="view costs")
+    return team_ids
+
+
+# Budgets -----------------------------------------------------------------------------
+
+
+def budget_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[Budget]:
+    return Budget.objects.filter(team_id__in=teams_with(caller, permissions.VIEW_BUDGET, team_id)).select_related(
+        "team"
+    )
+
+
+def budget_get(*, caller: Caller, budget_id: int) -> Budget:
+    try:
+        budget = Budget.objects.select_related("team").get(pk=budget_id, team_id__in=caller.team_ids)
+    except ObjectDoesNotExist:
+        raise NotFound(f"No budget with id {budget_id} exists in your teams.") from None
+    caller.require_permission(permissions.VIEW_BUDGET, team_id=budget.team_id, action="view budgets")
+    return budget
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    budget: Budget
+    period_start: datetime
+    resets_at: datetime | None
+    limit_usd: Decimal
+    spent_usd: Decimal
+    reserved_usd: Decimal
+    remaining_usd: Decimal
+    percent_used: float
+    forecast_usd: Decimal | None  # linear forecast of the spend at period end
+
+
+def budget_status(*, budget: Budget, at: datetime | None = None, period: BudgetPeriod | None = None) -> BudgetStatus:
+    now = at or timezone.now()
+    start, end = period_bounds(period=budget.period, at=now, time_zone=budget.team.time_zone)
+    if period is None:
+        period = BudgetPeriod.objects.filter(budget=budget, period_start=start).first()
+    limit_units = period.limit_units if period is not None else usd_to_units(budget.amount_usd)
+    spent = period.spent_units if period is not None else 0
+    reserved = period.reserved_units if period is not None else 0
+    forecast = None
+    if end is not None:
+        elapsed = (now - start).total_seconds()
+        if elapsed > 0:
+            forecast = units_to_usd(int(spent * (end - start).total_seconds() / elapsed))
+    return BudgetStatus(
+        budget=budget,
+        period_start=start,
+        resets_at=end,
+        limit_usd=units_to_usd(limit_units),
+        spent_usd=units_to_usd(spent),
+        reserved_usd=units_to_usd(reserved),
+        remaining_usd=units_to_usd(max(limit_units - spent - reserved, 0)),
+        percent_used=round(100 * spent / limit_units, 1) if limit_units else 0.0,
+        forecast_usd=forecast,
+    )
+
+
+def budget_statuses(*, caller: Caller, team_id: int | None = None) -> list[BudgetStatus]:
+    """Every visible budget's current status, in two queries."""
+    budgets = list(budget_list(caller=caller, team_id=team_id).order_by("team_id", "name", "id"))
+    now = timezone.now()
+    starts = {
+        budget.id: period_bounds(period=budget.period, at=now, time_zone=budget.team.time_zone)[0] for budget in budgets
+    }
+    periods = {
+        (period.budget_id, period.period_start): period
+        for period in BudgetPeriod.objects.filter(
+            budget_id__in=[budget.id for budget in budgets], period_start__in=set(starts.values())
+        )
+    }
+    return [
+        budget_status(budget=budget, at=now, period=periods.get((budget.id, starts[budget.id]))) for budget in budgets
+    ]
+
+
+# Spend -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SummaryQuery:
+    team_ids: list[int]
+    group_by: str
+    start: datetime
+    end: datetime
+    interval: str
+
+
+def summary_query(
+    *,
+    caller: Caller,
+    group_by: str,
+    start: datetime | None,
+    end: datetime | None,
+    interval: str,
+    team_id: int | None = None,
+) -> SummaryQuery:
+    end = end or timezone.now()
+    start = start or end - timedelta(days=30)
+    if start >= end:
+        raise ValidationFailed("from must be before to.", param="from")
+    return SummaryQuery(
+        team_ids=teams_with(caller, permissions.VIEW_SPEND, team_id),
+        group_by=group_by,
+        start=start,
+        end=end,
+        interval=interval,
+    )
+
+
+def _labels(group_by: str, keys: set[str], team_ids: list[int]) -> dict[str, str]:
+    ids = [int(key) for key in keys if key.isdigit()]
+    if group_by == "application":
+        return {
+            str(pk): name
+            for pk, name in Application.objects.filter(pk__in=ids, team_id__in=team_ids).values_list("pk", "name")
+        }
+    if group_by == "team":
+        return {str(pk): name for pk, name in Team.objects.filter(pk__in=ids).values_list("pk", "name")}
+    if group_by == "api_key":
+        return {
+            str(pk): name
+            for pk, name in ApiKey.objects.filter(pk__in=ids, application__team_id__in=team_ids).values_list(
+                "pk", "name"
+            )
+        }
+    return {key: key for key in keys}
+
+
+def _summary_body(query: SummaryQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    labels = _labels(query.group_by, {row["key"] for row in rows}, query.team_ids)
+    totals: dict[str, dict[str, int]] = {}
+    series = []
+    for row in rows:
+        key = row["key"]
+        total = totals.setdefault(key, dict.fromkeys(SUMMARY_FIELDS, 0))
+        for name in SUMMARY_FIELDS:
+            total[name] += int(row[name] or 0)
+        bucket = row["bucket"]
+        series.append(
+            {"bucket": bucket.astimezone(UTC).isoformat(), "group": key, "label": labels.get(key, key), **_public(row)}
+        )
+    ordered = sorted(totals.items(), key=lambda item: (-item[1]["cost_units"], item[0]))
+    return {
+        "group_by": query.group_by,
+        "interval": query.interval,
+        "from": query.start.astimezone(UTC).isoformat(),
+        "to": query.end.astimezone(UTC).isoformat(),
+        "total_cost_usd": usd_text(sum(total["cost_units"] for total in totals.values())),
+        "groups": [{"group": key, "label": labels.get(key, key), **_public(total)} for key, total in ordered],
+        "series": series,
+    }
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "cost_usd": usd_text(int(row["cost_units"] or 0)),
+        "calls": int(row["calls"] or 0),
+        "input_tokens": int(row["input_tokens"] or 0),
+        "output_tokens": int(row["output_tokens"] or 0),
+        "cached_tokens": int(row["cached_tokens"] or 0),
+        "cache_hits": int(row["cache_hits"] or 0),
+        "cache_saved_usd": usd_text(int(row["cache_saved_units"] or 0)),
+        "routing_saved_usd": usd_text(int(row["routing_saved_units"] or 0)),
+    }
+
+
+def cost_summary(*, query: SummaryQuery) -> dict[str, Any]:
+    """Spend per bucket and group from the rollups; buckets are UTC hours or days."""
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in CostRollup.objects.filter(
+            team_id__in=query.team_ids,
+            granularity=query.interval,
+            dimension=GROUP_BY_DIMENSION[query.group_by],
+            bucket_start__gte=query.start,
+            bucket_start__lt=query.end,
+        )
+        .values("bucket_start", "key")
+        .annotate(**{name: Sum(name) for name in SUMMARY_FIELDS})
+        .order_by("bucket_start", "key")
+    ]
+    for row in rows:
+        row["bucket"] = row.pop("bucket_start")
+    return _summary_body(query, rows)
+
+
+def cost_summary_from_calls(*, query: SummaryQuery) -> dict[str, Any]:
+    """The same summary computed from raw calls: only to check and benchmark the rollups."""
+    from django.db.models import Case, CharField, F, IntegerField, Q, Value, When
+    from django.db.models.functions import Cast
+
+    from observability.models import Call
+
+    key_expression: Any = {
+        "model": Case(
+            When(~Q(response_model=""), then=F("response_model")),
+            When(~Q(request_model=""), then=F("request_model")),
+            default=Value("unknown"),
+            output_field=CharField(),
+        ),
+        "application": Cast("application_id", CharField()),
+        "team": Cast("team_id", CharField()),
+        "user": F("end_user"),
+        "prompt": F("prompt_name"),
+        "api_key": Cast("api_key_id", CharField()),
+    }[query.group_by]
+    calls = Call.objects.filter(team_id__in=query.team_ids, created_at__gte=query.start, created_at__lt=query.end)
+    if query.group_by == "user":
+        calls = calls.exclude(end_user="")
+    elif query.group_by == "prompt":
+        calls = calls.exclude(prompt_name="")
+    elif query.group_by == "api_key":
+        calls = calls.filter(api_key_id__isnull=False)
+    truncate = TruncHour if query.interval == "hour" else TruncDay
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in calls.annotate(bucket=truncate("created_at", tzinfo=UTC), key=key_expression)
+        .values("bucket", "key")
+        .annotate(
+            calls=Count("id"),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+            cached_tokens=Sum("cached_tokens"),
+            cost=Sum("cost_usd"),
+            cache_hits=Sum(
+                Case(When(cache_result="hit", then=Value(1)), default=Value(0), output_field=IntegerField())
+            ),
+        )
+        .order_by("bucket", "key")
+    ]
+    for row in rows:
+        row["cost_units"] = int((Decimal(str(row.pop("cost") or 0)) * 100_000_000).to_integral_value())
+        row["cache_saved_units"] = 0  # savings live in JSON metadata: rollups only
+        row["routing_saved_units"] = 0
+    return _summary_body(query, rows)
+
+
+def notification_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[Notification]:
+    return Notification.objects.filter(team_id__in=teams_with(caller, permissions.VIEW_SPEND, team_id))
+
+
+def recommendation_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[Recommendation]:
+    return Recommendation.objects.filter(team_id__in=teams_with(caller, permissions.VIEW_SPEND, team_id))

@@ -1,0 +1,353 @@
+"""Writes for prices and budgets, and the functions the gateway calls on its hot path.
+
+The gateway imports from here only:
+- `price_for`, `call_cost`, `worst_case_cost`, `price_set` (costs.pricing)
+- `budget_reserve`, `budget_settle`, `budget_release`, `Reservation`, `BudgetExceeded` (costs.budgets)
+- `rollups_apply` (costs.rollups)
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts import roles as account_roles
+from accounts.caller import Caller
+from accounts.models import ApiKey, Application, Team
+from controlplane.errors import PermissionDenied, ValidationFailed
+from costs import permissions, secrets
+from costs.budgets import (
+    BudgetExceeded,
+    Reservation,
+    budget_release,
+    budget_reserve,
+    budget_settle,
+    budgets_changed,
+    period_bounds,
+)
+from costs.models import (
+    Budget,
+    BudgetAction,
+    BudgetPeriod,
+    BudgetScope,
+    CostRollup,
+    ModelPrice,
+    RollupDimension,
+    RollupGranularity,
+    usd_to_units,
+)
+from costs.pricing import call_cost, known_models, price_for, prices_changed, worst_case_cost
+from costs.rollups import rollups_apply
+
+__all__ = [
+    "BudgetExceeded",
+    "Reservation",
+    "budget_create",
+    "budget_delete",
+    "budget_release",
+    "budget_reserve",
+    "budget_settle",
+    "budget_update",
+    "call_cost",
+    "price_for",
+    "price_set",
+    "rollups_apply",
+    "worst_case_cost",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# Prices ----------------------------------------------------------------------------
+
+
+def price_set(
+    *,
+    caller: Caller | None,
+    model: str,
+    input_per_million: Decimal,
+    output_per_million: Decimal,
+    cached_input_per_million: Decimal | None = None,
+    effective_from: datetime,
+) -> ModelPrice:
+    """Set `model`'s price from `effective_from` on. Prices are global: only operators
+    (superusers) or trusted code (caller=None, the gateway's model catalog) may set them.
+    Costs already recorded are never rewritten."""
+    if caller is not None and not (caller.user is not None and caller.user.is_superuser):
+        raise PermissionDenied("Only operators (superusers) can set model prices: prices apply to every team.")
+    model = model.strip()
+    if not model:
+        raise ValidationFailed("Give the model name the price applies to.", param="model")
+    for name, value in (
+        ("input_per_million", input_per_million),
+        ("output_per_million", output_per_million),
+        ("cached_input_per_million", cached_input_per_million),
+    ):
+        if value is not None and value < 0:
+            raise ValidationFailed(f"{name} must be zero or more (USD per million tokens).", param=name)
+    if timezone.is_naive(effective_from):
+        raise ValidationFailed(
+            "effective_from needs a time zone (for example 2025-01-01T00:00:00Z).", param="effective_from"
+        )
+    with transaction.atomic():
+        price, _ = ModelPrice.objects.update_or_create(
+            model=model,
+            effective_from=effective_from,
+            defaults={
+                "input_per_million": input_per_million,
+                "output_per_million": output_per_million,
+                "cached_input_per_million": cached_input_per_million,
+            },
+        )
+        prices_changed()
+    return price
+
+
+# Budgets ---------------------------------------------------------------------------
+
+
+def _record_budget_change(*, caller: Caller | None, action: str, budget: Budget, changes: dict[str, Any]) -> None:
+    """The one place every budget write passes through: the compliance app's audit event goes here."""
+    logger.info(
+        "budget %s",
+        action,
+        extra={
+            "budget_id": budget.id,
+            "team_id": budget.team_id,
+            "actor": caller.label if caller is not None else "system",
+            "changes": sorted(changes),
+        },
+    )
+
+
+def _validate_thresholds(thresholds: list[int]) -> list[int]:
+    if not isinstance(thresholds, list) or not thresholds:
+        raise ValidationFailed(
+            "thresholds must be a non-empty list of percents such as [50, 80, 100].", param="thresholds"
+        )
+    for value in thresholds:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+            raise ValidationFailed(
+                f"Each threshold must be a whole percent from 1 to 100; {value!r} is not.", param="thresholds"
+            )
+    return sorted(set(thresholds))
+
+
+def _validate_scope(*, team: Team, scope: str, scope_value: str) -> str:
+    value = (scope_value or "").strip()
+    if scope not in BudgetScope.values:
+        raise ValidationFailed(f"Unknown scope '{scope}'; use one of: {', '.join(BudgetScope.values)}.", param="scope")
+    if scope == BudgetScope.TEAM:
+        if value:
+            raise ValidationFailed("A team budget takes no scope_value; leave it empty.", param="scope_value")
+        return ""
+    if not value:
+        raise ValidationFailed(f"A {scope} budget needs a scope_value naming the {scope}.", param="scope_value")
+    if scope == BudgetScope.APPLICATION:
+        if not value.isdigit() or not Application.objects.filter(team=team, pk=int(value)).exists():
+            raise ValidationFailed(
+                f"scope_value must be the id of an application of team {team.id}; '{value}' is not.",
+                param="scope_value",
+            )
+    elif scope == BudgetScope.API_KEY:
+        if not value.isdigit() or not ApiKey.objects.filter(application__team=team, pk=int(value)).exists():
+            raise ValidationFailed(
+                f"scope_value must be the id of an API key of team {team.id}; '{value}' is not.", param="scope_value"
+            )
+    elif scope == BudgetScope.METADATA:
+        tag, separator, _ = value.partition("=")
+        if not separator or not tag:
+            raise ValidationFailed(
+                "A metadata budget's scope_value is a tag 'key=value', such as 'feature=search'.", param="scope_value"
+            )
+    return value
+
+
+def _validate_action(*, action: str, downgrade_model: str) -> str:
+    model = (downgrade_model or "").strip()
+    if action == BudgetAction.DOWNGRADE:
+        if not model:
+            raise ValidationFailed(
+                "A downgrade budget needs downgrade_model: the cheaper model to call at the limit.",
+                param="downgrade_model",
+            )
+        if price_for(model=model, at=timezone.now()) is None:
+            models = ", ".join(known_models(at=timezone.now()))
+            raise ValidationFailed(
+                f"Unknown downgrade model '{model}': it has no price. Use one of: {models}.", param="downgrade_model"
+            )
+        return model
+    if model:
+        raise ValidationFailed(
+            "downgrade_model applies only to action 'downgrade'; leave it empty.", param="downgrade_model"
+        )
+    return ""
+
+
+def _validate_amount(amount_usd: Decimal) -> Decimal:
+    if amount_usd <= 0:
+        raise ValidationFailed("amount_usd must be more than zero (USD per period).", param="amount_usd")
+    if amount_usd >= 1_000_000:
+        raise ValidationFailed("amount_usd must be less than 1,000,000 USD per period.", param="amount_usd")
+    return amount_usd
+
+
+def _spent_so_far(*, budget: Budget, start: datetime) -> int:
+    """What the budget's scope already spent in the current period, from the hourly rollups,
+    so that a budget created mid-period starts from the real spend (metadata tags are not
+    rolled up: those start from zero)."""
+    dimension = {
+        BudgetScope.TEAM: (RollupDimension.TEAM, str(budget.team_id)),
+        BudgetScope.APPLICATION: (RollupDimension.APPLICATION, budget.scope_value),
+        BudgetScope.API_KEY: (RollupDimension.API_KEY, budget.scope_value),
+        BudgetScope.END_USER: (RollupDimension.END_USER, budget.scope_value),
+        BudgetScope.MODEL: (RollupDimension.MODEL, budget.scope_value),
+    }.get(BudgetScope(budget.scope))
+    if dimension is None:
+        return 0
+    total = CostRollup.objects.filter(
+        team_id=budget.team_id,
+        granularity=RollupGranularity.HOUR,
+        dimension=dimension[0],
+        key=dimension[1],
+        bucket_start__gte=start,
+    ).aggregate(total=Sum("cost_units"))["total"]
+    return int(total or 0)
+
+
+def budget_create(
+    *,
+    caller: Caller | None,
+    team: Team,
+    name: str,
+    scope: str,
+    scope_value: str = "",
+    period: str,
+    amount_usd: Decimal,
+    thresholds: list[int] | None = None,
+    action: str = BudgetAction.BLOCK,
+    downgrade_model: str = "",
+    alert_emails: list[str] | None = None,
+    webhook_url: str = "",
+    is_enabled: bool = True,
+) -> tuple[Budget, str]:
+    """Create a budget; returns it with its webhook signing secret (shown once)."""
+    if caller is not None:
+        caller.require_permission(permissions.ADD_BUDGET, team_id=team.id, action="create budgets")
+    scope_value = _validate_scope(team=team, scope=scope, scope_value=scope_value)
+    secret = secrets.webhook_secret_new()
+    budget = Budget(
+        team=team,
+        name=name.strip(),
+        scope=scope,
+        scope_value=scope_value,
+        period=period,
+        amount_usd=_validate_amount(amount_usd),
+        thresholds=_validate_thresholds(thresholds if thresholds is not None else [50, 80, 100]),
+        action=action,
+        downgrade_model=_validate_action(action=action, downgrade_model=downgrade_model),
+        alert_emails=list(alert_emails or []),
+        webhook_url=webhook_url,
+        webhook_secret_encrypted=secrets.encrypt(secret),
+        is_enabled=is_enabled,
+    )
+    with transaction.atomic():
+        budget.save()
+        start, end = period_bounds(period=budget.period, at=timezone.now(), time_zone=team.time_zone)
+        BudgetPeriod.objects.create(
+            budget=budget,
+            period_start=start,
+            period_end=end,
+            limit_units=usd_to_units(budget.amount_usd),
+            spent_units=_spent_so_far(budget=budget, start=start),
+        )
+        budgets_changed(team_id=team.id)
+        _record_budget_change(caller=caller, action="created", budget=budget, changes={"created": True})
+    return budget, secret
+
+
+_UPDATABLE = (
+    "name",
+    "amount_usd",
+    "thresholds",
+    "action",
+    "downgrade_model",
+    "alert_emails",
+    "webhook_url",
+    "is_enabled",
+)
+
+
+def budget_update(*, caller: Caller | None, budget: Budget, **changes: Any) -> Budget:
+    """Change a budget. Its scope and period cannot change (create a new budget instead):
+    the spend counted so far belongs to them."""
+    if caller is not None:
+        caller.require_permission(permissions.CHANGE_BUDGET, team_id=budget.team_id, action="change budgets")
+    unknown = sorted(set(changes) - set(_UPDATABLE))
+    if unknown:
+        raise ValidationFailed(
+            f"{unknown[0]} cannot be changed; create a new budget for another scope or period.", param=unknown[0]
+        )
+    if "amount_usd" in changes:
+        changes["amount_usd"] = _validate_amount(changes["amount_usd"])
+    if "thresholds" in changes:
+        changes["thresholds"] = _validate_thresholds(changes["thresholds"])
+    action = changes.get("action", budget.action)
+    if "action" in changes or "downgrade_model" in changes:
+        downgrade_model = changes.get(
+            "downgrade_model", budget.downgrade_model if action == BudgetAction.DOWNGRADE else ""
+        )
+        changes["downgrade_model"] = _validate_action(action=action, downgrade_model=downgrade_model)
+    if "name" in changes:
+        changes["name"] = str(changes["name"]).strip()
+    with transaction.atomic():
+        for name, value in changes.items():
+            setattr(budget, name, value)
+        budget.save()
+        if "amount_usd" in changes:
+            # The current and future periods get the new limit; past periods keep theirs.
+            now = timezone.now()
+            BudgetPeriod.objects.filter(budget=budget).exclude(period_end__lte=now).update(
+                limit_units=usd_to_units(budget.amount_usd)
+            )
+        budgets_changed(team_id=budget.team_id)
+        _record_budget_change(caller=caller, action="updated", budget=budget, changes=changes)
+    return budget
+
+
+def budget_delete(*, caller: Caller | None, budget: Budget) -> None:
+    if caller is not None:
+        caller.require_permission(permissions.DELETE_BUDGET, team_id=budget.team_id, action="delete budgets")
+    with transaction.atomic():
+        _record_budget_change(caller=caller, action="deleted", budget=budget, changes={"deleted": True})
+        team_id = budget.team_id
+        budget.delete()
+        budgets_changed(team_id=team_id)
+
+
+def budget_webhook_secret_rotate(*, caller: Caller | None, budget: Budget) -> str:
+    if caller is not None:
+        caller.require_permission(permissions.CHANGE_BUDGET, team_id=budget.team_id, action="change budgets")
+    secret = secrets.webhook_secret_new()
+    with transaction.atomic():
+        budget.webhook_secret_encrypted = secrets.encrypt(secret)
+        budget.save(update_fields=["webhook_secret_encrypted", "updated_at"])
+        _record_budget_change(
+            caller=caller, action="webhook secret rotated", budget=budget, changes={"webhook_secret": True}
+        )
+    return secret
+
+
+def notification_mark_read(*, caller: Caller, team_id: int, notification_ids: list[int]) -> int:
+    caller.require_permission(account_roles.VIEW_TEAM, team_id=team_id, action="read this team's notifications")
+    from costs.models import Notification
+
+    return Notification.objects.filter(team_id=team_id, pk__in=notification_ids, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )

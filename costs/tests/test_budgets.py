@@ -1,0 +1,280 @@
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from accounts.services import api_key_create
+from controlplane.testing import requires_postgresql
+from costs.budgets import BudgetExceeded, period_bounds
+from costs.models import BudgetAlert, BudgetPeriod
+from costs.services import budget_release, budget_reserve, budget_settle, budget_update
+from costs.tests.conftest import NOW
+
+pytestmark = pytest.mark.django_db
+
+
+def reserve(world, amount: str, *, at=NOW, model="gpt-4o", end_user="", metadata=None, api_key_id=None):
+    return budget_reserve(
+        team_id=world.team.id,
+        application_id=world.application.id,
+        api_key_id=api_key_id,
+        end_user=end_user,
+        model=model,
+        metadata=metadata or {},
+        amount=Decimal(amount),
+        at=at,
+    )
+
+
+def counters(budget, at=NOW) -> tuple[Decimal, Decimal]:
+    start, _ = period_bounds(period=budget.period, at=at, time_zone=budget.team.time_zone)
+    period = BudgetPeriod.objects.get(budget=budget, period_start=start)
+    return period.spent_usd, period.reserved_usd
+
+
+# Periods --------------------------------------------------------------------------------
+
+
+def test_periods_are_calendar_aligned_in_the_team_time_zone():
+    at = datetime(2025, 3, 12, 23, 30, tzinfo=UTC)  # already Thursday 13 March 00:30 in Paris
+
+    assert period_bounds(period="daily", at=at, time_zone="Europe/Paris") == (
+        datetime(2025, 3, 12, 23, 0, tzinfo=UTC),
+        datetime(2025, 3, 13, 23, 0, tzinfo=UTC),
+    )
+    assert period_bounds(period="weekly", at=at, time_zone="Europe/Paris") == (
+        datetime(2025, 3, 9, 23, 0, tzinfo=UTC),  # Monday 10 March, midnight in Paris
+        datetime(2025, 3, 16, 23, 0, tzinfo=UTC),
+    )
+    assert period_bounds(period="monthly", at=at, time_zone="Europe/Paris") == (
+        datetime(2025, 2, 28, 23, 0, tzinfo=UTC),
+        datetime(2025, 3, 31, 22, 0, tzinfo=UTC),  # summer time began on 30 March
+    )
+    assert period_bounds(period="total", at=at, time_zone="Europe/Paris")[1] is None
+
+
+# Reserve, settle, release ---------------------------------------------------------------
+
+
+def test_without_budgets_a_reservation_is_empty_and_costs_no_query_once_warm(team_a, django_assert_num_queries):
+    reserve(team_a, "1.00")
+
+    with django_assert_num_queries(0):
+        reservation = reserve(team_a, "1.00")
+        budget_settle(reservation=reservation, actual=Decimal("0.50"))
+
+    assert reservation.items == ()
+    assert reservation.downgrade_to is None
+
+
+def test_reserve_then_settle_replaces_the_reservation_by_the_actual_cost(team_a, make_budget):
+    budget = make_budget(team_a.team, amount_usd=Decimal("10.00"))
+
+    reservation = reserve(team_a, "2.00")
+    assert counters(budget) == (Decimal(0), Decimal("2.00"))
+    budget_settle(reservation=reservation, actual=Decimal("0.75"))
+
+    assert counters(budget) == (Decimal("0.75"), Decimal(0))
+
+
+def test_release_gives_the_reservation_back(team_a, make_budget):
+    budget = make_budget(team_a.team)
+    reservation = reserve(team_a, "2.00")
+
+    budget_release(reservation=reservation)
+
+    assert counters(budget) == (Decimal(0), Decimal(0))
+    with pytest.raises(ValueError, match="already settled or released"):
+        budget_settle(reservation=reservation, actual=Decimal(1))
+
+
+def test_a_blocking_budget_refuses_naming_itself_its_limit_spend_and_reset_and_reserves_nothing(team_a, make_budget):
+    # given a roomy team budget and a tight application budget that overlap
+    team_budget = make_budget(team_a.team, name="Team", amount_usd=Decimal("100"))
+    app_budget = make_budget(
+        team_a.team,
+        name="Support app daily",
+        scope="application",
+        scope_value=str(team_a.application.id),
+        period="daily",
+        amount_usd=Decimal("1.00"),
+    )
+    budget_settle(reservation=reserve(team_a, "0.60"), actual=Decimal("0.60"))
+
+    # when a request needs more than the application budget has left
+    with pytest.raises(BudgetExceeded) as refused:
+        reserve(team_a, "0.50")
+
+    # then it is refused with a message that says which budget, limit, spend and reset
+    error = refused.value
+    assert error.status_code == 429
+    assert error.error_type == "insufficient_quota"
+    assert error.code == "budget_exceeded"
+    assert error.budget_id == app_budget.id
+    assert "'Support app daily'" in error.message
+    assert "limit $1.00000000" in error.message
+    assert "spent $0.60000000 and $0.00000000 reserved" in error.message
+    assert "resets at 2025-03-13T00:00:00+00:00 (UTC)" in error.message
+    assert error.resets_at == datetime(2025, 3, 13, tzinfo=UTC)
+    # and nothing was reserved on the team budget either
+    assert counters(team_budget) == (Decimal("0.60"), Decimal(0))
+    assert counters(app_budget) == (Decimal("0.60"), Decimal(0))
+
+
+def test_a_request_that_exactly_fits_is_served(team_a, make_budget):
+    budget = make_budget(team_a.team, amount_usd=Decimal("1.00"))
+
+    reservation = reserve(team_a, "1.00")
+
+    assert counters(budget) == (Decimal(0), Decimal("1.00"))
+    with pytest.raises(BudgetExceeded):
+        reserve(team_a, "0.00000001")
+    budget_release(reservation=reservation)
+
+
+def test_budgets_apply_only_to_their_scope(team_a, make_budget):
+    api_key_create(caller=None, application=team_a.application, name="k")
+    key_id = team_a.application.api_keys.get().id
+    for scope, value in (
+        ("api_key", str(key_id)),
+        ("end_user", "alice"),
+        ("model", "gpt-4o"),
+        ("metadata", "feature=search"),
+    ):
+        make_budget(team_a.team, name=scope, scope=scope, scope_value=value, amount_usd=Decimal("1.00"))
+
+    # a call outside every scope passes whatever the amount
+    outside = reserve(team_a, "5.00", model="gpt-4o-mini", end_user="bob", metadata={"feature": "chat"})
+    assert outside.items == ()
+    # each scope refuses a call inside it
+    for kwargs in (
+        {"api_key_id": key_id, "model": "gpt-4o-mini"},
+        {"end_user": "alice", "model": "gpt-4o-mini"},
+        {"model": "gpt-4o"},
+        {"metadata": {"feature": "search"}, "model": "gpt-4o-mini"},
+    ):
+        with pytest.raises(BudgetExceeded):
+            reserve(team_a, "5.00", **kwargs)
+
+
+def test_a_downgrade_budget_at_its_limit_names_the_cheaper_model_and_does_not_refuse(team_a, make_budget):
+    budget = make_budget(team_a.team, action="downgrade", downgrade_model="gpt-4o-mini", amount_usd=Decimal("1.00"))
+    budget_settle(reservation=reserve(team_a, "0.90"), actual=Decimal("0.90"))
+
+    downgraded = reserve(team_a, "0.50", model="gpt-4o")
+    cheaper = reserve(team_a, "0.50", model="gpt-4o-mini")
+
+    assert downgraded.downgrade_to == "gpt-4o-mini"
+    assert downgraded.downgraded_by == (budget.id,)
+    assert cheaper.downgrade_to is None
+    assert counters(budget) == (Decimal("0.90"), Decimal("1.00"))
+
+
+def test_a_blocking_budget_wins_over_a_downgrade_budget(team_a, make_budget):
+    make_budget(team_a.team, name="soft", action="downgrade", downgrade_model="gpt-4o-mini", amount_usd=Decimal("1"))
+    make_budget(team_a.team, name="hard", scope="model", scope_value="gpt-4o", amount_usd=Decimal("1"))
+
+    with pytest.raises(BudgetExceeded, match="'hard'"):
+        reserve(team_a, "2.00")
+    assert BudgetPeriod.objects.filter(reserved_units__gt=0).count() == 0
+
+
+def test_a_new_period_starts_from_zero(team_a, make_budget):
+    budget = make_budget(team_a.team, period="daily", amount_usd=Decimal("1.00"))
+    budget_settle(reservation=reserve(team_a, "1.00"), actual=Decimal("1.00"))
+    with pytest.raises(BudgetExceeded):
+        reserve(team_a, "0.10")
+
+    reservation = reserve(team_a, "0.10", at=NOW + timedelta(days=1))
+
+    assert counters(budget, at=NOW + timedelta(days=1)) == (Decimal(0), Decimal("0.10"))
+    budget_release(reservation=reservation)
+
+
+def test_a_budget_change_applies_at_once_to_the_current_period(team_a, make_budget):
+    budget = make_budget(team_a.team, amount_usd=Decimal("1.00"))
+    budget_settle(reservation=reserve(team_a, "1.00", at=datetime.now(UTC)), actual=Decimal("1.00"))
+    with pytest.raises(BudgetExceeded):
+        reserve(team_a, "0.50", at=datetime.now(UTC))
+
+    budget_update(caller=None, budget=budget, amount_usd=Decimal("2.00"))
+
+    assert reserve(team_a, "0.50", at=datetime.now(UTC)).items
+
+
+def test_a_budget_created_after_a_cached_no_budget_answer_applies_at_once(team_a, make_budget):
+    assert reserve(team_a, "5.00").items == ()
+
+    make_budget(team_a.team, amount_usd=Decimal("1.00"))
+
+    with pytest.raises(BudgetExceeded):
+        reserve(team_a, "5.00")
+
+
+def test_settling_across_a_threshold_fires_it_once_per_period(team_a, make_budget):
+    budget = make_budget(team_a.team, amount_usd=Decimal("10.00"))
+
+    budget_settle(reservation=reserve(team_a, "6"), actual=Decimal("5.00"))  # 50%
+    budget_settle(reservation=reserve(team_a, "1"), actual=Decimal("1.00"))  # 60%: nothing new
+    budget_settle(reservation=reserve(team_a, "3"), actual=Decimal("3.00"))  # 90%: crosses 80
+
+    assert list(
+        BudgetAlert.objects.filter(budget=budget).order_by("threshold").values_list("threshold", flat=True)
+    ) == [
+        50,
+        80,
+    ]
+
+
+# Concurrency ----------------------------------------------------------------------------
+
+
+@requires_postgresql()
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_reservations_never_overspend_a_budget_that_fits_ten(team_a, make_budget):
+    # given a budget that fits exactly ten worst-case reservations of $0.10
+    budget = make_budget(team_a.team, amount_usd=Decimal("1.00"))
+    start, _ = period_bounds(period="monthly", at=NOW, time_zone="UTC")
+    served: list[object] = []
+    refused: list[BudgetExceeded] = []
+    observed_over_limit: list[int] = []
+    barrier = threading.Barrier(50)
+    lock = threading.Lock()
+
+    def request() -> None:
+        try:
+            barrier.wait()
+            try:
+                reservation = reserve(team_a, "0.10")
+            except BudgetExceeded as error:
+                with lock:
+                    refused.append(error)
+                return
+            with lock:
+                served.append(reservation)
+            row = BudgetPeriod.objects.filter(budget=budget, period_start=start).values_list(
+                "spent_units", "reserved_units", "limit_units"
+            )[0]
+            if row[0] + row[1] > row[2]:
+                observed_over_limit.append(row[0] + row[1])
+            budget_settle(reservation=reservation, actual=Decimal("0.10"))
+        finally:
+            connection.close()
+
+    # when fifty requests arrive at once
+    threads = [threading.Thread(target=request) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then exactly ten are served and the spend never exceeds the limit
+    assert len(served) == 10
+    assert len(refused) == 40
+    assert observed_over_limit == []
+    period = BudgetPeriod.objects.get(budget=budget, period_start=start)
+    assert (period.spent_usd, period.reserved_usd) == (Decimal("1.00"), Decimal(0))
