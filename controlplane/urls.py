@@ -18,9 +18,11 @@ urlpatterns = [
     path("api/v1/", include("accounts.urls_api")),
     path("api/v1/", include("prompts.urls_api")),
     path("api/v1/", include("costs.urls_api")),
+    path("api/v1/", include("gateway.urls_config_api")),
     path("settings/", include("accounts.urls")),
     path("prompts/", include("prompts.urls")),
     path("costs/", include("costs.urls")),
+    path("gateway/", include("gateway.urls")),
     path("<slug:area>/", views.area_placeholder, name="area"),
 ]
 

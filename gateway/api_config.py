@@ -1,0 +1,341 @@
+"""REST API for the model catalog (providers, models) and application routing.
+
+Thin views: validate -> selector/service -> serialize. A provider's API key is accepted on
+create and update and never returned (`has_api_key` says whether one is stored).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors as account_selectors
+from accounts.api import validated
+from controlplane.api.authentication import get_caller
+from controlplane.api.serializers import ChoiceField, StrictSerializer
+from controlplane.errors import ValidationFailed
+from gateway import selectors, services
+from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
+
+# Output ---------------------------------------------------------------------------
+
+
+class ProviderSerializer(serializers.ModelSerializer):
+    team = serializers.IntegerField(source="team_id", allow_null=True)
+    team_name = serializers.CharField(source="team.name", default=None)
+    has_api_key = serializers.BooleanField()
+
+    class Meta:
+        model = Provider
+        fields = [
+            "id",
+            "team",
+            "team_name",
+            "name",
+            "base_url",
+            "has_api_key",
+            "connect_timeout_seconds",
+            "read_timeout_seconds",
+            "max_retries",
+            "retry_budget_seconds",
+            "is_enabled",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class PriceSerializer(serializers.Serializer):
+    input_per_million = serializers.DecimalField(max_digits=12, decimal_places=6)
+    output_per_million = serializers.DecimalField(max_digits=12, decimal_places=6)
+    cached_input_per_million = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+
+
+class LanguageModelSerializer(serializers.ModelSerializer):
+    team = serializers.IntegerField(source="team_id", allow_null=True)
+    team_name = serializers.CharField(source="team.name", default=None)
+    provider = serializers.IntegerField(source="provider_id")
+    provider_name = serializers.CharField(source="provider.name")
+    price = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LanguageModel
+        fields = [
+            "id",
+            "team",
+            "team_name",
+            "name",
+            "provider",
+            "provider_name",
+            "provider_model",
+            "context_window",
+            "tier",
+            "fallbacks",
+            "is_enabled",
+            "price",
+            "created_at",
+            "updated_at",
+        ]
+
+    @extend_schema_field(PriceSerializer(allow_null=True))
+    def get_price(self, model: LanguageModel) -> dict[str, Any] | None:
+        price = selectors.model_price(name=model.name, at=self.context.get("now") or timezone.now())
+        return PriceSerializer(price).data if price is not None else None
+
+
+class RoutingSerializer(serializers.ModelSerializer):
+    application = serializers.IntegerField(source="application_id")
+
+    class Meta:
+        model = RoutingPolicy
+        fields = ["application", "policy", "model", "fallbacks", "updated_at"]
+
+
+class ConnectionCheckSerializer(serializers.Serializer):
+    ok = serializers.BooleanField(source="is_ok")
+    message = serializers.CharField()
+    models = serializers.ListField(child=serializers.CharField())
+    status_code = serializers.IntegerField(allow_null=True)
+    elapsed_ms = serializers.IntegerField()
+
+
+# Input ----------------------------------------------------------------------------
+
+
+class ProviderUpdateInput(StrictSerializer):
+    name = serializers.CharField(max_length=100, required=False)
+    base_url = serializers.CharField(max_length=500, required=False)
+    api_key = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, trim_whitespace=True, help_text="Write-only; '' removes it."
+    )
+    connect_timeout_seconds = serializers.FloatField(required=False)
+    read_timeout_seconds = serializers.FloatField(required=False)
+    max_retries = serializers.IntegerField(required=False)
+    retry_budget_seconds = serializers.FloatField(required=False)
+    is_enabled = serializers.BooleanField(required=False)
+
+
+class ProviderCreateInput(ProviderUpdateInput):
+    team = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="Omit for shared.")
+    name = serializers.CharField(max_length=100)
+    base_url = serializers.CharField(max_length=500)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class ProviderReferenceField(serializers.Field):
+    """A provider's id or name."""
+
+    default_error_messages = {"invalid": "Give the provider's id (a number) or its name."}
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if isinstance(data, bool) or not isinstance(data, (int, str)) or data == "":
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class PriceInputMixin(serializers.Serializer):
+    input_per_million = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=Decimal(0), required=False, help_text="USD per million tokens."
+    )
+    output_per_million = serializers.DecimalField(max_digits=12, decimal_places=6, min_value=Decimal(0), required=False)
+    cached_input_per_million = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=Decimal(0), required=False, allow_null=True
+    )
+
+
+class ModelUpdateInput(PriceInputMixin, StrictSerializer):
+    provider = ProviderReferenceField(required=False)
+    provider_model = serializers.CharField(max_length=200, required=False)
+    context_window = serializers.IntegerField(required=False)
+    tier = ChoiceField(choices=ModelTier.choices, required=False)
+    fallbacks = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+    is_enabled = serializers.BooleanField(required=False)
+
+
+class ModelCreateInput(ModelUpdateInput):
+    team = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="Omit for shared.")
+    name = serializers.CharField(max_length=200)
+    provider = ProviderReferenceField()
+    provider_model = serializers.CharField(max_length=200)
+
+
+class RoutingInput(StrictSerializer):
+    policy = ChoiceField(choices=RoutingPolicyKind.choices, default=RoutingPolicyKind.FIXED)
+    model = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    fallbacks = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
+
+
+def _pop_price(data: dict[str, Any]) -> services.Price | None:
+    return services.price_from(
+        input_per_million=data.pop("input_per_million", None),
+        output_per_million=data.pop("output_per_million", None),
+        cached_input_per_million=data.pop("cached_input_per_million", None),
+    )
+
+
+# Filters --------------------------------------------------------------------------
+
+
+class _CatalogFilter(django_filters.FilterSet):
+    team = django_filters.CharFilter(method="filter_team", help_text="A team id, or 'shared'.")
+    name = django_filters.CharFilter(field_name="name", lookup_expr="icontains")
+    is_enabled = django_filters.BooleanFilter()
+
+    def filter_team(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        if value == "shared":
+            return queryset.filter(team__isnull=True)
+        if not value.isdigit():
+            raise ValidationFailed("team must be a team id or 'shared'.", param="team")
+        return queryset.filter(team_id=int(value))
+
+
+class ProviderFilter(_CatalogFilter):
+    class Meta:
+        model = Provider
+        fields = ["team", "name", "is_enabled"]
+
+
+class LanguageModelFilter(_CatalogFilter):
+    provider = django_filters.NumberFilter(field_name="provider_id")
+    tier = django_filters.ChoiceFilter(choices=ModelTier.choices)
+
+    class Meta:
+        model = LanguageModel
+        fields = ["team", "name", "is_enabled", "provider", "tier"]
+
+
+# Views ----------------------------------------------------------------------------
+
+
+class ProviderListView(generics.ListAPIView):
+    serializer_class = ProviderSerializer
+    filterset_class = ProviderFilter
+
+    def get_queryset(self) -> QuerySet[Provider]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no caller
+            return Provider.objects.none()
+        return selectors.provider_list(caller=get_caller(self.request))
+
+    @extend_schema(request=ProviderCreateInput, responses={201: ProviderSerializer})
+    def post(self, request: Request) -> Response:
+        caller = get_caller(request)
+        data = validated(ProviderCreateInput, request)
+        team_id = data.pop("team")
+        team = account_selectors.team_get(caller=caller, team_id=team_id) if team_id is not None else None
+        provider = services.provider_create(caller=caller, team=team, **data)
+        return Response(ProviderSerializer(provider).data, status=status.HTTP_201_CREATED)
+
+
+class ProviderDetailView(APIView):
+    @extend_schema(responses=ProviderSerializer)
+    def get(self, request: Request, provider_id: int) -> Response:
+        provider = selectors.provider_get(caller=get_caller(request), provider_id=provider_id)
+        return Response(ProviderSerializer(provider).data)
+
+    @extend_schema(request=ProviderUpdateInput, responses=ProviderSerializer)
+    def patch(self, request: Request, provider_id: int) -> Response:
+        caller = get_caller(request)
+        provider = selectors.provider_get(caller=caller, provider_id=provider_id)
+        provider = services.provider_update(caller=caller, provider=provider, **validated(ProviderUpdateInput, request))
+        return Response(ProviderSerializer(provider).data)
+
+    @extend_schema(
+        responses=ProviderSerializer, description="Disable the provider (never deleted: calls refer to it by name)."
+    )
+    def delete(self, request: Request, provider_id: int) -> Response:
+        caller = get_caller(request)
+        provider = selectors.provider_get(caller=caller, provider_id=provider_id)
+        provider = services.provider_disable(caller=caller, provider=provider)
+        return Response(ProviderSerializer(provider).data)
+
+
+class ProviderTestView(APIView):
+    @extend_schema(
+        request=None,
+        responses=ConnectionCheckSerializer,
+        description="List the provider's models through the OpenAI SDK with its timeouts; reports ok or the error.",
+    )
+    def post(self, request: Request, provider_id: int) -> Response:
+        caller = get_caller(request)
+        provider = selectors.provider_get(caller=caller, provider_id=provider_id)
+        result = services.provider_test_connection(caller=caller, provider=provider)
+        return Response(ConnectionCheckSerializer(result).data)
+
+
+class LanguageModelListView(generics.ListAPIView):
+    serializer_class = LanguageModelSerializer
+    filterset_class = LanguageModelFilter
+
+    def get_queryset(self) -> QuerySet[LanguageModel]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no caller
+            return LanguageModel.objects.none()
+        return selectors.model_list(caller=get_caller(self.request))
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "now": timezone.now()}
+
+    @extend_schema(request=ModelCreateInput, responses={201: LanguageModelSerializer})
+    def post(self, request: Request) -> Response:
+        caller = get_caller(request)
+        data = validated(ModelCreateInput, request)
+        price = _pop_price(data)
+        team_id = data.pop("team")
+        team = account_selectors.team_get(caller=caller, team_id=team_id) if team_id is not None else None
+        model = services.model_create(caller=caller, team=team, price=price, **data)
+        return Response(LanguageModelSerializer(model).data, status=status.HTTP_201_CREATED)
+
+
+class LanguageModelDetailView(APIView):
+    @extend_schema(responses=LanguageModelSerializer)
+    def get(self, request: Request, model_id: int) -> Response:
+        model = selectors.model_get(caller=get_caller(request), model_id=model_id)
+        return Response(LanguageModelSerializer(model).data)
+
+    @extend_schema(request=ModelUpdateInput, responses=LanguageModelSerializer)
+    def patch(self, request: Request, model_id: int) -> Response:
+        caller = get_caller(request)
+        model = selectors.model_get(caller=caller, model_id=model_id)
+        data = validated(ModelUpdateInput, request)
+        price = _pop_price(data)
+        model = services.model_update(caller=caller, model=model, price=price, **data)
+        return Response(LanguageModelSerializer(model).data)
+
+    @extend_schema(
+        responses=LanguageModelSerializer, description="Disable the model (never deleted: calls refer to it by name)."
+    )
+    def delete(self, request: Request, model_id: int) -> Response:
+        caller = get_caller(request)
+        model = selectors.model_get(caller=caller, model_id=model_id)
+        model = services.model_disable(caller=caller, model=model)
+        return Response(LanguageModelSerializer(model).data)
+
+
+class RoutingView(APIView):
+    @extend_schema(responses=RoutingSerializer)
+    def get(self, request: Request, application_id: int) -> Response:
+        _, routing = selectors.routing_get(caller=get_caller(request), application_id=application_id)
+        return Response(RoutingSerializer(routing).data)
+
+    @extend_schema(
+        request=RoutingInput,
+        responses=RoutingSerializer,
+        description="Replace the application's routing: `fixed` serves `model` (when set, overriding the "
+        "requested model) and then tries `fallbacks` in order.",
+    )
+    def put(self, request: Request, application_id: int) -> Response:
+        caller = get_caller(request)
+        application, _ = selectors.routing_get(caller=caller, application_id=application_id)
+        routing = services.routing_set(caller=caller, application=application, **validated(RoutingInput, request))
+        return Response(RoutingSerializer(routing).data)

@@ -1,0 +1,869 @@
+"""Writes to the model catalog (providers, models) and to application routing.
+
+Every write calls `catalog_changed()` so that each process's catalog cache reloads.
+Entries with a team are managed by that team's admins (`gateway.manage_catalog`);
+shared entries (no team) by operators (superusers). `caller=None` is trusted
+provisioning (seed_catalog, gateway_sync) and skips the permission checks.
+
+A provider's API key is write-only: stored encrypted (controlplane.crypto), never
+returned, never logged, and scrubbed from upstream error messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts import roles
+from accounts.caller import Caller
+from accounts.models import Application, Team
+from controlplane import crypto
+from controlplane.errors import ApplicationError, Conflict, PermissionDenied, ValidationFailed
+from gateway.catalog import catalog_changed
+from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
+
+logger = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+MAX_FALLBACKS = 5
+# (minimum, maximum) of each numeric provider setting; the model's validators say the same.
+PROVIDER_LIMITS: dict[str, tuple[float, float]] = {
+    "connect_timeout_seconds": (0.1, 60),
+    "read_timeout_seconds": (0.1, 600),
+    "max_retries": (0, 10),
+    "retry_budget_seconds": (0, 300),
+}
+MAX_CONTEXT_WINDOW = 10_000_000
+
+
+# Permissions -------------------------------------------------------------------------
+
+
+def require_catalog_manager(caller: Caller | None, *, team_id: int | None, action: str) -> None:
+    """Team entries: `gateway.manage_catalog` in that team. Shared entries: a superuser."""
+    if caller is None:
+        return
+    if team_id is None:
+        if caller.user is None or not caller.user.is_superuser:
+            raise PermissionDenied(
+                f"Only operators (superusers) can {action} in the shared catalog; "
+                "a team admin can add the team's own providers and models instead."
+            )
+        return
+    caller.require_permission(roles.MANAGE_CATALOG, team_id=team_id, action=action)
+
+
+# Validation --------------------------------------------------------------------------
+
+
+def _validate_name(value: Any, *, param: str = "name", max_length: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(f"{param} is required.", param=param)
+    name = value.strip()
+    if len(name) > max_length:
+        raise ValidationFailed(f"{param} must be at most {max_length} characters.", param=param)
+    if not NAME_PATTERN.match(name):
+        raise ValidationFailed(
+            f"{param} '{name}' may use letters, digits and . _ : / @ + - (starting with a letter or digit).",
+            param=param,
+        )
+    return name
+
+
+def _validate_base_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed("base_url is required, e.g. https://api.openai.com/v1.", param="base_url")
+    url = value.strip().rstrip("/")
+    if len(url) > 500:
+        raise ValidationFailed("base_url must be at most 500 characters.", param="base_url")
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except DjangoValidationError:
+        raise ValidationFailed(
+            f"base_url '{url}' is not an http(s) URL; give the OpenAI-compatible base URL, "
+            "e.g. https://api.openai.com/v1 or http://127.0.0.1:8090/v1.",
+            param="base_url",
+        ) from None
+    return url
+
+
+def _validate_number(name: str, value: Any, *, integer: bool = False) -> float | int:
+    low, high = PROVIDER_LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationFailed(f"{name} must be a number from {low:g} to {high:g}.", param=name)
+    if integer and int(value) != value:
+        raise ValidationFailed(f"{name} must be a whole number from {low:g} to {high:g}.", param=name)
+    if not low <= value <= high:
+        raise ValidationFailed(f"{name} must be from {low:g} to {high:g}; {value:g} is out of range.", param=name)
+    return int(value) if integer else float(value)
+
+
+def _validate_api_key(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed("api_key must be a string.", param="api_key")
+    key = value.strip()
+    if len(key) > 4000 or any(character.isspace() for character in key):
+        raise ValidationFailed("api_key must be one token without spaces, at most 4000 characters.", param="api_key")
+    return key
+
+
+def _validate_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationFailed(f"{name} must be true or false.", param=name)
+    return value
+
+
+def model_names_visible_to(team_id: int | None) -> set[str]:
+    """Model names a team's entries may refer to: its own and the shared ones (shared: shared only)."""
+    scope = Q(team__isnull=True) if team_id is None else Q(team__isnull=True) | Q(team_id=team_id)
+    return set(LanguageModel.objects.filter(scope).values_list("name", flat=True))
+
+
+def _validate_fallbacks(
+    value: Any, *, visible: set[str], own_name: str, param: str = "fallbacks", scope: str
+) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+        raise ValidationFailed(f"{param} must be a list of model names, in the order to try them.", param=param)
+    names = [item.strip() for item in value]
+    if len(names) > MAX_FALLBACKS:
+        raise ValidationFailed(f"{param} may name at most {MAX_FALLBACKS} models.", param=param)
+    if len(set(names)) != len(names):
+        raise ValidationFailed(f"{param} names a model twice; list each model once.", param=param)
+    if own_name and own_name in names:
+        raise ValidationFailed(f"{param} cannot name '{own_name}' itself.", param=param)
+    unknown = [name for name in names if name not in visible]
+    if unknown:
+        raise ValidationFailed(
+            f"{param}: no model named {', '.join(repr(name) for name in unknown)} in {scope}; "
+            "add the model first or fix the name.",
+            param=param,
+        )
+    return names
+
+
+# Providers ---------------------------------------------------------------------------
+
+
+def _team_q(team_id: int | None) -> Q:
+    return Q(team__isnull=True) if team_id is None else Q(team_id=team_id)
+
+
+def _provider_settings(values: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name == "name":
+            cleaned[name] = _validate_name(value, max_length=100)
+        elif name == "base_url":
+            cleaned[name] = _validate_base_url(value)
+        elif name == "max_retries":
+            cleaned[name] = _validate_number(name, value, integer=True)
+        elif name in PROVIDER_LIMITS:
+            cleaned[name] = _validate_number(name, value)
+        elif name == "is_enabled":
+            cleaned[name] = _validate_bool(name, value)
+        else:  # pragma: no cover - a programming error, not input
+            raise TypeError(f"unknown provider setting {name}")
+    return cleaned
+
+
+def _check_provider_name_free(*, team_id: int | None, name: str, exclude_id: int | None = None) -> None:
+    taken = Provider.objects.filter(_team_q(team_id), name=name)
+    if exclude_id is not None:
+        taken = taken.exclude(pk=exclude_id)
+    if taken.exists():
+        where = "the shared catalog" if team_id is None else "this team"
+        raise Conflict(f"A provider named '{name}' already exists in {where}; pick another name.", param="name")
+
+
+def provider_create(
+    *,
+    caller: Caller | None,
+    team: Team | None,
+    name: str,
+    base_url: str,
+    api_key: str = "",
+    connect_timeout_seconds: float = 5.0,
+    read_timeout_seconds: float = 60.0,
+    max_retries: int = 2,
+    retry_budget_seconds: float = 20.0,
+    is_enabled: bool = True,
+) -> Provider:
+    team_id = team.id if team is not None else None
+    require_catalog_manager(caller, team_id=team_id, action="add providers")
+    values = _provider_settings(
+        {
+            "name": name,
+            "base_url": base_url,
+            "connect_timeout_seconds": connect_timeout_seconds,
+            "read_timeout_seconds": read_timeout_seconds,
+            "max_retries": max_retries,
+            "retry_budget_seconds": retry_budget_seconds,
+            "is_enabled": is_enabled,
+        }
+    )
+    if "name" not in values:
+        raise ValidationFailed("name is required.", param="name")
+    if "base_url" not in values:
+        raise ValidationFailed("base_url is required, e.g. https://api.openai.com/v1.", param="base_url")
+    key = _validate_api_key(api_key)
+    try:
+        with transaction.atomic():
+            _check_provider_name_free(team_id=team_id, name=values["name"])
+            provider = Provider.objects.create(
+                team=team, api_key_encrypted=crypto.encrypt(key) if key else "", **values
+            )
+            catalog_changed()
+    except IntegrityError:
+        raise Conflict(
+            f"A provider named '{values['name']}' already exists; pick another name.", param="name"
+        ) from None
+    logger.info(
+        "provider created",
+        extra={"provider_id": provider.id, "team_id": team_id, "has_api_key": bool(key), "actor": _actor(caller)},
+    )
+    return provider
+
+
+def provider_update(
+    *,
+    caller: Caller | None,
+    provider: Provider,
+    name: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    connect_timeout_seconds: float | None = None,
+    read_timeout_seconds: float | None = None,
+    max_retries: int | None = None,
+    retry_budget_seconds: float | None = None,
+    is_enabled: bool | None = None,
+) -> Provider:
+    """Change the given settings (None: unchanged). `api_key=""` removes the key."""
+    require_catalog_manager(caller, team_id=provider.team_id, action="change providers")
+    values = _provider_settings(
+        {
+            "name": name,
+            "base_url": base_url,
+            "connect_timeout_seconds": connect_timeout_seconds,
+            "read_timeout_seconds": read_timeout_seconds,
+            "max_retries": max_retries,
+            "retry_budget_seconds": retry_budget_seconds,
+            "is_enabled": is_enabled,
+        }
+    )
+    changed = [field_name for field_name, value in values.items() if getattr(provider, field_name) != value]
+    if api_key is not None:
+        key = _validate_api_key(api_key)
+        current = _stored_key(provider)
+        if key != current:
+            provider.api_key_encrypted = crypto.encrypt(key) if key else ""
+            changed.append("api_key_encrypted")
+    if not changed:
+        return provider
+    for field_name in changed:
+        if field_name in values:
+            setattr(provider, field_name, values[field_name])
+    try:
+        with transaction.atomic():
+            if "name" in changed:
+                _check_provider_name_free(team_id=provider.team_id, name=provider.name, exclude_id=provider.id)
+            provider.save(update_fields=[*changed, "updated_at"])
+            catalog_changed()
+    except IntegrityError:
+        raise Conflict(f"A provider named '{provider.name}' already exists; pick another name.", param="name") from None
+    logger.info(
+        "provider changed",
+        extra={
+            "provider_id": provider.id,
+            "changes": sorted("api_key" if name == "api_key_encrypted" else name for name in changed),
+            "actor": _actor(caller),
+        },
+    )
+    return provider
+
+
+def _stored_key(provider: Provider) -> str | None:
+    """The stored key, "" when none, None when it cannot be decrypted (the encryption key
+    changed since): then any key given replaces it."""
+    if not provider.api_key_encrypted:
+        return ""
+    try:
+        return crypto.decrypt(provider.api_key_encrypted)
+    except crypto.DecryptionFailed:
+        return None
+
+
+def provider_disable(*, caller: Caller | None, provider: Provider) -> Provider:
+    """Disable, never delete: call records refer to providers and models by name."""
+    return provider_update(caller=caller, provider=provider, is_enabled=False)
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    is_ok: bool
+    message: str
+    models: list[str] = field(default_factory=list)
+    status_code: int | None = None
+    elapsed_ms: int = 0
+
+
+def provider_test_connection(*, caller: Caller | None, provider: Provider) -> ConnectionCheck:
+    """List the provider's models through the `openai` SDK with the provider's timeouts.
+
+    Never raises for an upstream problem: the result says what went wrong, with the
+    upstream's own message (the API key scrubbed out).
+    """
+    import openai
+
+    require_catalog_manager(caller, team_id=provider.team_id, action="test provider connections")
+    started = time.monotonic()
+    key = ""
+
+    def elapsed() -> int:
+        return round((time.monotonic() - started) * 1000)
+
+    try:
+        key = crypto.decrypt(provider.api_key_encrypted) if provider.api_key_encrypted else ""
+        client = openai.OpenAI(
+            base_url=provider.base_url,
+            api_key=key or "no-key",  # the SDK insists on a key; local servers ignore it
+            timeout=openai.Timeout(provider.read_timeout_seconds, connect=provider.connect_timeout_seconds),
+            max_retries=0,
+        )
+        with client:
+            names = sorted(model.id for model in client.models.list())
+    except openai.APIStatusError as error:
+        return ConnectionCheck(
+            is_ok=False,
+            message=_scrub(f"The provider answered {error.status_code}: {_upstream_message(error)}", key),
+            status_code=error.status_code,
+            elapsed_ms=elapsed(),
+        )
+    except openai.APITimeoutError:
+        return ConnectionCheck(
+            is_ok=False,
+            message=f"No answer within the provider's timeouts (connect {provider.connect_timeout_seconds:g} s, "
+            f"read {provider.read_timeout_seconds:g} s); check base_url or raise the timeouts.",
+            elapsed_ms=elapsed(),
+        )
+    except openai.APIConnectionError as error:
+        cause = error.__cause__ or error
+        return ConnectionCheck(
+            is_ok=False,
+            message=_scrub(f"Cannot connect to {provider.base_url}: {cause}", key),
+            elapsed_ms=elapsed(),
+        )
+    except ApplicationError as error:  # e.g. a key that cannot be decrypted any more
+        return ConnectionCheck(is_ok=False, message=error.message, elapsed_ms=elapsed())
+    except Exception as error:  # noqa: BLE001 - any other failure is reported to the user, never a 500
+        logger.warning("provider test failed", extra={"provider_id": provider.id, "error": type(error).__name__})
+        return ConnectionCheck(
+            is_ok=False,
+            message=_scrub(f"The provider's answer could not be read ({type(error).__name__}: {error}).", key),
+            elapsed_ms=elapsed(),
+        )
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return ConnectionCheck(
+        is_ok=True,
+        message=f"Connected: {len(names)} model(s) listed" + (f": {shown}." if names else "."),
+        models=names,
+        status_code=200,
+        elapsed_ms=elapsed(),
+    )
+
+
+def _upstream_message(error: Any) -> str:
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return str(getattr(error, "message", "") or error)
+
+
+def _scrub(message: str, secret: str) -> str:
+    if secret and len(secret) >= 4:
+        message = message.replace(secret, "***")
+    return message[:1000]
+
+
+# Models ------------------------------------------------------------------------------
+
+
+def _resolve_provider(value: Provider | int | str, *, team_id: int | None) -> Provider:
+    """A provider the model's team may use: its own or a shared one (shared models: shared only)."""
+    scope = Q(team__isnull=True) if team_id is None else Q(team__isnull=True) | Q(team_id=team_id)
+    candidates = Provider.objects.filter(scope)
+    where = "the shared catalog" if team_id is None else "this team or the shared catalog"
+    if isinstance(value, Provider):
+        if not candidates.filter(pk=value.pk).exists():
+            raise ValidationFailed(f"Provider '{value.name}' is not in {where}.", param="provider")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
+        raise ValidationFailed("provider is required: the id or name of a provider.", param="provider")
+    if isinstance(value, int) or value.isdigit():
+        found = candidates.filter(pk=int(value)).first()
+    else:
+        # The team's own provider wins over a shared one of the same name.
+        matches = sorted(candidates.filter(name=value), key=lambda provider: provider.team_id is None)
+        found = matches[0] if matches else None
+    if found is None:
+        raise ValidationFailed(
+            f"No provider '{value}' in {where}; add it first or fix the id or name.", param="provider"
+        )
+    return found
+
+
+def _validate_model_fields(values: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name == "provider_model":
+            if not isinstance(value, str) or not value.strip() or len(value.strip()) > 200:
+                raise ValidationFailed(
+                    "provider_model is required: the model id the provider expects (at most 200 characters).",
+                    param=name,
+                )
+            cleaned[name] = value.strip()
+        elif name == "context_window":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONTEXT_WINDOW:
+                raise ValidationFailed(
+                    f"context_window must be a whole number of tokens from 1 to {MAX_CONTEXT_WINDOW}.", param=name
+                )
+            cleaned[name] = value
+        elif name == "tier":
+            if value not in ModelTier.values:
+                raise ValidationFailed(f"tier must be one of: {', '.join(ModelTier.values)}.", param=name)
+            cleaned[name] = value
+        elif name == "is_enabled":
+            cleaned[name] = _validate_bool(name, value)
+        else:  # pragma: no cover - a programming error, not input
+            raise TypeError(f"unknown model setting {name}")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens. `cached_input_per_million=None`: cached input costs the input price."""
+
+    input_per_million: Decimal
+    output_per_million: Decimal
+    cached_input_per_million: Decimal | None = None
+
+
+def price_from(
+    *,
+    input_per_million: Decimal | None,
+    output_per_million: Decimal | None,
+    cached_input_per_million: Decimal | None = None,
+) -> Price | None:
+    """A price from optional form or API fields: none given -> None; input and output go together."""
+    if input_per_million is None and output_per_million is None and cached_input_per_million is None:
+        return None
+    for name, value in (("input_per_million", input_per_million), ("output_per_million", output_per_million)):
+        if value is None:
+            raise ValidationFailed(
+                f"{name} is required with a price: give input_per_million and output_per_million "
+                "(USD per million tokens).",
+                param=name,
+            )
+    for name, value in (
+        ("input_per_million", input_per_million),
+        ("output_per_million", output_per_million),
+        ("cached_input_per_million", cached_input_per_million),
+    ):
+        if value is not None and value < 0:
+            raise ValidationFailed(f"{name} must be zero or more (USD per million tokens).", param=name)
+    return Price(
+        input_per_million=Decimal(input_per_million or 0),  # both checked above; `or` is for mypy
+        output_per_million=Decimal(output_per_million or 0),
+        cached_input_per_million=cached_input_per_million,
+    )
+
+
+def _set_price(*, caller: Caller | None, model: str, price: Price) -> None:
+    from costs import services as costs_services
+
+    current = costs_services.price_for(model=model, at=timezone.now())
+    if current is not None and (
+        current.input_per_million,
+        current.output_per_million,
+        current.cached_input_per_million,
+    ) == (price.input_per_million, price.output_per_million, price.cached_input_per_million):
+        return
+    costs_services.price_set(
+        caller=caller,
+        model=model,
+        input_per_million=price.input_per_million,
+        output_per_million=price.output_per_million,
+        cached_input_per_million=price.cached_input_per_million,
+        effective_from=timezone.now(),
+    )
+
+
+def model_create(
+    *,
+    caller: Caller | None,
+    team: Team | None,
+    name: str,
+    provider: Provider | int | str,
+    provider_model: str,
+    context_window: int = 8192,
+    tier: str = ModelTier.MEDIUM,
+    fallbacks: Sequence[str] = (),
+    is_enabled: bool = True,
+    price: Price | None = None,
+) -> LanguageModel:
+    team_id = team.id if team is not None else None
+    require_catalog_manager(caller, team_id=team_id, action="add models")
+    model_name = _validate_name(name, max_length=200)
+    values = _validate_model_fields(
+        {"provider_model": provider_model, "context_window": context_window, "tier": tier, "is_enabled": is_enabled}
+    )
+    if "provider_model" not in values:
+        raise ValidationFailed("provider_model is required: the model id the provider expects.", param="provider_model")
+    resolved_provider = _resolve_provider(provider, team_id=team_id)
+    scope = "the shared catalog" if team_id is None else "this team or the shared catalog"
+    chain = _validate_fallbacks(
+        list(fallbacks), visible=model_names_visible_to(team_id), own_name=model_name, scope=scope
+    )
+    try:
+        with transaction.atomic():
+            if LanguageModel.objects.filter(_team_q(team_id), name=model_name).exists():
+                where = "the shared catalog" if team_id is None else "this team"
+                raise Conflict(f"A model named '{model_name}' already exists in {where}.", param="name")
+            model = LanguageModel.objects.create(
+                team=team, name=model_name, provider=resolved_provider, fallbacks=chain, **values
+            )
+            if price is not None:
+                _set_price(caller=caller, model=model_name, price=price)
+            catalog_changed()
+    except IntegrityError:
+        raise Conflict(f"A model named '{model_name}' already exists.", param="name") from None
+    logger.info("model created", extra={"model_id": model.id, "team_id": team_id, "actor": _actor(caller)})
+    return model
+
+
+def model_update(
+    *,
+    caller: Caller | None,
+    model: LanguageModel,
+    provider: Provider | int | str | None = None,
+    provider_model: str | None = None,
+    context_window: int | None = None,
+    tier: str | None = None,
+    fallbacks: Sequence[str] | None = None,
+    is_enabled: bool | None = None,
+    price: Price | None = None,
+) -> LanguageModel:
+    """Change the given settings (None: unchanged). The name is fixed: calls are recorded by name."""
+    require_catalog_manager(caller, team_id=model.team_id, action="change models")
+    values = _validate_model_fields(
+        {"provider_model": provider_model, "context_window": context_window, "tier": tier, "is_enabled": is_enabled}
+    )
+    if provider is not None:
+        resolved = _resolve_provider(provider, team_id=model.team_id)
+        values["provider_id"] = resolved.id
+    if fallbacks is not None:
+        scope = "the shared catalog" if model.team_id is None else "this team or the shared catalog"
+        values["fallbacks"] = _validate_fallbacks(
+            list(fallbacks), visible=model_names_visible_to(model.team_id), own_name=model.name, scope=scope
+        )
+    changed = [name for name, value in values.items() if getattr(model, name) != value]
+    with transaction.atomic():
+        if changed:
+            for name in changed:
+                setattr(model, name, values[name])
+            model.save(update_fields=[*changed, "updated_at"])
+        if price is not None:
+            _set_price(caller=caller, model=model.name, price=price)
+        if changed or price is not None:
+            catalog_changed()
+    if changed:
+        logger.info("model changed", extra={"model_id": model.id, "changes": sorted(changed), "actor": _actor(caller)})
+    return model
+
+
+def model_disable(*, caller: Caller | None, model: LanguageModel) -> LanguageModel:
+    """Disable, never delete: call records refer to models by name."""
+    return model_update(caller=caller, model=model, is_enabled=False)
+
+
+# Routing -----------------------------------------------------------------------------
+
+
+def routing_set(
+    *,
+    caller: Caller | None,
+    application: Application,
+    policy: str = RoutingPolicyKind.FIXED,
+    model: str = "",
+    fallbacks: Sequence[str] = (),
+) -> RoutingPolicy:
+    """Set how the application's calls pick a model: `fixed` uses `model` (when set, overriding
+    the requested one) and then the fallback chain."""
+    if caller is not None:
+        caller.require_permission(
+            roles.CHANGE_APPLICATION,
+            team_id=application.team_id,
+            obj=application,
+            action="change this application's routing",
+        )
+    if policy not in RoutingPolicyKind.values:
+        raise ValidationFailed(f"policy must be one of: {', '.join(RoutingPolicyKind.values)}.", param="policy")
+    visible = model_names_visible_to(application.team_id)
+    if not isinstance(model, str):
+        raise ValidationFailed("model must be a model name (or empty for the requested model).", param="model")
+    model_name = model.strip()
+    if model_name and model_name not in visible:
+        raise ValidationFailed(
+            f"model: no model named '{model_name}' in this team or the shared catalog; "
+            "add the model first or fix the name.",
+            param="model",
+        )
+    chain = _validate_fallbacks(
+        list(fallbacks) if fallbacks is not None else [],
+        visible=visible,
+        own_name=model_name,
+        scope="this team or the shared catalog",
+    )
+    with transaction.atomic():
+        routing, created = RoutingPolicy.objects.select_for_update().get_or_create(application=application)
+        changed = created or (routing.policy, routing.model, routing.fallbacks) != (policy, model_name, chain)
+        if changed:
+            routing.policy, routing.model, routing.fallbacks = policy, model_name, chain
+            routing.save()
+            catalog_changed()
+    if changed:
+        logger.info("routing changed", extra={"application_id": application.id, "actor": _actor(caller)})
+    return routing
+
+
+def _actor(caller: Caller | None) -> str:
+    return caller.label if caller is not None else "system"
+
+
+# Configuration as code (seed_catalog, gateway_sync) -------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    base_url: str
+    api_key: str | None = None  # None: leave the stored key as it is
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 60.0
+    max_retries: int = 2
+    retry_budget_seconds: float = 20.0
+    is_enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    provider: str
+    provider_model: str
+    context_window: int = 8192
+    tier: str = ModelTier.MEDIUM
+    fallbacks: tuple[str, ...] = ()
+    is_enabled: bool = True
+    price: Price | None = None
+
+
+@dataclass(frozen=True)
+class RoutingSpec:
+    application: str
+    team: str | None = None  # the application's team by name; default: the catalog's team
+    policy: str = RoutingPolicyKind.FIXED
+    model: str = ""
+    fallbacks: tuple[str, ...] = ()
+    only_if_unset: bool = False  # seed defaults without overwriting a choice made since
+
+
+class CatalogEntryError(Exception):
+    """An entry of a catalog file is invalid: `section` ("providers", "models", "routing"),
+    its `index` there, and the domain error (whose `param` names the field)."""
+
+    def __init__(self, section: str, index: int, error: ApplicationError) -> None:
+        super().__init__(error.message)
+        self.section = section
+        self.index = index
+        self.error = error
+
+
+class _DryRun(Exception):
+    pass
+
+
+def _provider_state(provider: Provider) -> dict[str, Any]:
+    state = {name: getattr(provider, name) for name in ("base_url", *PROVIDER_LIMITS, "is_enabled")}
+    state["api_key"] = _stored_key(provider)
+    return state
+
+
+def _model_state(model: LanguageModel) -> dict[str, Any]:
+    state = {name: getattr(model, name) for name in ("provider_id", "provider_model", "context_window", "tier")}
+    return {**state, "fallbacks": list(model.fallbacks), "is_enabled": model.is_enabled}
+
+
+def _describe(kind: str, name: str, before: dict[str, Any] | None, after: dict[str, Any]) -> tuple[str, bool]:
+    if before is None:
+        return f"{kind} {name}: created", True
+    changed = sorted(key for key in after if before.get(key) != after[key])
+    if not changed:
+        return f"{kind} {name}: unchanged", False
+    return f"{kind} {name}: updated ({', '.join(changed)})", True
+
+
+def catalog_apply(
+    *,
+    team: Team | None,
+    providers: Sequence[ProviderSpec] = (),
+    models: Sequence[ModelSpec] = (),
+    routing: Sequence[RoutingSpec] = (),
+    is_dry_run: bool = False,
+) -> tuple[list[str], int]:
+    """Create or update the given entries of `team`'s catalog (None: shared), all or nothing.
+
+    Trusted provisioning (management commands): no permission checks. Entries not named
+    are left alone. Returns one line per entry and the number of changes.
+    """
+    lines: list[str] = []
+    changes = 0
+    try:
+        with transaction.atomic():
+            for index, spec in enumerate(providers):
+                try:
+                    line, is_change = _apply_provider(team, spec)
+                except ApplicationError as error:
+                    raise CatalogEntryError("providers", index, error) from None
+                lines.append(line)
+                changes += is_change
+            # Two passes so that models may name each other as fallbacks in any order.
+            existing = {
+                model.name: model
+                for model in LanguageModel.objects.filter(team=team, name__in=[m.name for m in models])
+            }
+            before = {name: _model_state(model) for name, model in existing.items()}
+            for index, model_spec in enumerate(models):
+                if model_spec.name not in existing:
+                    try:
+                        existing[model_spec.name] = model_create(
+                            caller=None,
+                            team=team,
+                            name=model_spec.name,
+                            provider=model_spec.provider,
+                            provider_model=model_spec.provider_model,
+                            context_window=model_spec.context_window,
+                            tier=model_spec.tier,
+                            is_enabled=model_spec.is_enabled,
+                        )
+                    except ApplicationError as error:
+                        raise CatalogEntryError("models", index, error) from None
+            for index, model_spec in enumerate(models):
+                model = existing[model_spec.name]
+                try:
+                    model_update(
+                        caller=None,
+                        model=model,
+                        provider=model_spec.provider,
+                        provider_model=model_spec.provider_model,
+                        context_window=model_spec.context_window,
+                        tier=model_spec.tier,
+                        fallbacks=list(model_spec.fallbacks),
+                        is_enabled=model_spec.is_enabled,
+                    )
+                    price_changed = model_spec.price is not None and _price_differs(model_spec.name, model_spec.price)
+                    if price_changed and model_spec.price is not None:
+                        _set_price(caller=None, model=model_spec.name, price=model_spec.price)
+                except ApplicationError as error:
+                    raise CatalogEntryError("models", index, error) from None
+                old_state = before.get(model_spec.name)
+                line, is_change = _describe(
+                    "model",
+                    model_spec.name,
+                    {**old_state, "price": int(price_changed)} if old_state is not None else None,
+                    {**_model_state(model), "price": 0},
+                )
+                lines.append(line)
+                changes += is_change
+            for index, routing_spec in enumerate(routing):
+                try:
+                    line, is_change = _apply_routing(team, routing_spec)
+                except ApplicationError as error:
+                    raise CatalogEntryError("routing", index, error) from None
+                lines.append(line)
+                changes += is_change
+            if is_dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    return lines, changes
+
+
+def _price_differs(model: str, price: Price) -> bool:
+    from costs import services as costs_services
+
+    current = costs_services.price_for(model=model, at=timezone.now())
+    return current is None or (
+        current.input_per_million,
+        current.output_per_million,
+        current.cached_input_per_million,
+    ) != (price.input_per_million, price.output_per_million, price.cached_input_per_million)
+
+
+def _apply_provider(team: Team | None, spec: ProviderSpec) -> tuple[str, bool]:
+    settings: dict[str, Any] = {
+        "base_url": spec.base_url,
+        "connect_timeout_seconds": spec.connect_timeout_seconds,
+        "read_timeout_seconds": spec.read_timeout_seconds,
+        "max_retries": spec.max_retries,
+        "retry_budget_seconds": spec.retry_budget_seconds,
+        "is_enabled": spec.is_enabled,
+    }
+    provider = Provider.objects.filter(team=team, name=spec.name).first()
+    if provider is None:
+        provider_create(caller=None, team=team, name=spec.name, api_key=spec.api_key or "", **settings)
+        return f"provider {spec.name}: created", True
+    before = _provider_state(provider)
+    provider_update(caller=None, provider=provider, api_key=spec.api_key, **settings)
+    return _describe("provider", spec.name, before, _provider_state(provider))
+
+
+def _apply_routing(team: Team | None, spec: RoutingSpec) -> tuple[str, bool]:
+    team_name = spec.team or (team.name if team is not None else None)
+    if not team_name:
+        raise ValidationFailed("team is required for routing in the shared catalog (or pass --team).", param="team")
+    application = Application.objects.filter(team__name=team_name, name=spec.application).first()
+    if application is None:
+        raise ValidationFailed(f"No application '{spec.application}' in team '{team_name}'.", param="application")
+    label = f"routing {team_name}/{spec.application}"
+    current = RoutingPolicy.objects.filter(application=application).first()
+    if current is not None and spec.only_if_unset:
+        return f"{label}: unchanged (already set)", False
+    before = (current.policy, current.model, list(current.fallbacks)) if current is not None else None
+    routing = routing_set(
+        caller=None, application=application, policy=spec.policy, model=spec.model, fallbacks=list(spec.fallbacks)
+    )
+    after = (routing.policy, routing.model, list(routing.fallbacks))
+    if before is None:
+        return f"{label}: created", True
+    return (f"{label}: unchanged", False) if before == after else (f"{label}: updated", True)

@@ -1,0 +1,307 @@
+"""Gateway pages (htmx): providers, models and routing over the same services as the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import roles
+from accounts import selectors as account_selectors
+from accounts.caller import Caller
+from accounts.models import Team
+from controlplane.api.authentication import get_caller
+from controlplane.errors import ApplicationError, PermissionDenied, ValidationFailed
+from gateway import forms, selectors, services
+from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicyKind
+
+NAV = "gateway"
+
+
+def _is_operator(caller: Caller) -> bool:
+    return caller.user is not None and caller.user.is_superuser
+
+
+def _can_manage(caller: Caller, team_id: int | None) -> bool:
+    if team_id is None:
+        return _is_operator(caller)
+    return caller.has_permission(roles.MANAGE_CATALOG, team_id=team_id)
+
+
+def _manageable_teams(caller: Caller) -> list[Team]:
+    return [
+        team
+        for team in account_selectors.team_list(caller=caller).order_by("name")
+        if caller.has_permission(roles.MANAGE_CATALOG, team_id=team.id)
+    ]
+
+
+def _team_from_post(request: HttpRequest, caller: Caller) -> Team | None:
+    value = request.POST.get("team", "").strip()
+    if value in ("", "shared"):
+        return None
+    return account_selectors.team_get(caller=caller, team_id=value)
+
+
+def _on_off(request: HttpRequest) -> bool:
+    value = request.POST.get("is_enabled", "")
+    if value not in ("true", "false"):
+        raise ValidationFailed("is_enabled must be true or false.", param="is_enabled")
+    return value == "true"
+
+
+# The catalog -------------------------------------------------------------------------
+
+
+@login_required
+def catalog_page(request: HttpRequest) -> HttpResponse:
+    caller = get_caller(request)
+    providers = list(selectors.provider_list(caller=caller))
+    models = list(selectors.model_list(caller=caller))
+    for entry in [*providers, *models]:
+        entry.can_manage = _can_manage(caller, entry.team_id)  # type: ignore[attr-defined]  # for the template
+    applications = list(account_selectors.application_list(caller=caller).select_related("routing").order_by("name"))
+    context = {
+        "providers": providers,
+        "models": models,
+        "applications": applications,
+        "can_add": _is_operator(caller) or bool(_manageable_teams(caller)),
+        "nav_current": NAV,
+    }
+    return render(request, "gateway/catalog.html", context)
+
+
+# Providers ---------------------------------------------------------------------------
+
+
+PROVIDER_DEFAULTS = {
+    "connect_timeout_seconds": 5,
+    "read_timeout_seconds": 60,
+    "max_retries": 2,
+    "retry_budget_seconds": 20,
+}
+
+
+def _initial(request: HttpRequest, entry: Any, fields: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
+    """What the form shows: the posted values after a refusal, else the entry's, else defaults."""
+    if request.method == "POST":
+        return {name: request.POST.get(name, "") for name in ["team", "name", *fields]}
+    if entry is not None:
+        return {name: getattr(entry, name) for name in ["name", *fields]}
+    return {"team": "", "name": "", **dict.fromkeys(fields, ""), **defaults}
+
+
+def _provider_form_context(
+    request: HttpRequest, caller: Caller, provider: Provider | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "teams": _manageable_teams(caller),
+        "can_share": _is_operator(caller),
+        "provider": provider,
+        "initial": _initial(request, provider, ["base_url", *PROVIDER_DEFAULTS], PROVIDER_DEFAULTS),
+        "nav_current": NAV,
+        **extra,
+    }
+
+
+def _require_some_scope(caller: Caller, what: str) -> None:
+    if not _is_operator(caller) and not _manageable_teams(caller):
+        raise PermissionDenied(
+            f"Your role does not allow you to add {what}; ask a team admin for a role that has "
+            f"the '{roles.MANAGE_CATALOG}' permission."
+        )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def provider_create(request: HttpRequest) -> HttpResponse:
+    caller = get_caller(request)
+    _require_some_scope(caller, "providers")
+    if request.method == "POST":
+        try:
+            team = _team_from_post(request, caller)
+            data = forms.parsed(forms.ProviderForm(request.POST))
+            data.pop("remove_api_key")
+            services.provider_create(caller=caller, team=team, **data)
+        except ApplicationError as error:
+            context = _provider_form_context(request, caller, error=error)
+            return render(request, "gateway/provider_form.html", context, status=error.status_code)
+        return redirect("gateway:catalog")
+    return render(request, "gateway/provider_form.html", _provider_form_context(request, caller))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def provider_edit(request: HttpRequest, provider_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    provider = selectors.provider_get(caller=caller, provider_id=provider_id)
+    services.require_catalog_manager(caller, team_id=provider.team_id, action="change providers")
+    if request.method == "POST":
+        try:
+            data = forms.parsed(forms.ProviderForm(request.POST))
+            api_key = "" if data.pop("remove_api_key") else (data.pop("api_key") or None)
+            data.pop("api_key", None)
+            services.provider_update(caller=caller, provider=provider, api_key=api_key, **data)
+        except ApplicationError as error:
+            provider.refresh_from_db()
+            context = _provider_form_context(request, caller, provider=provider, error=error)
+            return render(request, "gateway/provider_form.html", context, status=error.status_code)
+        return redirect("gateway:catalog")
+    return render(request, "gateway/provider_form.html", _provider_form_context(request, caller, provider=provider))
+
+
+@login_required
+@require_POST
+def provider_enabled(request: HttpRequest, provider_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    provider = selectors.provider_get(caller=caller, provider_id=provider_id)
+    try:
+        provider = services.provider_update(caller=caller, provider=provider, is_enabled=_on_off(request))
+    except ApplicationError as error:
+        return render(request, "gateway/partials/_error.html", {"error": error}, status=error.status_code)
+    if not request.htmx:  # type: ignore[attr-defined]  # django-htmx
+        return redirect("gateway:catalog")
+    provider.can_manage = True  # type: ignore[attr-defined]  # the update above proved it
+    return render(request, "gateway/partials/_provider_row.html", {"provider": provider})
+
+
+@login_required
+@require_POST
+def provider_test(request: HttpRequest, provider_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    provider = selectors.provider_get(caller=caller, provider_id=provider_id)
+    try:
+        result = services.provider_test_connection(caller=caller, provider=provider)
+    except ApplicationError as error:
+        return render(request, "gateway/partials/_error.html", {"error": error}, status=error.status_code)
+    return render(request, "gateway/partials/_test_result.html", {"result": result, "provider": provider})
+
+
+# Models ------------------------------------------------------------------------------
+
+
+def _model_form_context(
+    request: HttpRequest, caller: Caller, model: LanguageModel | None = None, **extra: Any
+) -> dict[str, Any]:
+    initial = _initial(
+        request,
+        model,
+        ["provider_model", "context_window", "tier", "fallbacks"],
+        {"context_window": 8192, "tier": ModelTier.MEDIUM},
+    )
+    if request.method == "POST":
+        initial["provider"] = request.POST.get("provider", "")
+        initial.update({name: request.POST.get(name, "") for name in forms.PRICE_FIELDS})
+    else:
+        initial["provider"] = str(model.provider_id) if model is not None else ""
+        initial["fallbacks"] = ", ".join(model.fallbacks) if model is not None else ""
+        initial.update(dict.fromkeys(forms.PRICE_FIELDS, ""))
+    return {
+        "teams": _manageable_teams(caller),
+        "can_share": _is_operator(caller),
+        "model": model,
+        "providers": [provider for provider in selectors.provider_list(caller=caller) if provider.is_enabled],
+        "tiers": ModelTier.choices,
+        "initial": initial,
+        "nav_current": NAV,
+        **extra,
+    }
+
+
+def _model_values(request: HttpRequest) -> tuple[dict[str, Any], services.Price | None]:
+    data = forms.parsed(forms.LanguageModelForm(request.POST))
+    price = services.price_from(
+        input_per_million=data.pop("input_per_million"),
+        output_per_million=data.pop("output_per_million"),
+        cached_input_per_million=data.pop("cached_input_per_million"),
+    )
+    data["fallbacks"] = forms.names(data["fallbacks"])
+    return data, price
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def model_create(request: HttpRequest) -> HttpResponse:
+    caller = get_caller(request)
+    _require_some_scope(caller, "models")
+    if request.method == "POST":
+        try:
+            team = _team_from_post(request, caller)
+            data, price = _model_values(request)
+            services.model_create(caller=caller, team=team, name=request.POST.get("name", ""), price=price, **data)
+        except ApplicationError as error:
+            context = _model_form_context(request, caller, error=error)
+            return render(request, "gateway/model_form.html", context, status=error.status_code)
+        return redirect("gateway:catalog")
+    return render(request, "gateway/model_form.html", _model_form_context(request, caller))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def model_edit(request: HttpRequest, model_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    model = selectors.model_get(caller=caller, model_id=model_id)
+    services.require_catalog_manager(caller, team_id=model.team_id, action="change models")
+    if request.method == "POST":
+        try:
+            data, price = _model_values(request)
+            services.model_update(caller=caller, model=model, price=price, **data)
+        except ApplicationError as error:
+            model.refresh_from_db()
+            context = _model_form_context(request, caller, model=model, error=error)
+            return render(request, "gateway/model_form.html", context, status=error.status_code)
+        return redirect("gateway:catalog")
+    return render(request, "gateway/model_form.html", _model_form_context(request, caller, model=model))
+
+
+@login_required
+@require_POST
+def model_enabled(request: HttpRequest, model_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    model = selectors.model_get(caller=caller, model_id=model_id)
+    try:
+        model = services.model_update(caller=caller, model=model, is_enabled=_on_off(request))
+    except ApplicationError as error:
+        return render(request, "gateway/partials/_error.html", {"error": error}, status=error.status_code)
+    if not request.htmx:  # type: ignore[attr-defined]  # django-htmx
+        return redirect("gateway:catalog")
+    model.can_manage = True  # type: ignore[attr-defined]  # the update above proved it
+    return render(request, "gateway/partials/_model_row.html", {"model": model})
+
+
+# Routing -----------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def routing_page(request: HttpRequest, application_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    application, routing = selectors.routing_get(caller=caller, application_id=application_id)
+    model_names = sorted(services.model_names_visible_to(application.team_id))
+    context: dict[str, Any] = {
+        "application": application,
+        "routing": routing,
+        "model_names": model_names,
+        "policies": RoutingPolicyKind.choices,
+        "can_change": caller.has_permission(roles.CHANGE_APPLICATION, team_id=application.team_id, obj=application),
+        "nav_current": NAV,
+    }
+    status = 200
+    if request.method == "POST":
+        try:
+            data = forms.parsed(forms.RoutingForm(request.POST))
+            context["routing"] = services.routing_set(
+                caller=caller,
+                application=application,
+                policy=data["policy"],
+                model=data["model"],
+                fallbacks=forms.names(data["fallbacks"]),
+            )
+            context["saved"] = True
+        except ApplicationError as error:
+            context["error"] = error
+            status = error.status_code
+    return render(request, "gateway/routing.html", context, status=status)
