@@ -97,3 +97,15 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
 
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING") as worker:
         yield worker
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> None:
+    """Test databases reuse ids, so per-process caches keyed by id must not outlive a test.
+    Clearing the shared cache drops every generation token, which invalidates them all."""
+    from django.core.cache import cache
+
+    from gateway import keys
+
+    cache.clear()
+    keys.forget_all()

@@ -261,3 +261,6 @@ GATEWAY_SPOOL_DIR = env.str("GATEWAY_SPOOL_DIR", default=str(VAR_DIR / "spool" /
 GATEWAY_SPOOL_FSYNC = env.bool("GATEWAY_SPOOL_FSYNC", default=False)
 GATEWAY_RECORDER_BATCH_SIZE = env.int("GATEWAY_RECORDER_BATCH_SIZE", default=500)
 GATEWAY_RECORDER_INTERVAL_SECONDS = env.float("GATEWAY_RECORDER_INTERVAL_SECONDS", default=0.05)
+# A call without max_tokens is held to this many output tokens when a budget applies, so
+# that the reserved worst case really is the worst case.
+GATEWAY_BUDGET_DEFAULT_MAX_TOKENS = env.int("GATEWAY_BUDGET_DEFAULT_MAX_TOKENS", default=4096)

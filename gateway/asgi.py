@@ -26,7 +26,7 @@ from controlplane.ids import uuid7
 from controlplane.logging import request_id_var
 from controlplane.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway import upstream
-from gateway.pipeline import Plan, Result, Usage, finish, prepare
+from gateway.pipeline import Finished, Plan, Refused, Result, Usage, finish, prepare, record_refused
 from observability.models import CallStatus
 
 logger = logging.getLogger("gateway")
@@ -191,19 +191,29 @@ class Exchange:
     async def chat_completions(self) -> None:
         body = await self.read_body()
         call_id = str(uuid7())
-        _, plan = await run_sync(
-            prepare,
-            call_id=call_id,
-            started=self.started,
-            authorization=self.headers.get("authorization", ""),
-            body=body,
-        )
-        if plan.request.stream:
+        try:
+            plan = await run_sync(
+                prepare,
+                call_id=call_id,
+                started=self.started,
+                authorization=self.headers.get("authorization", ""),
+                body=body,
+            )
+        except Refused as refused:
+            record_refused(refused=refused)
+            error = refused.error
+            headers = {"x-controlplane-call-id": call_id}
+            await self.respond_error(
+                error.status_code, error.message, error.error_type, error.code, error.param, headers
+            )
+            return
+        if plan.request.stream and not plan.buffer_stream:
             await self.stream(plan)
         else:
             await self.complete(plan)
 
-    def _headers(self, plan: Plan, result: Result, record: dict[str, Any] | None) -> dict[str, str]:
+    def _headers(self, plan: Plan, result: Result, finished: Finished | None) -> dict[str, str]:
+        record = finished.record if finished is not None else None
         served = result.served
         route = (
             f"{served.name} ({plan.route_reason}"
@@ -243,13 +253,13 @@ class Exchange:
                 error_message=failure.message,
                 upstream_ms=(time.perf_counter() - upstream_started) * 1000,
             )
-            record = await run_sync(finish, plan=plan, result=result)
+            finished = await run_sync(finish, plan=plan, result=result)
             await self.respond_error(
                 failure.status,
                 failure.message,
                 failure.error_type,
                 failure.code,
-                extra=self._headers(plan, result, record),
+                extra=self._headers(plan, result, finished),
             )
             return
         upstream_ms = (time.perf_counter() - upstream_started) * 1000
@@ -271,8 +281,26 @@ class Exchange:
             retries=outcome.retries,
             upstream_ms=upstream_ms,
         )
-        record = await run_sync(finish, plan=plan, result=result)
-        await self.respond(200, outcome.body, self._headers(plan, result, record))
+        original_text = result.text
+        finished = await run_sync(finish, plan=plan, result=result)
+        headers = self._headers(plan, result, finished)
+        if finished.blocked is not None:
+            error = finished.blocked
+            await self.respond_error(
+                error.status_code, error.message, error.error_type, error.code, error.param, headers
+            )
+            return
+        body = outcome.body
+        if finished.text != original_text and isinstance(payload, dict):
+            message["content"] = finished.text  # redacted or restored by the output checks
+            body = orjson.dumps(payload)
+        if plan.request.stream:  # a stream the output checks had to see whole: replayed as a stream
+            await self.start(200, b"text/event-stream; charset=utf-8", {**headers, "cache-control": "no-cache"})
+            for line in completion_as_stream(payload if isinstance(payload, dict) else {}, plan.request.include_usage):
+                await self.send({"type": "http.response.body", "body": line, "more_body": True})
+            await self.send({"type": "http.response.body", "body": b""})
+            return
+        await self.respond(200, body, headers)
 
     async def _watch_disconnect(self) -> None:
         while True:
@@ -301,13 +329,13 @@ class Exchange:
                 error_message=failure.message,
                 upstream_ms=(time.perf_counter() - upstream_started) * 1000,
             )
-            record = await run_sync(finish, plan=plan, result=result)
+            finished = await run_sync(finish, plan=plan, result=result)
             await self.respond_error(
                 failure.status,
                 failure.message,
                 failure.error_type,
                 failure.code,
-                extra=self._headers(plan, result, record),
+                extra=self._headers(plan, result, finished),
             )
             return
         result = Result(
@@ -343,7 +371,7 @@ class Exchange:
             await outcome.close()
         if result.upstream_ms == 0.0:
             result.upstream_ms = (time.perf_counter() - upstream_started) * 1000
-        record = await run_sync(finish, plan=plan, result=result)
+        record = (await run_sync(finish, plan=plan, result=result)).record
         if result.status == CallStatus.SUCCESS:
             trailer = (
                 f": x-controlplane-cost-usd={record['cost_usd']} "
@@ -379,3 +407,23 @@ class Exchange:
         finally:
             result.text = "".join(text_parts)
             result.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+
+
+def completion_as_stream(completion: dict[str, Any], include_usage: bool) -> list[bytes]:
+    """A whole chat completion as the SSE chunks a streaming client expects."""
+    base = {
+        "id": completion.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": completion.get("created", 0),
+        "model": completion.get("model", ""),
+    }
+    choice = (completion.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+        {**base, "choices": [{"index": 0, "delta": {"content": message.get("content") or ""}, "finish_reason": None}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}]},
+    ]
+    if include_usage and completion.get("usage"):
+        chunks.append({**base, "choices": [], "usage": completion["usage"]})
+    return [b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks] + [b"data: [DONE]\n\n"]

@@ -11,15 +11,21 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.utils import timezone
 
-from controlplane.errors import NotFound
+from compliance.guardrails import services as guardrails
+from compliance.guardrails.models import GuardrailPolicy, InjectionAction, PiiAction
+from controlplane.errors import ApplicationError, NotFound, ValidationFailed
+from costs import services as costs
+from costs.budgets import Reservation
 from gateway import breaker
 from gateway.catalog import ServedModel, model_for, routing_for
 from gateway.chat import ChatRequest, parse_chat_request
 from gateway.keys import KeyContext, authenticate
 from observability.models import CacheResult, CallStatus
 from observability.recorder import recorder
+from prompts.tokens import count_messages
 
 
 @dataclass
@@ -37,6 +43,22 @@ class Plan:
     prompt: dict[str, Any] = field(default_factory=dict)
     context_report: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    policy: GuardrailPolicy | None = None
+    restore_map: dict[str, str] = field(default_factory=dict)
+    reservation: Reservation | None = None
+    # Output checks that may change the answer need all of it first: such a stream is
+    # fetched whole from the provider and replayed to the client as a stream.
+    buffer_stream: bool = False
+
+
+class Refused(Exception):
+    """A request refused after authentication (guardrail, budget): answered and recorded."""
+
+    def __init__(self, *, key: KeyContext, error: ApplicationError, record: dict[str, Any]) -> None:
+        super().__init__(error.message)
+        self.key = key
+        self.error = error
+        self.record = record
 
 
 @dataclass
@@ -79,22 +101,40 @@ def _documents_message(documents: list[dict[str, Any]]) -> dict[str, str]:
     return {"role": "system", "content": "Context documents:\n\n" + "\n\n".join(parts)}
 
 
-def prepare(*, call_id: str, started: float, authorization: str, body: bytes) -> tuple[KeyContext | None, Plan]:
+def _input_checks_enabled(policy: GuardrailPolicy) -> bool:
+    return policy.pii_input != PiiAction.ALLOW or policy.injection != InjectionAction.OFF
+
+
+def _output_changes_answer(policy: GuardrailPolicy, team_id: int) -> bool:
+    """Whether output checks may redact, restore or block (and so must see the whole answer)."""
+    return (
+        policy.pii_output != PiiAction.ALLOW
+        or policy.restore_pii_in_response
+        or bool(guardrails.team_state(team_id).sources)
+    )
+
+
+def prepare(*, call_id: str, started: float, authorization: str, body: bytes) -> Plan:
     key = authenticate(authorization)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        from controlplane.errors import ValidationFailed
-
         raise ValidationFailed(
             f"The request body is not valid JSON ({error}); send a JSON object.", code="invalid_json"
         ) from None
     request = parse_chat_request(payload)
+    started_at = timezone.now()
 
     messages = list(request.messages)
     params = dict(request.params)
     prompt: dict[str, Any] = {}
     context_report: dict[str, Any] = {}
+    documents: list[dict[str, Any]] = request.documents
+    dropped: list[dict[str, Any]] = []
+    if documents:
+        documents, dropped = guardrails.filter_documents(
+            documents=documents, caller_clearance=key.clearance, team_id=key.team_id
+        )
     if request.prompt is not None:
         from prompts.selectors import prompt_render, prompt_resolve
 
@@ -108,11 +148,11 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
             metadata=request.metadata,
         )
         rendered = prompt_render(
-            caller=key.caller, resolved=resolved, variables=request.prompt.variables, documents=request.documents
+            caller=key.caller, resolved=resolved, variables=request.prompt.variables, documents=documents
         )
         messages = list(rendered["messages"]) + messages
         params = {**{k: v for k, v in resolved.version.params.items() if k != "model"}, **params}
-        context_report = rendered.get("context") or {}
+        context_report = dict(rendered.get("context") or {})
         prompt = {
             "prompt_id": resolved.version.prompt_id,
             "prompt_name": resolved.version.prompt,
@@ -121,9 +161,11 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
             "experiment_id": resolved.assignment.experiment_id if resolved.assignment else None,
             "experiment_variant": resolved.assignment.variant if resolved.assignment else "",
         }
-    elif request.documents:
-        messages = [_documents_message(request.documents), *messages]
-        context_report = {"documents": [{"id": d.get("id"), "included": True} for d in request.documents]}
+    elif documents:
+        messages = [_documents_message(documents), *messages]
+        context_report = {"documents": [{"id": d.get("id"), "included": True} for d in documents]}
+    if dropped:
+        context_report["dropped_above_clearance"] = dropped
 
     routing = routing_for(application_id=key.application_id)
     if routing is not None and routing.model:
@@ -136,19 +178,71 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
     chain = _chain(team_id=key.team_id, first=served, fallbacks=routing.fallbacks if routing else ())
     plan = Plan(
         call_id=call_id,
-        started_at=timezone.now(),
+        started_at=started_at,
         started=started,
         key=key,
         request=request,
         messages=messages,
         params=params,
         chain=chain,
-        breaker_states=breaker.states(sorted({model.provider.id for model in chain})),
+        breaker_states={},
         route_reason=reason,
         prompt=prompt,
         context_report=context_report,
     )
-    return key, plan
+
+    policy = guardrails.policy_for_application(key.application_id)
+    plan.policy = policy
+    if _input_checks_enabled(policy):
+        check = guardrails.check_input(policy=policy, messages=messages, documents=documents)
+        plan.findings.extend(check.findings)
+        if check.blocked is not None:
+            raise Refused(key=key, error=check.blocked, record=refusal_record(plan, check.blocked))
+        plan.messages = check.messages
+        plan.restore_map = check.restore_map
+    plan.buffer_stream = request.stream and _output_changes_answer(policy, key.team_id)
+
+    _reserve_budget(plan)
+    plan.breaker_states = breaker.states(sorted({model.provider.id for model in plan.chain}))
+    return plan
+
+
+def _reserve_budget(plan: Plan) -> None:
+    """Reserve the worst case against every budget; refuse, or downgrade the model, at the limit."""
+    key, request = plan.key, plan.request
+    input_tokens = count_messages(
+        [m for m in plan.messages if isinstance(m.get("content"), str)], model=plan.chain[0].provider_model
+    )
+    first = plan.chain[0]
+    max_tokens = request.max_output_tokens or max(
+        1, min(settings.GATEWAY_BUDGET_DEFAULT_MAX_TOKENS, first.context_window - input_tokens)
+    )
+    amount = max(
+        costs.worst_case_cost(model=model.name, input_tokens=input_tokens, max_tokens=max_tokens, at=plan.started_at)
+        for model in plan.chain
+    )
+    try:
+        reservation = costs.budget_reserve(
+            team_id=key.team_id,
+            application_id=key.application_id,
+            api_key_id=key.api_key_id,
+            end_user=request.user,
+            model=first.name,
+            metadata=request.metadata,
+            amount=amount,
+            at=plan.started_at,
+        )
+    except costs.BudgetExceeded as exceeded:
+        raise Refused(key=key, error=exceeded, record=refusal_record(plan, exceeded)) from None
+    plan.reservation = reservation
+    if reservation.items and request.max_output_tokens is None:
+        # The reservation covers `max_tokens` of output: hold the provider to it.
+        plan.params["max_tokens"] = max_tokens
+    if reservation.downgrade_to:
+        downgraded = model_for(team_id=key.team_id, name=reservation.downgrade_to)
+        if downgraded is not None:
+            plan.chain = _chain(team_id=key.team_id, first=downgraded, fallbacks=())
+            plan.route_reason = f"budget downgrade to {downgraded.name}"
 
 
 @dataclass
@@ -182,10 +276,47 @@ def call_cost(*, model: str, usage: Usage, at: Any) -> Decimal:
     )
 
 
-def finish(*, plan: Plan, result: Result) -> dict[str, Any]:
-    """Price and record the call; returns the record (its id and cost go in the response)."""
+@dataclass
+class Finished:
+    record: dict[str, Any]
+    text: str  # the answer after output checks (redacted or restored)
+    blocked: ApplicationError | None = None
+
+
+def _check_output(plan: Plan, result: Result) -> ApplicationError | None:
+    policy = plan.policy
+    if policy is None or result.status != CallStatus.SUCCESS or not result.text:
+        return None
+    if (
+        policy.pii_output == PiiAction.ALLOW
+        and not plan.restore_map
+        and not guardrails.team_state(plan.key.team_id).sources
+    ):
+        return None
+    check = guardrails.check_output(
+        policy=policy,
+        text=result.text,
+        caller_clearance=plan.key.clearance,
+        team_id=plan.key.team_id,
+        restore_map=plan.restore_map if policy.restore_pii_in_response else {},
+    )
+    plan.findings.extend(check.findings)
+    if check.blocked is not None:
+        return check.blocked
+    result.text = check.text
+    return None
+
+
+def finish(*, plan: Plan, result: Result) -> Finished:
+    """Check the answer, price it, settle the budget and record the call."""
+    blocked = _check_output(plan, result)
     model_name = result.served.name if result.served else plan.request.model
     cost = call_cost(model=model_name, usage=result.usage, at=plan.started_at) if result.served else Decimal(0)
+    if plan.reservation is not None:
+        if result.served is not None and (result.usage.input_tokens or result.usage.output_tokens):
+            costs.budget_settle(reservation=plan.reservation, actual=cost)
+        else:
+            costs.budget_release(reservation=plan.reservation)
     total_ms = (time.perf_counter() - plan.started) * 1000
     record = {
         "id": plan.call_id,
@@ -213,10 +344,10 @@ def finish(*, plan: Plan, result: Result) -> dict[str, Any]:
         "latency_ms": round(total_ms, 3),
         "time_to_first_token_ms": result.time_to_first_token_ms,
         "gateway_overhead_ms": round(max(0.0, total_ms - result.upstream_ms), 3),
-        "status": result.status,
-        "http_status": result.http_status,
-        "error_type": result.error_type,
-        "error_message": result.error_message,
+        "status": CallStatus.REFUSED if blocked is not None else result.status,
+        "http_status": blocked.status_code if blocked is not None else result.http_status,
+        "error_type": blocked.code if blocked is not None else result.error_type,
+        "error_message": blocked.message if blocked is not None else result.error_message,
         "retries": result.retries,
         "attempts": result.attempts,
         "context_report": plan.context_report,
@@ -224,24 +355,34 @@ def finish(*, plan: Plan, result: Result) -> dict[str, Any]:
         "metadata": plan.request.metadata,
     }
     recorder().submit(record)
-    return record
+    return Finished(record=record, text=result.text, blocked=blocked)
 
 
-def record_refusal(
-    *, call_id: str, started: float, key: KeyContext, error_status: int, error_type: str, message: str
-) -> None:
-    """A call refused before any model was called (bad input, unknown model, guardrail, budget)."""
-    recorder().submit(
-        {
-            "id": call_id,
-            "created_at": timezone.now().isoformat(),
-            "team": key.team_id,
-            "application": key.application_id,
-            "api_key": key.api_key_id,
-            "status": CallStatus.REFUSED,
-            "http_status": error_status,
-            "error_type": error_type,
-            "error_message": message,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        }
-    )
+def refusal_record(plan: Plan, error: ApplicationError) -> dict[str, Any]:
+    """The record of a call refused before any model was called (guardrail, budget)."""
+    return {
+        "id": plan.call_id,
+        "created_at": plan.started_at.isoformat(),
+        "team": plan.key.team_id,
+        "application": plan.key.application_id,
+        "api_key": plan.key.api_key_id,
+        "end_user": plan.request.user,
+        **plan.prompt,
+        "request_model": plan.request.model,
+        "route_reason": plan.route_reason,
+        "is_stream": plan.request.stream,
+        "request_messages": plan.messages,
+        "request_params": plan.params,
+        "status": CallStatus.REFUSED,
+        "http_status": error.status_code,
+        "error_type": error.code,
+        "error_message": error.message,
+        "latency_ms": round((time.perf_counter() - plan.started) * 1000, 3),
+        "context_report": plan.context_report,
+        "guardrail_findings": plan.findings,
+        "metadata": plan.request.metadata,
+    }
+
+
+def record_refused(*, refused: Refused) -> None:
+    recorder().submit(refused.record)

@@ -66,3 +66,6 @@ def after_store(calls: Sequence[Call]) -> None:
     """What every newly stored call sets off, inside the storing transaction."""
     if not calls:
         return
+    from costs.services import rollups_apply
+
+    rollups_apply(calls=calls)
