@@ -75,10 +75,9 @@ def call_dimensions(call: Call) -> list[tuple[str, str]]:
 
 
 def call_counters(call: Call) -> tuple[int, ...]:
-    metadata = call.metadata if isinstance(call.metadata, dict) else {}
     is_cache_hit = call.cache_result == "hit"
-    cache_saved = usd_to_units(_money(metadata.get("cost_saved_usd"))) if is_cache_hit else 0
-    routing_saved = usd_to_units(_money(metadata.get("routing_saved_usd")))
+    cache_saved = usd_to_units(_money(call.cache_saved_usd)) if is_cache_hit else 0
+    routing_saved = usd_to_units(_money(call.routing_saved_usd))
     return (
         1,
         0 if call.status == "success" else 1,

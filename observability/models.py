@@ -60,7 +60,11 @@ class Call(models.Model):
     response_model = models.CharField(max_length=200, blank=True, default="")  # gen_ai.response.model
     provider = models.CharField(max_length=100, blank=True, default="")  # gen_ai.provider.name
     route_reason = models.CharField(max_length=200, blank=True, default="")
+    route_tier = models.CharField(max_length=16, blank=True, default="")  # small / medium / large when routed
+    route_score = models.FloatField(null=True, blank=True)  # the complexity score that chose the tier
     cache_result = models.CharField(max_length=16, choices=CacheResult.choices, default=CacheResult.NONE)
+    cache_entry_id = models.CharField(max_length=64, blank=True, default="")  # served (or shadow) entry
+    cache_similarity = models.FloatField(null=True, blank=True)  # 1.0 for an exact match
     is_stream = models.BooleanField(default=False)
 
     request_messages = models.JSONField(default=list)  # gen_ai.input.messages
@@ -73,6 +77,10 @@ class Call(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)  # gen_ai.usage.output_tokens
     cached_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    # What the call would have cost without the cache (a hit's upstream cost is zero) or at
+    # the model routing replaced.
+    cache_saved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    routing_saved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
 
     latency_ms = models.FloatField(null=True, blank=True)
     time_to_first_token_ms = models.FloatField(null=True, blank=True)

@@ -25,8 +25,9 @@ def call_from_record(record: dict[str, Any]) -> Call:
         value = values.get(name)
         if isinstance(value, str):
             values[name] = parse_datetime(value)
-    if "cost_usd" in values:
-        values["cost_usd"] = decimal.Decimal(str(values["cost_usd"]))
+    for name in ("cost_usd", "cache_saved_usd", "routing_saved_usd"):
+        if name in values:
+            values[name] = decimal.Decimal(str(values[name]))
     return Call(**values)
 
 

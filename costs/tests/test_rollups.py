@@ -43,7 +43,7 @@ def test_batches_add_up_per_hour_and_day_in_every_dimension(team_a, record):
                 end_user="alice",
                 cache_result="hit",
                 cost_usd=Decimal(0),
-                metadata={"cost_saved_usd": "0.015"},
+                cache_saved_usd=Decimal("0.015"),
             ),
         ]
     )
