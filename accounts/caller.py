@@ -77,10 +77,12 @@ class Caller:
     def require_permission(self, permission: str, *, team_id: int, obj: Any = None, action: str) -> None:
         if not self.has_permission(permission, team_id=team_id, obj=obj):
             role = self.role_in(team_id) or "none"
-            raise PermissionDenied(
+            error = PermissionDenied(
                 f"Your role ({role}) does not allow you to {action}; ask a team admin for a role "
                 f"that has the '{permission}' permission."
             )
+            error.team_id = team_id  # type: ignore[attr-defined]  # read by the access-denial audit
+            raise error
 
     @property
     def label(self) -> str:

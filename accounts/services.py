@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts import keys, roles
 from accounts.caller import Caller, TeamGrant
 from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
+from compliance.services import Action, audit_record
 from controlplane.errors import AuthenticationRequired, Conflict, PermissionDenied, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,14 @@ def team_create(*, caller: Caller, name: str, description: str = "", time_zone: 
             raise Conflict(f"A team named '{name}' already exists; pick another name.", param="name")
         team = Team.objects.create(name=name, description=description, time_zone=time_zone)
         Membership.objects.create(user=caller.user, team=team, role=Role.ADMIN, clearance=Clearance.RESTRICTED)
+        audit_record(
+            actor=caller,
+            action=Action.TEAM_CREATE,
+            target_type="accounts.team",
+            target_id=str(team.id),
+            team_id=team.id,
+            after=_team_state(team),
+        )
     caller.grants[team.id] = TeamGrant(role=Role.ADMIN, clearance=Clearance.RESTRICTED)
     logger.info("team created", extra={"team_id": team.id, "actor": caller.label})
     return team
@@ -37,6 +46,7 @@ def team_update(
     *, caller: Caller, team: Team, name: str | None = None, description: str | None = None, time_zone: str | None = None
 ) -> Team:
     caller.require_permission(roles.CHANGE_TEAM, team_id=team.id, action="change this team")
+    before = _team_state(team)
     if name is not None and name != team.name:
         if Team.objects.filter(name__iexact=name).exclude(pk=team.pk).exists():
             raise Conflict(f"A team named '{name}' already exists; pick another name.", param="name")
@@ -45,8 +55,40 @@ def team_update(
         team.description = description
     if time_zone is not None:
         team.time_zone = time_zone
-    team.save()
+    with transaction.atomic():
+        team.save()
+        audit_record(
+            actor=caller,
+            action=Action.TEAM_UPDATE,
+            target_type="accounts.team",
+            target_id=str(team.id),
+            team_id=team.id,
+            before=before,
+            after=_team_state(team),
+        )
     return team
+
+
+def _team_state(team: Team) -> dict[str, str]:
+    return {"name": team.name, "description": team.description, "time_zone": team.time_zone}
+
+
+def _membership_state(membership: Membership) -> dict[str, object]:
+    return {"user_id": membership.user_id, "role": membership.role, "clearance": Clearance(membership.clearance).label}
+
+
+def _audit_membership(
+    caller: Caller, action: str, membership: Membership, *, before: dict | None = None, after: dict | None = None
+) -> None:
+    audit_record(
+        actor=caller,
+        action=action,
+        target_type="accounts.membership",
+        target_id=str(membership.user_id),
+        team_id=membership.team_id,
+        before=before,
+        after=after,
+    )
 
 
 def _check_grantable(*, caller: Caller, team_id: int, role: str, clearance: int, what: str) -> None:
@@ -76,6 +118,7 @@ def membership_add(*, caller: Caller, team: Team, username: str, role: str, clea
     try:
         with transaction.atomic():
             membership = Membership.objects.create(user=user, team=team, role=role, clearance=clearance)
+            _audit_membership(caller, Action.MEMBERSHIP_ADD, membership, after=_membership_state(membership))
     except IntegrityError:
         raise Conflict(
             f"'{username}' is already a member of {team.name}; change their role instead.", param="username"
@@ -94,9 +137,13 @@ def membership_update(
     with transaction.atomic():
         if membership.role == Role.ADMIN and new_role != Role.ADMIN:
             _ensure_another_admin(membership)
+        before = _membership_state(membership)
         membership.role = new_role
         membership.clearance = new_clearance
         membership.save(update_fields=["role", "clearance", "updated_at"])
+        _audit_membership(
+            caller, Action.MEMBERSHIP_UPDATE, membership, before=before, after=_membership_state(membership)
+        )
     return membership
 
 
@@ -105,6 +152,7 @@ def membership_remove(*, caller: Caller, membership: Membership) -> None:
     with transaction.atomic():
         if membership.role == Role.ADMIN:
             _ensure_another_admin(membership)
+        _audit_membership(caller, Action.MEMBERSHIP_REMOVE, membership, before=_membership_state(membership))
         membership.delete()
 
 
@@ -123,7 +171,9 @@ def application_create(*, caller: Caller, team: Team, name: str, description: st
     caller.require_permission(roles.ADD_APPLICATION, team_id=team.id, action="create applications")
     try:
         with transaction.atomic():
-            return Application.objects.create(team=team, name=name, description=description)
+            application = Application.objects.create(team=team, name=name, description=description)
+            _audit_application(caller, Action.APPLICATION_CREATE, application, after=_application_state(application))
+            return application
     except IntegrityError:
         raise Conflict(f"{team.name} already has an application named '{name}'.", param="name") from None
 
@@ -134,6 +184,7 @@ def application_update(
     caller.require_permission(
         roles.CHANGE_APPLICATION, team_id=application.team_id, obj=application, action="change this application"
     )
+    before = _application_state(application)
     if name is not None:
         application.name = name
     if description is not None:
@@ -141,9 +192,46 @@ def application_update(
     try:
         with transaction.atomic():
             application.save()
+            _audit_application(
+                caller, Action.APPLICATION_UPDATE, application, before=before, after=_application_state(application)
+            )
     except IntegrityError:
         raise Conflict(f"The team already has an application named '{name}'.", param="name") from None
     return application
+
+
+def _application_state(application: Application) -> dict[str, str]:
+    return {"name": application.name, "description": application.description}
+
+
+def _audit_application(
+    caller: Caller, action: str, application: Application, *, before: dict | None = None, after: dict | None = None
+) -> None:
+    audit_record(
+        actor=caller,
+        action=action,
+        target_type="accounts.application",
+        target_id=str(application.id),
+        team_id=application.team_id,
+        before=before,
+        after=after,
+        application_id=application.id,
+    )
+
+
+def _audit_api_key(
+    caller: Caller | None, action: str, api_key: ApiKey, *, before: dict | None = None, after: dict | None = None
+) -> None:
+    audit_record(
+        actor=caller,
+        action=action,
+        target_type="accounts.apikey",
+        target_id=str(api_key.id),
+        team_id=api_key.application.team_id,
+        application_id=api_key.application_id,
+        before=before,
+        after=after,
+    )
 
 
 def api_key_create(
@@ -167,16 +255,19 @@ def api_key_create(
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationFailed("expires_at must be in the future.", param="expires_at")
     generated = keys.generate_secret()
-    api_key = ApiKey.objects.create(
-        application=application,
-        name=name,
-        prefix=generated.prefix,
-        secret_hash=generated.secret_hash,
-        role=role,
-        clearance=clearance,
-        expires_at=expires_at,
-        created_by=caller.user if caller is not None else None,
-    )
+    with transaction.atomic():
+        api_key = ApiKey.objects.create(
+            application=application,
+            name=name,
+            prefix=generated.prefix,
+            secret_hash=generated.secret_hash,
+            role=role,
+            clearance=clearance,
+            expires_at=expires_at,
+            created_by=caller.user if caller is not None else None,
+        )
+        after = {"name": name, "prefix": api_key.prefix, "role": role, "clearance": Clearance(clearance).label}
+        _audit_api_key(caller, Action.API_KEY_CREATE, api_key, after={**after, "expires_at": expires_at})
     logger.info("api key created", extra={"api_key_prefix": api_key.prefix, "application_id": application.id})
     return api_key, generated.secret
 
@@ -190,9 +281,17 @@ def api_key_revoke(*, caller: Caller | None, api_key: ApiKey) -> ApiKey:
             action="revoke API keys",
         )
     if api_key.revoked_at is None:
-        api_key.revoked_at = timezone.now()
-        api_key.revoked_by = caller.user if caller is not None else None
-        api_key.save(update_fields=["revoked_at", "revoked_by", "updated_at"])
+        with transaction.atomic():
+            api_key.revoked_at = timezone.now()
+            api_key.revoked_by = caller.user if caller is not None else None
+            api_key.save(update_fields=["revoked_at", "revoked_by", "updated_at"])
+            _audit_api_key(
+                caller,
+                Action.API_KEY_REVOKE,
+                api_key,
+                before={"revoked_at": None},
+                after={"revoked_at": api_key.revoked_at},
+            )
         logger.info("api key revoked", extra={"api_key_prefix": api_key.prefix})
     return api_key
 

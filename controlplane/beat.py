@@ -8,3 +8,13 @@ BEAT_SCHEDULE = {
 BEAT_SCHEDULE["costs-budget-alerts-check"] = {"task": "costs.tasks.budget_alerts_check", "schedule": 300.0}
 BEAT_SCHEDULE["costs-spend-anomalies-check"] = {"task": "costs.tasks.spend_anomalies_check", "schedule": 3600.0}
 BEAT_SCHEDULE["costs-recommendations-refresh"] = {"task": "costs.tasks.recommendations_refresh", "schedule": 86400.0}
+
+# Compliance: seal audit events into the hash chain within seconds, sign the head every
+# minute, purge call content past each team's retention period hourly.
+BEAT_SCHEDULE.update(
+    {
+        "audit-seal": {"task": "compliance.tasks.audit_seal", "schedule": 5.0},
+        "audit-checkpoint": {"task": "compliance.tasks.audit_checkpoint", "schedule": 60.0},
+        "audit-retention-purge": {"task": "compliance.tasks.retention_purge", "schedule": 3600.0},
+    }
+)

@@ -264,3 +264,15 @@ GATEWAY_RECORDER_INTERVAL_SECONDS = env.float("GATEWAY_RECORDER_INTERVAL_SECONDS
 # A call without max_tokens is held to this many output tokens when a budget applies, so
 # that the reserved worst case really is the worst case.
 GATEWAY_BUDGET_DEFAULT_MAX_TOKENS = env.int("GATEWAY_BUDGET_DEFAULT_MAX_TOKENS", default=4096)
+
+# Compliance: the key that signs audit checkpoints and export manifests (HMAC-SHA256). Set
+# AUDIT_SIGNING_KEY to a long random string kept apart from the database, so that someone
+# who can write the database cannot forge checkpoints. If unset it is derived from
+# SECRET_KEY (sha256 of "audit-signing:" + SECRET_KEY), so rotating SECRET_KEY then changes it.
+from hashlib import sha256 as _sha256  # noqa: E402 - kept with the setting it derives
+
+AUDIT_SIGNING_KEY = (
+    env.str("AUDIT_SIGNING_KEY", default="") or _sha256(f"audit-signing:{SECRET_KEY}".encode()).hexdigest()
+)
+# Audit events recorded by services that do not receive the request still get the client's address.
+MIDDLEWARE.append("compliance.middleware.AuditContextMiddleware")

@@ -67,6 +67,8 @@ def after_store(calls: Sequence[Call]) -> None:
     """What every newly stored call sets off, inside the storing transaction."""
     if not calls:
         return
+    from compliance.services import audit_record_calls
     from costs.services import rollups_apply
 
     rollups_apply(calls=calls)
+    audit_record_calls(calls=calls)

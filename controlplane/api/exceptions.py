@@ -49,6 +49,12 @@ def _flatten(detail: Any, path: str = "") -> list[tuple[str, str]]:
     return [(path, str(detail))]
 
 
+def _is_permission_denied(exc: Exception) -> bool:
+    if isinstance(exc, ApplicationError):
+        return exc.status_code == 403
+    return isinstance(exc, (DjangoPermissionDenied, exceptions.PermissionDenied))
+
+
 def _validation_response(detail: Any) -> Response:
     pairs = _flatten(detail)
     message = "; ".join(f"{field}: {text}" if field else text for field, text in pairs) or "Invalid request."
@@ -60,6 +66,11 @@ def _validation_response(detail: Any) -> Response:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if _is_permission_denied(exc) and context.get("request") is not None:
+        # Every refusal for lack of a right goes on the audit trail (compliance: access denials).
+        from compliance.audit import record_access_denied
+
+        record_access_denied(request=context["request"], message=str(exc), team_id=getattr(exc, "team_id", None))
     if isinstance(exc, ApplicationError):
         response = Response(
             error_body(message=exc.message, error_type=exc.error_type, code=exc.code, param=exc.param),

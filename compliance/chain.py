@@ -1,0 +1,413 @@
+"""The hash chain: canonical content, sealing in order, signed checkpoints, verification.
+
+hash(n) = sha256(hash(n-1) + "\\n" + canonical(n)), with hash(0) = GENESIS_HASH, where
+canonical(n) is compact JSON (sorted keys, UTF-8) of the event's sequence number and every
+recorded field, as read back from the database (so that what is hashed is what is stored).
+A verifier with only an export can recompute each row's hash from the row itself.
+
+Sealing takes a lock (a transaction-scoped advisory lock on PostgreSQL; SQLite serialises
+writers) so that two sealers running at once cannot fork the chain; each assigns the next
+numbers of a gapless sequence to pending events in id order.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from compliance.models import AuditCheckpoint, AuditEvent
+
+GENESIS_HASH = "0" * 64
+# The fields covered by an event's hash, in canonical order (after the sequence number).
+CONTENT_FIELDS: tuple[str, ...] = (
+    "created_at",
+    "actor_type",
+    "actor_user_id",
+    "actor_api_key_id",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "team_id",
+    "application_id",
+    "before",
+    "after",
+    "metadata",
+    "request_id",
+    "ip_address",
+)
+_ADVISORY_LOCK_KEY = 0x41554449  # "AUDI": one key for the whole chain
+SEAL_BATCH_SIZE = 2000
+VERIFY_CHUNK_SIZE = 10000
+
+
+def format_time(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.UTC).isoformat(timespec="microseconds")
+
+
+def canonical_json(payload: Any) -> bytes:
+    """Compact JSON, keys sorted, UTF-8: orjson with OPT_SORT_KEYS (byte-identical to
+    json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) for JSON values),
+    falling back to the standard library for what orjson cannot encode (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def load_json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # integers beyond 64 bits
+
+
+def canonical_content(sequence: int, values: Sequence[Any]) -> bytes:
+    """The bytes hashed for an event: `values` follow CONTENT_FIELDS (created_at as a datetime,
+    or already formatted by format_time)."""
+    created_at = values[0]
+    payload = [sequence, created_at if isinstance(created_at, str) else format_time(created_at), *values[1:]]
+    return canonical_json(payload)
+
+
+def link_hash(previous_hash: str, sequence: int, values: Sequence[Any]) -> str:
+    digest = hashlib.sha256(previous_hash.encode())
+    digest.update(b"\n")
+    digest.update(canonical_content(sequence, values))
+    return digest.hexdigest()
+
+
+def chain_rows(
+    rows: Iterable[Sequence[Any]], *, start_sequence: int, start_hash: str
+) -> Iterator[tuple[int, str, str]]:
+    """For rows of CONTENT_FIELDS values in chain order: (sequence, previous hash, hash) each.
+
+    Pure, so that the sealer, the verifier and bulk generators (bench) share it.
+    """
+    sequence, previous = start_sequence, start_hash
+    for values in rows:
+        sequence += 1
+        current = link_hash(previous, sequence, values)
+        yield sequence, previous, current
+        previous = current
+
+
+# Head and sealing -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    sequence: int
+    hash: str
+
+
+def chain_head() -> ChainHead:
+    last = AuditEvent.objects.filter(sequence__isnull=False).order_by("-sequence").values_list("sequence", "hash")
+    row = last.first()
+    if row is None or row[0] is None:
+        return ChainHead(sequence=0, hash=GENESIS_HASH)
+    return ChainHead(sequence=row[0], hash=row[1])
+
+
+def _lock_chain() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
+    # SQLite: transactions begin IMMEDIATE (settings), so writers are already serialised.
+
+
+def seal_pending(*, batch_size: int = SEAL_BATCH_SIZE, max_batches: int = 50) -> int:
+    """Seal pending events in id order; returns how many were sealed. Safe to run concurrently."""
+    sealed = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            _lock_chain()
+            head = chain_head()
+            pending = list(
+                AuditEvent.objects.filter(sequence__isnull=True)
+                .order_by("id")
+                .values_list("id", *CONTENT_FIELDS)[:batch_size]
+            )
+            if not pending:
+                break
+            now = timezone.now()
+            updates = [
+                AuditEvent(id=row[0], sequence=sequence, previous_hash=previous, hash=current, sealed_at=now)
+                for row, (sequence, previous, current) in zip(
+                    pending,
+                    chain_rows((row[1:] for row in pending), start_sequence=head.sequence, start_hash=head.hash),
+                    strict=True,
+                )
+            ]
+            AuditEvent.objects.bulk_update(updates, ["sequence", "previous_hash", "hash", "sealed_at"], batch_size=500)
+            sealed += len(updates)
+        if len(pending) < batch_size:
+            break
+    return sealed
+
+
+# Checkpoints ----------------------------------------------------------------------
+
+
+def signing_key() -> bytes:
+    return str(settings.AUDIT_SIGNING_KEY).encode()
+
+
+def signing_key_id() -> str:
+    """Names the key (not secret): a verifier can tell a rotated key from a forged signature."""
+    return hashlib.sha256(b"key-id:" + signing_key()).hexdigest()[:16]
+
+
+def sign(payload: dict[str, Any]) -> str:
+    message = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hmac.new(signing_key(), message, hashlib.sha256).hexdigest()
+
+
+def signature_matches(payload: dict[str, Any], signature: str) -> bool:
+    return hmac.compare_digest(sign(payload), signature)
+
+
+def checkpoint_payload(*, sequence: int, head_hash: str, created_at: datetime.datetime, key_id: str) -> dict[str, Any]:
+    return {
+        "kind": "audit-checkpoint",
+        "sequence": sequence,
+        "head_hash": head_hash,
+        "created_at": format_time(created_at),
+        "key_id": key_id,
+    }
+
+
+def checkpoint_create() -> AuditCheckpoint | None:
+    """Sign the current head, unless the latest checkpoint already covers it."""
+    head = chain_head()
+    if head.sequence == 0:
+        return None
+    latest = AuditCheckpoint.objects.order_by("-sequence").first()
+    if latest is not None and latest.sequence >= head.sequence:
+        return None
+    now = timezone.now()
+    key_id = signing_key_id()
+    payload = checkpoint_payload(sequence=head.sequence, head_hash=head.hash, created_at=now, key_id=key_id)
+    return AuditCheckpoint.objects.create(
+        sequence=head.sequence, head_hash=head.hash, created_at=now, key_id=key_id, signature=sign(payload)
+    )
+
+
+# Verification ---------------------------------------------------------------------
+
+
+@dataclass
+class VerificationReport:
+    is_intact: bool = True
+    events_verified: int = 0
+    pending_events: int = 0
+    head_sequence: int = 0
+    head_hash: str = GENESIS_HASH
+    checkpoints_verified: int = 0
+    broken_sequence: int | None = None
+    problem: str = ""
+    problems: list[str] = field(default_factory=list)
+    verified_at: datetime.datetime = field(default_factory=timezone.now)
+
+    def fail(self, sequence: int | None, message: str) -> None:
+        if self.is_intact:
+            self.is_intact = False
+            self.broken_sequence = sequence
+            self.problem = message
+        if len(self.problems) < 20:
+            self.problems.append(message)
+
+    @property
+    def summary(self) -> str:
+        if self.is_intact:
+            return (
+                f"Audit chain intact: {self.events_verified} events verified up to #{self.head_sequence} "
+                f"(head {self.head_hash[:16]}…), {self.checkpoints_verified} signed checkpoints match, "
+                f"{self.pending_events} events waiting to be sealed."
+            )
+        return f"Audit chain BROKEN at event #{self.broken_sequence}: {self.problem}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "is_intact": self.is_intact,
+            "summary": self.summary,
+            "first_broken_sequence": self.broken_sequence,
+            "problem": self.problem or None,
+            "problems": self.problems,
+            "events_verified": self.events_verified,
+            "pending_events": self.pending_events,
+            "head_sequence": self.head_sequence,
+            "head_hash": self.head_hash,
+            "checkpoints_verified": self.checkpoints_verified,
+            "verified_at": format_time(self.verified_at),
+        }
+
+
+def verify_chain(*, chunk_size: int = VERIFY_CHUNK_SIZE) -> VerificationReport:
+    """Walk the sealed chain and the checkpoints; report the first broken link. Never raises on tampering."""
+    report = VerificationReport()
+    checkpoints = _valid_checkpoints(report)
+    expected_sequence = 0
+    previous = GENESIS_HASH
+    for row in _sealed_rows(chunk_size):
+        sequence, stored_previous, stored_hash = row[0], row[1], row[2]
+        expected_sequence += 1
+        if sequence != expected_sequence:
+            missing = (
+                f"event #{expected_sequence}"
+                if sequence == expected_sequence + 1
+                else f"events #{expected_sequence} to #{sequence - 1}"
+            )
+            report.fail(expected_sequence, f"{missing} missing: the sequence jumps to #{sequence} (deleted rows).")
+            expected_sequence = sequence
+        if stored_previous != previous:
+            report.fail(
+                sequence,
+                f"event #{sequence} links to previous hash {stored_previous[:16]}… but the event before it "
+                f"hashes to {previous[:16]}… (a row was deleted, inserted or reordered).",
+            )
+        if link_hash(stored_previous, sequence, row[3:]) != stored_hash:
+            report.fail(sequence, f"event #{sequence} does not match its hash: its content was edited.")
+        checkpoint = checkpoints.get(sequence)
+        if checkpoint is not None and checkpoint.head_hash != stored_hash:
+            report.fail(
+                sequence,
+                f"event #{sequence} has hash {stored_hash[:16]}… but checkpoint {checkpoint.id} signed "
+                f"{checkpoint.head_hash[:16]}… for it (the chain was rewritten from there).",
+            )
+        previous = stored_hash
+        report.events_verified += 1
+        report.head_sequence = sequence
+    report.head_hash = previous
+    for checkpoint in checkpoints.values():
+        if checkpoint.sequence > report.head_sequence:
+            report.fail(
+                report.head_sequence + 1,
+                f"the chain ends at #{report.head_sequence} but checkpoint {checkpoint.id} signed at "
+                f"{format_time(checkpoint.created_at)} covers {checkpoint.sequence} events: the tail was truncated.",
+            )
+        else:
+            report.checkpoints_verified += 1
+    report.pending_events = AuditEvent.objects.filter(sequence__isnull=True).count()
+    return report
+
+
+def _valid_checkpoints(report: VerificationReport) -> dict[int, AuditCheckpoint]:
+    """Checkpoints whose signature holds, by sequence; forged ones are reported and not trusted."""
+    key_id = signing_key_id()
+    valid: dict[int, AuditCheckpoint] = {}
+    for checkpoint in AuditCheckpoint.objects.order_by("sequence"):
+        payload = checkpoint_payload(
+            sequence=checkpoint.sequence,
+            head_hash=checkpoint.head_hash,
+            created_at=checkpoint.created_at,
+            key_id=checkpoint.key_id,
+        )
+        if checkpoint.key_id != key_id:
+            report.fail(
+                checkpoint.sequence,
+                f"checkpoint {checkpoint.id} was signed with key {checkpoint.key_id}, not the configured "
+                f"AUDIT_SIGNING_KEY ({key_id}); verify with the key that signed it.",
+            )
+        elif not signature_matches(payload, checkpoint.signature):
+            report.fail(checkpoint.sequence, f"checkpoint {checkpoint.id} has an invalid signature (forged).")
+        else:
+            valid[checkpoint.sequence] = checkpoint
+    return valid
+
+
+# PostgreSQL: read the chain with plain text columns (time formatted by the database exactly
+# as format_time does, JSON as text parsed by orjson), in keyset-paginated chunks; Django's
+# per-row converters would make verification several times slower. Outside a transaction a
+# second thread fetches the next chunk while this one hashes (the database works meanwhile).
+_SEALED_ROWS_SQL = """
+SELECT sequence, previous_hash, hash,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+       actor_type, actor_user_id, actor_api_key_id, actor_label, action, target_type, target_id,
+       team_id, application_id, before::text, after::text, metadata::text, request_id, ip_address
+FROM compliance_auditevent WHERE sequence > %s ORDER BY sequence LIMIT %s
+"""
+_JSON_POSITIONS = (13, 14, 15)  # before, after, metadata in _SEALED_ROWS_SQL
+
+
+def _fetch_chunks(chunk_size: int) -> Iterator[list[tuple[Any, ...]]]:
+    after = -(2**62)  # sequences are positive; tampered rows may not be
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(_SEALED_ROWS_SQL, [after, chunk_size])
+            rows = cursor.fetchall()
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
+
+
+def _prefetched_chunks(chunk_size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """_fetch_chunks on another thread (its own connection), two chunks ahead."""
+    chunks: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: list[tuple[Any, ...]] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for rows in _fetch_chunks(chunk_size):
+                if not put(rows):
+                    return
+            put(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the consuming thread, which raises it
+            put(error)
+        finally:
+            connections.close_all()  # this thread's connection only
+
+    producer = threading.Thread(target=produce, name="audit-verify-fetch", daemon=True)
+    producer.start()
+    try:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        producer.join(timeout=10)
+
+
+def _sealed_rows(chunk_size: int) -> Iterator[Sequence[Any]]:
+    """(sequence, previous_hash, hash, *CONTENT_FIELDS) of sealed events in chain order, in chunks."""
+    if connection.vendor != "postgresql":
+        yield from (
+            AuditEvent.objects.filter(sequence__isnull=False)
+            .order_by("sequence")
+            .values_list("sequence", "previous_hash", "hash", *CONTENT_FIELDS)
+            .iterator(chunk_size=chunk_size)
+        )
+        return
+    # Inside a transaction another connection would not see this one's writes: fetch here.
+    chunks = _fetch_chunks(chunk_size) if connection.in_atomic_block else _prefetched_chunks(chunk_size)
+    for rows in chunks:
+        for row in rows:
+            values = list(row)
+            for position in _JSON_POSITIONS:
+                values[position] = load_json(values[position])
+            yield values

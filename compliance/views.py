@@ -1,0 +1,162 @@
+"""Compliance pages (htmx) over the same selectors and services as the API.
+
+/compliance/ is open to every member (it says what the audit trail needs); the audit
+search, verification, exports, denied-access log and retention need the compliance role
+(compliance officers and admins), as in the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from accounts import selectors as account_selectors
+from accounts.caller import Caller
+from compliance import chain, selectors, services
+from compliance.api import export_file_response
+from compliance.audit import Action
+from compliance.models import AuditCheckpoint, AuditEvent, ExportFormat
+from controlplane.api.authentication import get_caller
+from controlplane.errors import ApplicationError, ValidationFailed
+from controlplane.htmx import render_page
+
+require_page = require_http_methods(["GET", "HEAD"])
+require_post = require_http_methods(["POST"])
+PAGE_ROWS = 100
+
+
+def _events(caller: Caller, params: dict[str, str]) -> tuple[selectors.AuditFilter, list[AuditEvent]]:
+    audit_filter = selectors.parse_filters(params)
+    rows = list(selectors.audit_event_list(caller=caller, audit_filter=audit_filter).order_by("-id")[:PAGE_ROWS])
+    return audit_filter, rows
+
+
+def _exports_context(caller: Caller) -> dict[str, Any]:
+    exports = list(selectors.audit_export_list(caller=caller).order_by("-created_at")[:20])
+    return {"exports": exports, "exports_running": any(e.status in ("pending", "running") for e in exports)}
+
+
+def _status_context() -> dict[str, Any]:
+    return {"head": chain.chain_head(), "checkpoint": AuditCheckpoint.objects.order_by("-sequence").first()}
+
+
+@login_required
+@require_page
+def audit_page(request: HttpRequest) -> HttpResponse:
+    caller = get_caller(request)
+    context: dict[str, Any] = {"nav_current": "compliance", "can_view": selectors.can_view_audit(caller)}
+    if context["can_view"]:
+        params = selectors.single_values(request.GET)
+        audit_filter, events = _events(caller, params)
+        teams = list(selectors.retention_scope_teams(caller=caller).order_by("name"))
+        context |= {
+            "filters": audit_filter.as_dict(),
+            "events": events,
+            "page_rows": PAGE_ROWS,
+            "teams": teams,
+            "formats": ExportFormat.choices,
+            "retention": [(team, selectors.retention_policy_get(caller=caller, team=team)) for team in teams],
+            **_status_context(),
+            **_exports_context(caller),
+        }
+    return render(request, "compliance/audit.html", context)
+
+
+@login_required
+@require_page
+def events_partial(request: HttpRequest) -> HttpResponse:
+    """The audit search results (htmx); the whole page for a plain request."""
+    caller = get_caller(request)
+    params = selectors.single_values(request.GET)
+    audit_filter, events = _events(caller, params)
+    context = {"events": events, "filters": audit_filter.as_dict(), "page_rows": PAGE_ROWS, "nav_current": "compliance"}
+    return render_page(
+        request, page="compliance/events.html", partial="compliance/partials/_events.html", context=context
+    )
+
+
+@login_required
+@require_page
+def denied_page(request: HttpRequest) -> HttpResponse:
+    """The denied-access log: every refusal for lack of a right, newest first."""
+    caller = get_caller(request)
+    params = selectors.single_values(request.GET, skip=("action",))
+    audit_filter, events = _events(caller, {**params, "action": Action.ACCESS_DENIED})
+    context = {"events": events, "filters": audit_filter.as_dict(), "page_rows": PAGE_ROWS, "nav_current": "compliance"}
+    return render(request, "compliance/denied.html", context)
+
+
+@login_required
+@require_post
+def verify(request: HttpRequest) -> HttpResponse:
+    report = services.audit_verify(caller=get_caller(request), request=request)
+    return render(request, "compliance/partials/_verification.html", {"report": report, **_status_context()})
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def exports(request: HttpRequest) -> HttpResponse:
+    """The export list (polled while a job runs); a POST queues an export job."""
+    caller = get_caller(request)
+    error: ApplicationError | None = None
+    status = 200
+    if request.method == "POST":
+        try:
+            params = selectors.single_values(request.POST, skip=("csrfmiddlewaretoken", "format"))
+            if "team" not in params:
+                raise ValidationFailed("team: choose the team to export.", param="team")
+            services.audit_export_job_create(
+                caller=caller,
+                audit_filter=selectors.parse_filters(params),
+                export_format=selectors.parse_format(request.POST.get("format")),
+                request=request,
+            )
+        except ApplicationError as refusal:
+            if refusal.status_code in (403, 404):
+                raise
+            error, status = refusal, refusal.status_code
+    elif not selectors.can_view_audit(caller):
+        selectors.audit_scope(caller=caller)  # raises the 403
+    return render(
+        request, "compliance/partials/_exports.html", {**_exports_context(caller), "error": error}, status=status
+    )
+
+
+@login_required
+@require_page
+def export_download(request: HttpRequest, export_id: str) -> FileResponse:
+    audit_export = selectors.audit_export_get(caller=get_caller(request), export_id=export_id)
+    return export_file_response(audit_export)
+
+
+@login_required
+@require_post
+def retention_update(request: HttpRequest, team_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    team = account_selectors.team_get(caller=caller, team_id=team_id)
+    raw = request.POST.get("call_content_days", "").strip()
+    error: ApplicationError | None = None
+    try:
+        if raw and not raw.isdigit():
+            raise ValidationFailed(
+                "call_content_days: a whole number of days, or empty to keep call content forever.",
+                param="call_content_days",
+            )
+        policy = services.retention_policy_set(
+            caller=caller, team=team, call_content_days=int(raw) if raw else None, request=request
+        )
+    except ApplicationError as refusal:
+        if refusal.status_code in (403, 404):
+            raise
+        error = refusal
+        policy = selectors.retention_policy_get(caller=caller, team=team)
+    return render(
+        request,
+        "compliance/partials/_retention_row.html",
+        {"team": team, "policy": policy, "error": error, "saved": error is None},
+        status=error.status_code if error else 200,
+    )
