@@ -123,3 +123,10 @@ for _role in (Role.VIEWER, Role.REVIEWER, Role.PROMPT_ENGINEER):
     ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _GUARDRAILS_VIEW
 for _role in (Role.ADMIN, Role.MANAGER, Role.COMPLIANCE_OFFICER):
     ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _GUARDRAILS_VIEW | _GUARDRAILS_CHANGE
+
+# Observability: every member and every key reads its team's call records (a key with the
+# `application` role only its own application's, see observability.selectors). Recording calls
+# through the ingestion API needs INVOKE_APPLICATION, which the application role already holds.
+VIEW_CALL = "observability.view_call"
+for _role in Role:
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | {VIEW_CALL}

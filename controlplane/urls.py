@@ -21,12 +21,14 @@ urlpatterns = [
     path("api/v1/", include("compliance.urls_api")),
     path("api/v1/", include("compliance.guardrails.urls_api")),
     path("api/v1/", include("gateway.urls_config_api")),
+    path("api/v1/", include("observability.urls_api")),
     path("settings/", include("accounts.urls")),
     path("prompts/", include("prompts.urls")),
     path("compliance/guardrails/", include("compliance.guardrails.urls")),
     path("compliance/", include("compliance.urls")),
     path("costs/", include("costs.urls")),
     path("gateway/", include("gateway.urls")),
+    path("calls/", include("observability.urls")),
     path("<slug:area>/", views.area_placeholder, name="area"),
 ]
 

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import os
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from observability.models import Call
+from controlplane.errors import Conflict, ValidationFailed
+from observability.models import Call, CallSource, CallStatus
+
+if TYPE_CHECKING:
+    from accounts.caller import Caller
+    from accounts.models import Application
 
 _DATETIME_FIELDS = {"created_at"}
 _FOREIGN_KEYS = {"team": "team_id", "application": "application_id", "api_key": "api_key_id"}
@@ -72,3 +80,147 @@ def after_store(calls: Sequence[Call]) -> None:
 
     rollups_apply(calls=calls)
     audit_record_calls(calls=calls)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ingestion: apps that call models themselves send their records here.
+
+MAX_INGEST_BATCH = 1000
+_INGEST_ATTEMPTS = 3  # a concurrent batch with the same client ids makes a store fail once; re-read and retry
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    created: list[Call]
+    existing: dict[str, uuid.UUID]  # client id -> the call stored earlier
+
+
+def _time_ordered_id(at: datetime.datetime) -> uuid.UUID:
+    """A version 7 UUID carrying `at`'s milliseconds, so that an ingested call sorts by when it happened."""
+    milliseconds = int(at.timestamp() * 1000) & ((1 << 48) - 1)
+    value = milliseconds << 80
+    value |= 0x7 << 76
+    value |= (int.from_bytes(os.urandom(2), "big") & 0x0FFF) << 64
+    value |= 0b10 << 62
+    value |= int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+def _ingest_record(*, application: Application, api_key_id: int | None, data: dict[str, Any]) -> dict[str, Any]:
+    from costs.services import call_cost
+
+    created_at: datetime.datetime = data.get("created_at") or timezone.now()
+    usage = data.get("usage") or {}
+    input_tokens = int(usage.get("prompt_tokens", 0))
+    output_tokens = int(usage.get("completion_tokens", 0))
+    cached_tokens = int(usage.get("cached_tokens", 0))
+    model = data["model"]
+    response_model = data.get("response_model") or model
+    cost = data.get("cost_usd")
+    if cost is None:
+        cost = call_cost(
+            model=response_model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=cached_tokens,
+            at=created_at,
+        )
+    prompt = data.get("prompt") or {}
+    return {
+        "id": str(_time_ordered_id(created_at)),
+        "created_at": created_at.isoformat(),
+        "source": CallSource.INGESTED,
+        "client_call_id": data["id"],
+        "team": application.team_id,
+        "application": application.id,
+        "api_key": api_key_id,
+        "end_user": data.get("end_user", ""),
+        "prompt_name": prompt.get("name", ""),
+        "prompt_version": prompt.get("version"),
+        "request_model": model,
+        "response_model": response_model,
+        "provider": data.get("provider", ""),
+        "is_stream": data.get("stream", False),
+        "request_messages": data.get("messages", []),
+        "request_params": data.get("params", {}),
+        "response_text": data.get("response", ""),
+        "finish_reason": data.get("finish_reason", ""),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cached_tokens": cached_tokens,
+        "cost_usd": str(cost),
+        "latency_ms": data.get("latency_ms"),
+        "time_to_first_token_ms": data.get("time_to_first_token_ms"),
+        "status": data.get("status", CallStatus.SUCCESS),
+        "error_type": data.get("error_type", ""),
+        "error_message": data.get("error_message", ""),
+        "metadata": data.get("metadata", {}),
+    }
+
+
+def calls_ingest(
+    *,
+    caller: Caller,
+    records: Sequence[dict[str, Any]],
+    application_id: int | None = None,
+) -> IngestResult:
+    """Store validated records sent by an app, idempotent by their client id within the application.
+
+    An API key records for its own application; a signed-in user names the application and needs
+    `accounts.invoke_application` in its team. Records whose client id the application sent
+    before are not stored again (they come back in `existing`).
+    """
+    from accounts import roles
+    from accounts.selectors import application_get
+
+    if len(records) > MAX_INGEST_BATCH:
+        raise ValidationFailed(
+            f"A batch holds at most {MAX_INGEST_BATCH} calls; you sent {len(records)}. Split it.", param="calls"
+        )
+    if caller.api_key is not None:
+        if application_id is not None and application_id != caller.api_key.application_id:
+            raise ValidationFailed(
+                "An API key records calls for its own application only; omit 'application'.", param="application"
+            )
+        application = caller.api_key.application
+    else:
+        if application_id is None:
+            raise ValidationFailed(
+                "Name the application the calls belong to in 'application' (its id).", param="application"
+            )
+        application = application_get(caller=caller, application_id=application_id)
+    caller.require_permission(
+        roles.INVOKE_APPLICATION, team_id=application.team_id, obj=application, action="record calls for it"
+    )
+    seen: set[str] = set()
+    for index, data in enumerate(records):
+        if data["id"] in seen:
+            raise ValidationFailed(
+                f"Call id '{data['id']}' appears twice in this batch; client ids must be unique.",
+                param=f"calls[{index}].id",
+            )
+        seen.add(data["id"])
+
+    api_key_id = caller.api_key.id if caller.api_key is not None else None
+    for attempt in range(_INGEST_ATTEMPTS):
+        existing = dict(
+            Call.objects.filter(application_id=application.id, client_call_id__in=seen).values_list(
+                "client_call_id", "id"
+            )
+        )
+        fresh = [
+            _ingest_record(application=application, api_key_id=api_key_id, data=data)
+            for data in records
+            if data["id"] not in existing
+        ]
+        try:
+            created = calls_store(records=fresh) if fresh else []
+        except IntegrityError:
+            if attempt == _INGEST_ATTEMPTS - 1:
+                raise Conflict(
+                    "Another request is storing calls with the same ids right now; send the batch again.",
+                    param="calls",
+                ) from None
+            continue
+        return IngestResult(created=created, existing=existing)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
