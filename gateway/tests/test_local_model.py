@@ -121,3 +121,34 @@ def test_bad_input_gets_an_openai_shaped_error(client):
 
     assert raised.value.status_code == 400
     assert "messages" in raised.value.message
+
+
+@pytest.mark.local_model
+def test_the_local_model_answers_through_the_gateway_and_the_call_is_recorded(local_server, gateway_client):
+    from django.core.management import call_command
+
+    from gateway.catalog import catalog_changed
+    from gateway.tests.conftest import stored_calls
+
+    call_command("seed_catalog", "--local-url", local_server, stdout=open(os.devnull, "w"))  # noqa: SIM115 - discarded
+    catalog_changed()
+
+    completion = gateway_client.sdk.chat.completions.create(
+        model=local_model.MODEL_NAME, messages=MESSAGES, max_tokens=8, temperature=0
+    )
+    streamed = list(
+        gateway_client.sdk.chat.completions.create(
+            model=local_model.MODEL_NAME, messages=MESSAGES, max_tokens=8, temperature=0, stream=True
+        )
+    )
+
+    assert completion.choices[0].message.content
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 0
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices)
+    calls = stored_calls(expected=2)
+    assert [(call.provider, call.response_model, call.status) for call in calls] == [
+        ("local", local_model.MODEL_NAME, "success"),
+        ("local", local_model.MODEL_NAME, "success"),
+    ]
+    assert all(call.output_tokens > 0 and call.cost_usd == 0 for call in calls)
