@@ -77,9 +77,11 @@ def after_store(calls: Sequence[Call]) -> None:
         return
     from compliance.services import audit_record_calls
     from costs.services import rollups_apply
+    from prompts.exposures import exposures_record_for_calls
 
     rollups_apply(calls=calls)
     audit_record_calls(calls=calls)
+    exposures_record_for_calls(calls=calls)
 
 
 # ---------------------------------------------------------------------------------------------

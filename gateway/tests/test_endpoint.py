@@ -349,3 +349,53 @@ def test_a_key_without_the_application_permission_cannot_call_models(live_gatewa
     with pytest.raises(openai.PermissionDeniedError):
         sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
     assert Call.objects.count() == 0
+
+
+def test_an_experiment_serves_sticky_variants_and_records_exposures(gateway_client, fake_upstream, team_a):
+    from accounts.caller import caller_for_user
+    from accounts.models import Role
+    from prompts.models import ExperimentExposure
+    from prompts.services import (
+        VariantSpec,
+        experiment_create,
+        experiment_start,
+        label_move,
+        prompt_create,
+        prompt_version_create,
+    )
+
+    model_for(provider_for(fake_upstream))
+    prompt = prompt_create(caller=None, team=team_a.team, name="greeter")
+    version_a, _ = prompt_version_create(
+        caller=None, prompt=prompt, messages=[{"role": "system", "content": "Variant A"}]
+    )
+    version_b, _ = prompt_version_create(
+        caller=None, prompt=prompt, messages=[{"role": "system", "content": "Variant B"}]
+    )
+    label_move(caller=None, prompt=prompt, label="production", version=version_a)
+    manager = caller_for_user(team_a.members[Role.MANAGER])
+    experiment = experiment_create(
+        caller=manager,
+        prompt=prompt,
+        name="a-vs-b",
+        label="production",
+        variants=[
+            VariantSpec(name="a", version=version_a, weight=50),
+            VariantSpec(name="b", version=version_b, weight=50),
+        ],
+    )
+    experiment_start(caller=manager, experiment=experiment)
+
+    for user in ("u1", "u2", "u3", "u1"):
+        gateway_client.sdk.chat.completions.create(
+            model="fake-model", messages=MESSAGES, user=user, extra_body={"prompt": {"name": "greeter"}}
+        )
+
+    systems = [request.body["messages"][0]["content"] for request in fake_upstream.chat_requests()]
+    calls = stored_calls(expected=4)
+    assert systems[0] == systems[3]  # the same subject always gets the same variant
+    assert {call.experiment_variant for call in calls} <= {"a", "b"}
+    assert calls[0].experiment_variant == calls[3].experiment_variant
+    exposures = ExperimentExposure.objects.filter(experiment=experiment).order_by("id")
+    assert [exposure.call_id for exposure in exposures] == [str(call.id) for call in calls]
+    assert all(exposure.is_success for exposure in exposures)

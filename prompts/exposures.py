@@ -1,0 +1,35 @@
+"""Experiment exposures from the gateway's call records: every call served by an experiment's
+variant becomes one exposure, with the call's outcome (latency, cost, success), so that the
+results page compares variants on real traffic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from observability.models import Call, CallStatus
+from prompts.models import ExperimentExposure, ExperimentVariant
+
+
+def exposures_record_for_calls(*, calls: Sequence[Call]) -> list[ExperimentExposure]:
+    """Called by the call recorder, in the transaction that stores the calls (so never twice)."""
+    served = [call for call in calls if call.experiment_id and call.experiment_variant]
+    if not served:
+        return []
+    variants = {
+        (variant.experiment_id, variant.name): variant.id
+        for variant in ExperimentVariant.objects.filter(experiment_id__in={call.experiment_id for call in served})
+    }
+    exposures = [
+        ExperimentExposure(
+            experiment_id=call.experiment_id,
+            variant_id=variants[(call.experiment_id, call.experiment_variant)],
+            subject=call.end_user or str(call.id),
+            call_id=str(call.id),
+            latency_ms=call.latency_ms,
+            cost_usd=float(call.cost_usd),
+            is_success=call.status == CallStatus.SUCCESS,
+        )
+        for call in served
+        if (call.experiment_id, call.experiment_variant) in variants
+    ]
+    return ExperimentExposure.objects.bulk_create(exposures)
