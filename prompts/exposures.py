@@ -19,17 +19,21 @@ def exposures_record_for_calls(*, calls: Sequence[Call]) -> list[ExperimentExpos
         (variant.experiment_id, variant.name): variant.id
         for variant in ExperimentVariant.objects.filter(experiment_id__in={call.experiment_id for call in served})
     }
-    exposures = [
-        ExperimentExposure(
-            experiment_id=call.experiment_id,
-            variant_id=variants[(call.experiment_id, call.experiment_variant)],
-            subject=call.end_user or str(call.id),
-            call_id=str(call.id),
-            latency_ms=call.latency_ms,
-            cost_usd=float(call.cost_usd),
-            is_success=call.status == CallStatus.SUCCESS,
+    exposures = []
+    for call in served:
+        experiment_id = int(call.experiment_id or 0)
+        variant_id = variants.get((experiment_id, call.experiment_variant))
+        if variant_id is None:
+            continue  # the variant was deleted since: nothing to attribute the call to
+        exposures.append(
+            ExperimentExposure(
+                experiment_id=experiment_id,
+                variant_id=variant_id,
+                subject=call.end_user or str(call.id),
+                call_id=str(call.id),
+                latency_ms=call.latency_ms,
+                cost_usd=float(call.cost_usd),
+                is_success=call.status == CallStatus.SUCCESS,
+            )
         )
-        for call in served
-        if (call.experiment_id, call.experiment_variant) in variants
-    ]
     return ExperimentExposure.objects.bulk_create(exposures)
