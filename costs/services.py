@@ -112,8 +112,27 @@ def price_set(
 # Budgets ---------------------------------------------------------------------------
 
 
+_AUDIT_ACTIONS = {
+    "created": "budget.create",
+    "updated": "budget.update",
+    "deleted": "budget.delete",
+    "webhook secret rotated": "budget.webhook_secret_rotate",
+}
+
+
 def _record_budget_change(*, caller: Caller | None, action: str, budget: Budget, changes: dict[str, Any]) -> None:
-    """The one place every budget write passes through: the compliance app's audit event goes here."""
+    """The one place every budget write passes through: it goes on the audit trail."""
+    from compliance.services import audit_record
+
+    audit_record(
+        actor=caller,
+        action=_AUDIT_ACTIONS.get(action, f"budget.{action}"),
+        target_type="budget",
+        target_id=str(budget.id),
+        team_id=budget.team_id,
+        after={name: value for name, value in changes.items() if "secret" not in name},
+        metadata={"budget": budget.name},
+    )
     logger.info(
         "budget %s",
         action,

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.models import Role
 from controlplane.testing import assert_hidden, assert_openai_error, assert_refused
 from costs.models import Budget, BudgetPeriod
 from costs.tests.conftest import NOW, build_call
@@ -196,3 +197,19 @@ def test_an_application_key_cannot_read_costs(team_a, key_client_for):
     response = key_client_for(team_a.application).get("/api/v1/costs/summary/")
 
     assert_openai_error(response, 403)
+
+
+def test_budget_changes_go_on_the_audit_trail(team_a, client_for):
+    from compliance.models import AuditEvent
+
+    client = client_for(team_a.members[Role.MANAGER])
+    created = client.post(BASE, body(team_a), format="json")
+    assert created.status_code == 201, created.content
+    budget_id = Budget.objects.get().id
+    client.patch(f"{BASE}{budget_id}/", {"amount_usd": "30"}, format="json")
+
+    events = list(AuditEvent.objects.filter(target_type="budget", target_id=str(budget_id)).order_by("id"))
+    assert [event.action for event in events] == ["budget.create", "budget.update"]
+    assert events[1].team_id == team_a.team.id
+    assert events[1].after == {"amount_usd": "30.00000000"}
+    assert events[1].actor_user_id == team_a.members[Role.MANAGER].id
