@@ -97,6 +97,22 @@ def validate_entities(entities: Iterable[str], *, param: str) -> list[str]:
     return result
 
 
+def _audit(
+    *, caller: Caller, action: str, target_type: str, target_id: int, team_id: int, after: dict[str, Any] | None = None
+) -> None:
+    """Guardrail, classification and data-source changes go on the audit trail (never text)."""
+    from compliance.services import audit_record
+
+    audit_record(
+        actor=caller,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        team_id=team_id,
+        after={k: v for k, v in (after or {}).items() if k not in {"text", "fingerprints", "text_sha256"}},
+    )
+
+
 def guardrail_policy_update(
     *,
     caller: Caller,
@@ -138,6 +154,14 @@ def guardrail_policy_update(
         policy.full_clean()
         policy.save()
         _invalidate_after_commit(_policies, application.id)
+        _audit(
+            caller=caller,
+            action="guardrails.policy_update",
+            target_type="guardrail_policy",
+            target_id=application.id,
+            team_id=application.team_id,
+            after={name: value for name, value in changes.items() if value is not None},
+        )
     return policy
 
 
@@ -552,6 +576,14 @@ def classification_rule_create(
             team=team, name=name, kind=kind, level=level, is_enabled=is_enabled, **detector
         )
         _invalidate_after_commit(_team_states, team.id)
+        _audit(
+            caller=caller,
+            action="classification.rule_create",
+            target_type="classification_rule",
+            target_id=rule.id,
+            team_id=team.id,
+            after={"name": name, "kind": kind, "level": level, **detector},
+        )
     return rule
 
 
@@ -574,6 +606,14 @@ def classification_rule_update(*, caller: Caller, rule: ClassificationRule, **ch
             setattr(rule, name, value)
         rule.save()
         _invalidate_after_commit(_team_states, rule.team_id)
+        _audit(
+            caller=caller,
+            action="classification.rule_update",
+            target_type="classification_rule",
+            target_id=rule.id,
+            team_id=rule.team_id,
+            after=changes,
+        )
     return rule
 
 
@@ -581,10 +621,17 @@ def classification_rule_delete(*, caller: Caller, rule: ClassificationRule) -> N
     caller.require_permission(
         roles.DELETE_CLASSIFICATION_RULE, team_id=rule.team_id, action="delete classification rules"
     )
-    team_id = rule.team_id
+    team_id, rule_id = rule.team_id, rule.id
     with transaction.atomic():
         rule.delete()
         _invalidate_after_commit(_team_states, team_id)
+        _audit(
+            caller=caller,
+            action="classification.rule_delete",
+            target_type="classification_rule",
+            target_id=rule_id,
+            team_id=team_id,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -625,6 +672,14 @@ def data_source_create(
             leak_share=leak_share,
         )
         _invalidate_after_commit(_team_states, team.id)
+        _audit(
+            caller=caller,
+            action="data_source.create",
+            target_type="data_source",
+            target_id=source.id,
+            team_id=team.id,
+            after={"name": name, "classification": classification_level, "leak_action": leak_action},
+        )
     return source
 
 
@@ -657,13 +712,24 @@ def data_source_update(*, caller: Caller, source: DataSource, **changes: Any) ->
             setattr(source, name, value)
         source.save()
         _invalidate_after_commit(_team_states, source.team_id)
+        _audit(
+            caller=caller,
+            action="data_source.update",
+            target_type="data_source",
+            target_id=source.id,
+            team_id=source.team_id,
+            after=changes,
+        )
     return source
 
 
 def data_source_delete(*, caller: Caller, source: DataSource) -> None:
     caller.require_permission(roles.DELETE_DATA_SOURCE, team_id=source.team_id, action="delete data sources")
     _require_cleared_for(caller, source)
-    team_id = source.team_id
+    team_id, source_id = source.team_id, source.id
     with transaction.atomic():
         source.delete()
         _invalidate_after_commit(_team_states, team_id)
+        _audit(
+            caller=caller, action="data_source.delete", target_type="data_source", target_id=source_id, team_id=team_id
+        )
