@@ -92,12 +92,27 @@ class LanguageModelSerializer(serializers.ModelSerializer):
         return PriceSerializer(price).data if price is not None else None
 
 
+class TiersSerializer(serializers.Serializer):
+    small = serializers.CharField(allow_null=True)
+    medium = serializers.CharField(allow_null=True)
+    large = serializers.CharField(allow_null=True)
+
+
 class RoutingSerializer(serializers.ModelSerializer):
     application = serializers.IntegerField(source="application_id")
+    tiers = serializers.SerializerMethodField()
+    max_price = serializers.DecimalField(
+        max_digits=12, decimal_places=6, allow_null=True, help_text="USD per million output tokens (cost_cap)."
+    )
 
     class Meta:
         model = RoutingPolicy
-        fields = ["application", "policy", "model", "fallbacks", "updated_at"]
+        fields = ["application", "policy", "model", "tiers", "threshold", "max_price", "fallbacks", "updated_at"]
+
+    @extend_schema_field(TiersSerializer)
+    def get_tiers(self, routing: RoutingPolicy) -> dict[str, str | None]:
+        tiers = routing.tiers if isinstance(routing.tiers, dict) else {}
+        return {tier: tiers.get(tier) or None for tier in ModelTier.values}
 
 
 class ConnectionCheckSerializer(serializers.Serializer):
@@ -171,9 +186,29 @@ class ModelCreateInput(ModelUpdateInput):
     provider_model = serializers.CharField(max_length=200)
 
 
+class TiersInput(StrictSerializer):
+    small = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+    medium = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+    large = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+
+
 class RoutingInput(StrictSerializer):
     policy = ChoiceField(choices=RoutingPolicyKind.choices, default=RoutingPolicyKind.FIXED)
     model = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    tiers = TiersInput(
+        required=False, default=dict, help_text="Model names per tier; complexity needs small and large."
+    )
+    threshold = serializers.FloatField(
+        required=False, default=None, allow_null=True, help_text="0..1; complexity above it goes to the large tier."
+    )
+    max_price = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="cost_cap: the highest output price allowed, USD per million output tokens.",
+    )
     fallbacks = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
 
 
@@ -331,8 +366,11 @@ class RoutingView(APIView):
     @extend_schema(
         request=RoutingInput,
         responses=RoutingSerializer,
-        description="Replace the application's routing: `fixed` serves `model` (when set, overriding the "
-        "requested model) and then tries `fallbacks` in order.",
+        description="Replace the application's routing. `fixed` serves `model` (when set, overriding the "
+        "requested model). `complexity` scores each query 0..1 and sends it to `tiers.large` above `threshold`, "
+        "to `tiers.medium` (when set) above `threshold / 2`, else to `tiers.small`. `cost_cap` serves `model` (or "
+        "the requested model) when its output price is at most `max_price` (USD per million output tokens), "
+        "else the best tier within it. Every policy then tries `fallbacks` in order.",
     )
     def put(self, request: Request, application_id: int) -> Response:
         caller = get_caller(request)

@@ -53,3 +53,24 @@ class RoutingForm(forms.Form):
     policy = forms.ChoiceField(choices=RoutingPolicyKind.choices)
     model = forms.CharField(required=False, max_length=200)
     fallbacks = forms.CharField(required=False)
+    tier_small = forms.CharField(required=False, max_length=200)
+    tier_medium = forms.CharField(required=False, max_length=200)
+    tier_large = forms.CharField(required=False, max_length=200)
+    threshold = forms.FloatField(required=False)
+    max_price = forms.DecimalField(required=False, max_digits=12, decimal_places=6)
+
+    @staticmethod
+    def policy_values(data: dict[str, Any]) -> dict[str, Any]:
+        """The routing_set / routing_check keyword arguments of cleaned data."""
+        return {
+            "policy": data["policy"],
+            "model": data["model"],
+            "fallbacks": names(data["fallbacks"]),
+            "tiers": {tier: data[f"tier_{tier}"] for tier in ModelTier.values if data.get(f"tier_{tier}")},
+            "threshold": data["threshold"],
+            "max_price": data["max_price"],
+        }
+
+
+class RoutingSimulationForm(RoutingForm):
+    limit = forms.IntegerField(required=False, min_value=1, max_value=1000)

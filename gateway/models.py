@@ -83,16 +83,51 @@ class LanguageModel(BaseModel):
 
 class RoutingPolicyKind(models.TextChoices):
     FIXED = "fixed", "Fixed model"
+    COMPLEXITY = "complexity", "By complexity"
+    COST_CAP = "cost_cap", "Cost cap"
 
 
 class RoutingPolicy(BaseModel):
-    """How an application's calls pick a model. `fixed`: the requested model (or `model` when
-    set, overriding the request), then the fallback chain."""
+    """How an application's calls pick a model (gateway.routing applies it).
+
+    - `fixed`: `model` when set (overriding the requested one), else the requested model.
+    - `complexity`: the query's complexity score (gateway.complexity, 0..1) picks a tier of
+      `tiers` ({"small", "medium", "large"}: model names; small and large required): above
+      `threshold` the large tier; with a medium tier, from `threshold / 2` up to `threshold`
+      the medium tier; below that the small tier.
+    - `cost_cap`: never a model whose output price is above `max_price` (USD per million
+      output tokens, the price table's `output_per_million`): `model` (or the requested
+      model) when within the cap, else the best tier of `tiers` within it (large, medium, small).
+    Every policy then tries `fallbacks` in order.
+    """
 
     application = models.OneToOneField("accounts.Application", on_delete=models.CASCADE, related_name="routing")
     policy = models.CharField(max_length=32, choices=RoutingPolicyKind.choices, default=RoutingPolicyKind.FIXED)
     model = models.CharField(max_length=200, blank=True, default="")
     fallbacks = models.JSONField(default=list, blank=True)
+    tiers = models.JSONField(default=dict, blank=True)  # {"small": name, "medium": name, "large": name}
+    threshold = models.FloatField(
+        default=0.5, validators=[MinValueValidator(0), MaxValueValidator(1)], help_text="Complexity above it: large."
+    )
+    max_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="cost_cap: the highest output price allowed, USD per million output tokens.",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(threshold__gte=0, threshold__lte=1), name="routing_threshold_0_to_1"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_price__isnull=True) | models.Q(max_price__gte=0),
+                name="routing_max_price_not_negative",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.application}: {self.policy}"

@@ -20,9 +20,10 @@ from controlplane.errors import ApplicationError, NotFound, ValidationFailed
 from costs import services as costs
 from costs.budgets import Reservation
 from gateway import breaker
-from gateway.catalog import ServedModel, model_for, routing_for
+from gateway.catalog import ServedModel, model_for
 from gateway.chat import ChatRequest, parse_chat_request
 from gateway.keys import KeyContext, authenticate
+from gateway.routing import route
 from observability.models import CacheResult, CallStatus
 from observability.recorder import recorder
 from prompts.tokens import count_messages
@@ -40,6 +41,9 @@ class Plan:
     chain: list[ServedModel]
     breaker_states: dict[int, float | None]
     route_reason: str
+    route_tier: str = ""
+    route_score: float | None = None
+    baseline_model: str = ""  # what the request would have used without routing (prices the savings)
     prompt: dict[str, Any] = field(default_factory=dict)
     context_report: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -167,15 +171,13 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
     if dropped:
         context_report["dropped_above_clearance"] = dropped
 
-    routing = routing_for(application_id=key.application_id)
-    if routing is not None and routing.model:
-        name, reason = routing.model, f"policy {routing.policy}: {routing.model}"
-    else:
-        name, reason = request.model, "requested model"
-    served = model_for(team_id=key.team_id, name=name)
+    decision = route(
+        team_id=key.team_id, application_id=key.application_id, requested_model=request.model, messages=messages
+    )
+    served = model_for(team_id=key.team_id, name=decision.model)
     if served is None:
-        raise _model_not_found(name)
-    chain = _chain(team_id=key.team_id, first=served, fallbacks=routing.fallbacks if routing else ())
+        raise _model_not_found(decision.model)
+    chain = _chain(team_id=key.team_id, first=served, fallbacks=decision.fallbacks)
     plan = Plan(
         call_id=call_id,
         started_at=started_at,
@@ -186,7 +188,10 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
         params=params,
         chain=chain,
         breaker_states={},
-        route_reason=reason,
+        route_reason=decision.reason,
+        route_tier=decision.tier,
+        route_score=decision.score,
+        baseline_model=decision.baseline_model,
         prompt=prompt,
         context_report=context_report,
     )
@@ -307,6 +312,14 @@ def _check_output(plan: Plan, result: Result) -> ApplicationError | None:
     return None
 
 
+def _routing_saved(plan: Plan, result: Result, cost: Decimal) -> Decimal:
+    """What the baseline model would have cost for the same tokens, minus what was paid."""
+    if result.served is None or not plan.baseline_model or plan.baseline_model == result.served.name:
+        return Decimal(0)
+    baseline = call_cost(model=plan.baseline_model, usage=result.usage, at=plan.started_at)
+    return max(Decimal(0), baseline - cost)
+
+
 def finish(*, plan: Plan, result: Result) -> Finished:
     """Check the answer, price it, settle the budget and record the call."""
     blocked = _check_output(plan, result)
@@ -330,6 +343,9 @@ def finish(*, plan: Plan, result: Result) -> Finished:
         "response_model": model_name if result.served else "",
         "provider": result.served.provider.name if result.served else "",
         "route_reason": plan.route_reason,
+        "route_tier": plan.route_tier,
+        "route_score": plan.route_score,
+        "routing_saved_usd": str(_routing_saved(plan, result, cost)),
         "cache_result": CacheResult.NONE,
         "is_stream": plan.request.stream,
         "request_messages": plan.messages,

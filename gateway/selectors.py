@@ -6,8 +6,11 @@ catalog; another team's entry is reported as missing (NotFound), never as forbid
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, QuerySet
 
@@ -16,7 +19,8 @@ from accounts import selectors as account_selectors
 from accounts.caller import Caller
 from accounts.models import Application
 from controlplane.errors import NotFound, PermissionDenied, ValidationFailed
-from gateway.models import LanguageModel, Provider, RoutingPolicy
+from gateway.models import LanguageModel, Provider, RoutingPolicy, RoutingPolicyKind
+from gateway.routing import PolicyConfig
 
 if TYPE_CHECKING:
     from costs.models import ModelPrice
@@ -95,3 +99,132 @@ def routing_get(*, caller: Caller, application_id: int | str) -> tuple[Applicati
     application = account_selectors.application_get(caller=caller, application_id=application_id)
     routing = RoutingPolicy.objects.filter(application=application).first()
     return application, routing or RoutingPolicy(application=application)
+
+
+# Routing simulation -------------------------------------------------------------------
+
+MAX_SIMULATED_CALLS = 1000
+
+
+@dataclass(frozen=True)
+class SimulatedCall:
+    call_id: str
+    created_at: datetime
+    request_model: str
+    actual_model: str
+    projected_model: str
+    tier: str
+    score: float | None
+    reason: str
+    input_tokens: int
+    output_tokens: int
+    actual_cost: Decimal
+    projected_cost: Decimal
+
+    @property
+    def is_changed(self) -> bool:
+        return self.projected_model != self.actual_model
+
+
+@dataclass(frozen=True)
+class RoutingSimulation:
+    calls: list[SimulatedCall]
+    actual_cost: Decimal
+    projected_cost: Decimal
+    changed_calls: int
+
+    @property
+    def saved(self) -> Decimal:
+        return self.actual_cost - self.projected_cost
+
+    @property
+    def saved_percent(self) -> float | None:
+        return float(self.saved / self.actual_cost * 100) if self.actual_cost else None
+
+
+def _fixed_score(value: float) -> Callable[[Sequence[Any]], float]:
+    return lambda _messages: value
+
+
+def routing_simulate(
+    *,
+    caller: Caller,
+    application_id: int | str,
+    config: PolicyConfig,
+    limit: int = 100,
+    score: Callable[[Sequence[str]], Sequence[float]] | None = None,
+) -> RoutingSimulation:
+    """Replay the application's last `limit` successful upstream calls (cache hits excluded)
+    through `config` (not saved): each call's actual token counts priced at the projected
+    model's price at the call's time (costs.services.call_cost), against what it cost.
+
+    `score(texts)`: complexity scores of many queries at once (default: the shipped scorer).
+    """
+    from costs.services import call_cost
+    from gateway import complexity
+    from gateway.routing import decide
+    from observability.models import CacheResult, Call, CallStatus
+
+    application = account_selectors.application_get(caller=caller, application_id=application_id)
+    caller.require_permission(roles.VIEW_SPEND, team_id=application.team_id, action="simulate routing costs")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SIMULATED_CALLS:
+        raise ValidationFailed(f"limit must be a whole number from 1 to {MAX_SIMULATED_CALLS}.", param="limit")
+    calls = list(
+        Call.objects.filter(team_id=application.team_id, application_id=application.id, status=CallStatus.SUCCESS)
+        .exclude(cache_result=CacheResult.HIT)
+        .only(
+            "id",
+            "created_at",
+            "request_model",
+            "response_model",
+            "request_messages",
+            "input_tokens",
+            "output_tokens",
+            "cached_tokens",
+            "cost_usd",
+        )
+        .order_by("-created_at", "-id")[:limit]
+    )
+    scores: list[float | None] = [None] * len(calls)
+    if config.policy == RoutingPolicyKind.COMPLEXITY and calls:
+        texts = [complexity.query_text(call.request_messages or []) for call in calls]
+        scorer = score or (lambda many: complexity.scorer().scores(list(many)).tolist())
+        scores = [float(value) if text.strip() else 0.0 for text, value in zip(texts, scorer(texts), strict=True)]
+    rows: list[SimulatedCall] = []
+    for call, call_score in zip(calls, scores, strict=True):
+        decision = decide(
+            config,
+            requested_model=call.request_model,
+            messages=call.request_messages or [],
+            at=call.created_at,
+            score=_fixed_score(call_score or 0.0),
+        )
+        projected_cost = call_cost(
+            model=decision.model,
+            input_tokens=call.input_tokens,
+            output_tokens=call.output_tokens,
+            cached_tokens=call.cached_tokens,
+            at=call.created_at,
+        )
+        rows.append(
+            SimulatedCall(
+                call_id=str(call.id),
+                created_at=call.created_at,
+                request_model=call.request_model,
+                actual_model=call.response_model or call.request_model,
+                projected_model=decision.model,
+                tier=decision.tier,
+                score=decision.score,
+                reason=decision.reason,
+                input_tokens=call.input_tokens,
+                output_tokens=call.output_tokens,
+                actual_cost=call.cost_usd,
+                projected_cost=projected_cost,
+            )
+        )
+    return RoutingSimulation(
+        calls=rows,
+        actual_cost=sum((row.actual_cost for row in rows), Decimal(0)),
+        projected_cost=sum((row.projected_cost for row in rows), Decimal(0)),
+        changed_calls=sum(row.is_changed for row in rows),
+    )

@@ -17,4 +17,5 @@ urlpatterns = [
     path("models/<id:model_id>/", views.model_edit, name="model-edit"),
     path("models/<id:model_id>/enabled/", views.model_enabled, name="model-enabled"),
     path("routing/<id:application_id>/", views.routing_page, name="routing"),
+    path("routing/<id:application_id>/simulate/", views.routing_simulate, name="routing-simulate"),
 ]

@@ -16,7 +16,8 @@ from accounts.models import Team
 from controlplane.api.authentication import get_caller
 from controlplane.errors import ApplicationError, PermissionDenied, ValidationFailed
 from gateway import forms, selectors, services
-from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicyKind
+from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
+from gateway.routing import PolicyConfig
 
 NAV = "gateway"
 
@@ -294,14 +295,73 @@ def routing_page(request: HttpRequest, application_id: int) -> HttpResponse:
         try:
             data = forms.parsed(forms.RoutingForm(request.POST))
             context["routing"] = services.routing_set(
-                caller=caller,
-                application=application,
-                policy=data["policy"],
-                model=data["model"],
-                fallbacks=forms.names(data["fallbacks"]),
+                caller=caller, application=application, **forms.RoutingForm.policy_values(data)
             )
             context["saved"] = True
         except ApplicationError as error:
             context["error"] = error
             status = error.status_code
+    context["tier_choices"] = _tier_choices(context["routing"])
     return render(request, "gateway/routing.html", context, status=status)
+
+
+def _tier_choices(routing: RoutingPolicy) -> list[tuple[str, str]]:
+    tiers = routing.tiers if isinstance(routing.tiers, dict) else {}
+    return [(tier, str(tiers.get(tier) or "")) for tier in ModelTier.values]
+
+
+@login_required
+@require_http_methods(["GET"])
+def routing_simulate(request: HttpRequest, application_id: int) -> HttpResponse:
+    """Replay the application's last N calls through a policy given in the form (not saved)."""
+    caller = get_caller(request)
+    application, routing = selectors.routing_get(caller=caller, application_id=application_id)
+    context: dict[str, Any] = {
+        "application": application,
+        "routing": routing,
+        "model_names": sorted(services.model_names_visible_to(application.team_id)),
+        "policies": RoutingPolicyKind.choices,
+        "can_change": True,  # nothing is saved here
+        "limit": 100,
+        "nav_current": NAV,
+    }
+    status = 200
+    if "policy" in request.GET:
+        try:
+            data = forms.parsed(forms.RoutingSimulationForm(request.GET))
+            values = forms.RoutingForm.policy_values(data)
+            checked = services.routing_check(application=application, **values)
+            context["routing"] = RoutingPolicy(
+                application=application,
+                policy=checked.policy,
+                model=checked.model,
+                fallbacks=checked.fallbacks,
+                tiers=checked.tiers,
+                threshold=checked.threshold,
+                max_price=checked.max_price,
+            )
+            context["limit"] = data["limit"] or 100
+            context["simulation"] = selectors.routing_simulate(
+                caller=caller,
+                application_id=application.id,
+                config=routing_config(checked),
+                limit=context["limit"],
+            )
+        except ApplicationError as error:
+            context["error"] = error
+            status = error.status_code
+    else:
+        caller.require_permission(roles.VIEW_SPEND, team_id=application.team_id, action="simulate routing costs")
+    context["tier_choices"] = _tier_choices(context["routing"])
+    return render(request, "gateway/routing_simulate.html", context, status=status)
+
+
+def routing_config(checked: services.CheckedRouting) -> PolicyConfig:
+    return PolicyConfig.from_values(
+        policy=checked.policy,
+        model=checked.model,
+        tiers=checked.tiers,
+        threshold=checked.threshold,
+        max_price=checked.max_price,
+        fallbacks=checked.fallbacks,
+    )

@@ -609,6 +609,9 @@ def test_routing_defaults_then_is_set(client_for, team_a, shared_model, team_pro
         "policy": "fixed",
         "model": "",
         "fallbacks": [],
+        "tiers": {"small": None, "medium": None, "large": None},
+        "threshold": 0.5,
+        "max_price": None,
         "updated_at": None,
     }
 

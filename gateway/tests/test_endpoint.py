@@ -399,3 +399,59 @@ def test_an_experiment_serves_sticky_variants_and_records_exposures(gateway_clie
     exposures = ExperimentExposure.objects.filter(experiment=experiment).order_by("id")
     assert [exposure.call_id for exposure in exposures] == [str(call.id) for call in calls]
     assert all(exposure.is_success for exposure in exposures)
+
+
+def test_complexity_routing_sends_simple_queries_to_the_small_tier_and_prices_the_saving(
+    gateway_client, fake_upstream, team_a
+):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from costs.services import price_set
+    from gateway.catalog import catalog_changed
+
+    provider = provider_for(fake_upstream)
+    model_for(provider, name="small-model", provider_model="small-upstream", tier="small")
+    model_for(provider, name="large-model", provider_model="large-upstream", tier="large")
+    for name, price in (("small-model", "1"), ("large-model", "10")):
+        price_set(
+            caller=None,
+            model=name,
+            input_per_million=Decimal(price),
+            output_per_million=Decimal(price),
+            effective_from=timezone.now() - timedelta(days=1),
+        )
+    RoutingPolicy.objects.create(
+        application=gateway_client.application,
+        policy="complexity",
+        tiers={"small": "small-model", "large": "large-model"},
+        threshold=0.5,
+    )
+    catalog_changed()
+    fake_upstream.default = reply("ok", prompt_tokens=1000, completion_tokens=1000)
+
+    gateway_client.sdk.chat.completions.create(
+        model="large-model", messages=[{"role": "user", "content": "Hi! What are your opening hours on Saturday?"}]
+    )
+    gateway_client.sdk.chat.completions.create(
+        model="large-model",
+        messages=[
+            {
+                "role": "user",
+                "content": "Prove that there are infinitely many primes congruent to 3 mod 4, then write a Python "
+                "function that refactors a recursive descent parser into an iterative one, step by step, "
+                "analysing the time complexity of each step.",
+            }
+        ],
+    )
+
+    sent = [request.body["model"] for request in fake_upstream.chat_requests()]
+    simple, hard = stored_calls(expected=2)
+    assert sent == ["small-upstream", "large-upstream"]
+    assert (simple.route_tier, hard.route_tier) == ("small", "large")
+    assert simple.route_score is not None
+    assert simple.route_score < 0.5 < (hard.route_score or 0)
+    assert simple.routing_saved_usd == Decimal("0.018")  # 2000 tokens at $10/M instead of $1/M
+    assert hard.routing_saved_usd == 0
