@@ -130,3 +130,16 @@ for _role in (Role.ADMIN, Role.MANAGER, Role.COMPLIANCE_OFFICER):
 VIEW_CALL = "observability.view_call"
 for _role in Role:
     ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | {VIEW_CALL}
+
+# Semantic cache (gateway.semantic_cache): every member reads an application's cache settings,
+# entries (content above their clearance masked) and shadow reviews; managers and admins change
+# the settings and purge; reviewers, managers and admins mark shadow hits right or wrong.
+VIEW_CACHE = "semantic_cache.view_cacheentry"
+CHANGE_CACHE_SETTINGS = "semantic_cache.change_cachesettings"
+PURGE_CACHE = "semantic_cache.delete_cacheentry"
+REVIEW_SHADOW_HITS = "semantic_cache.add_shadowreview"
+for _role in (Role.VIEWER, Role.REVIEWER, Role.COMPLIANCE_OFFICER, Role.PROMPT_ENGINEER, Role.MANAGER, Role.ADMIN):
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | {VIEW_CACHE}
+for _role in (Role.MANAGER, Role.ADMIN):
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | {CHANGE_CACHE_SETTINGS, PURGE_CACHE, REVIEW_SHADOW_HITS}
+ROLE_PERMISSIONS[Role.REVIEWER] = ROLE_PERMISSIONS[Role.REVIEWER] | {REVIEW_SHADOW_HITS}

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "accounts",
     "prompts",
     "gateway",
+    "gateway.semantic_cache",
     "observability",
     "compliance",
     "compliance.guardrails",
@@ -276,3 +277,10 @@ AUDIT_SIGNING_KEY = (
 )
 # Audit events recorded by services that do not receive the request still get the client's address.
 MIDDLEWARE.append("compliance.middleware.AuditContextMiddleware")
+
+# Semantic cache (gateway.semantic_cache). Fills are written by a background thread; "inline"
+# writes them in the calling thread (tests, scripts). How often a process looks for entries
+# other processes wrote, and how many candidates a lookup verifies against the database.
+SEMANTIC_CACHE_WRITER = env.str("SEMANTIC_CACHE_WRITER", default="thread")
+SEMANTIC_CACHE_SYNC_SECONDS = env.float("SEMANTIC_CACHE_SYNC_SECONDS", default=1.0)
+SEMANTIC_CACHE_WRITE_QUEUE_SIZE = env.int("SEMANTIC_CACHE_WRITE_QUEUE_SIZE", default=10_000)

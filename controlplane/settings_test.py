@@ -21,5 +21,9 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = str(VAR_DIR / "staticfiles")  # noqa: F405
 os.makedirs(STATIC_ROOT, exist_ok=True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not shared-cache memory: threads (live servers, workers, writers) then wait for
+    # each other's locks (busy timeout) instead of failing with "database table is locked".
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - threads of live servers must not hold the test database open
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"caller": "100000/minute"}  # noqa: F405

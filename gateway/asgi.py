@@ -351,7 +351,7 @@ class Exchange:
         watcher = asyncio.create_task(self._watch_disconnect())
         relay = asyncio.create_task(self._relay(plan, outcome, result, upstream_started))
         done, _ = await asyncio.wait({watcher, relay}, return_when=asyncio.FIRST_COMPLETED)
-        if relay not in done:  # the client went away: stop reading from the provider
+        if relay not in done and not result.completed:  # the client went away: stop reading from the provider
             relay.cancel()
             result.status = CallStatus.CANCELLED
             result.http_status = 499
@@ -403,7 +403,13 @@ class Exchange:
                             result.finish_reason = choices[0]["finish_reason"]
                     elif not plan.request.include_usage:
                         continue  # the usage-only chunk the client did not ask for
+                is_end = line.strip() == "data: [DONE]"
+                if is_end:
+                    # The answer is whole: a client closing from now on is not a disconnect mid-stream.
+                    result.completed = True
                 await self.send({"type": "http.response.body", "body": (line + "\n").encode(), "more_body": True})
+                if is_end:
+                    break
         finally:
             result.text = "".join(text_parts)
             result.upstream_ms = (time.perf_counter() - upstream_started) * 1000

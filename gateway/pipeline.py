@@ -265,6 +265,7 @@ class Result:
     error_message: str = ""
     time_to_first_token_ms: float | None = None
     upstream_ms: float = 0.0
+    completed: bool = False  # a stream that reached its end ([DONE])
 
 
 def call_cost(*, model: str, usage: Usage, at: Any) -> Decimal:

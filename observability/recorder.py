@@ -85,7 +85,9 @@ class CallRecorder:
             segment.written += 1
             self._queue.append((segment, record))
             self._idle.clear()
-        self._wake.set()
+            full = len(self._queue) >= self.batch_size
+        if full:  # otherwise the writer stores what accumulated every `interval` (one transaction per batch)
+            self._wake.set()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted record is stored (tests, shutdown)."""

@@ -17,6 +17,7 @@ from accounts import roles
 from accounts.caller import Caller
 from accounts.models import Team
 from controlplane.errors import Conflict, NotFound, ValidationFailed
+from gateway.semantic_cache.services import entries_invalidate_for_prompt
 from prompts import assignment, content, policies
 from prompts.cache import generation_bump
 from prompts.models import (
@@ -32,6 +33,29 @@ from prompts.models import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _audit(
+    *,
+    caller: Caller | None,
+    action: str,
+    prompt: Prompt,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Version creation, label moves and rollbacks, experiment start and stop: on the audit trail."""
+    from compliance.services import audit_record
+
+    audit_record(
+        actor=caller,
+        action=action,
+        target_type="prompt",
+        target_id=str(prompt.id),
+        team_id=prompt.team_id,
+        before=before,
+        after=after,
+        metadata={"prompt": prompt.name},
+    )
 
 
 def _actor_fields(caller: Caller | None, *, fallback: str) -> dict[str, Any]:
@@ -140,6 +164,12 @@ def prompt_version_create(
         )
         Prompt.objects.filter(pk=prompt.pk).update(updated_at=timezone.now())
         generation_bump(team_id=prompt.team_id, name=prompt.name)  # `latest` moved
+        _audit(
+            caller=caller,
+            action="prompt.version_create",
+            prompt=prompt,
+            after={"version": version.number, "content_hash": content_hash, "commit_message": commit_message},
+        )
     logger.info("prompt version created", extra={"prompt_id": prompt.id, "version": version.number})
     return version, True
 
@@ -186,6 +216,15 @@ def label_move(
             **_actor_fields(caller, fallback=actor_fallback),
         )
         generation_bump(team_id=prompt.team_id, name=prompt.name)
+        _audit(
+            caller=caller,
+            action=f"prompt.label_{action}",
+            prompt=prompt,
+            before={"label": label, "version": previous_version.number if previous_version else None},
+            after={"label": label, "version": version.number, "reason": reason},
+        )
+        # Cached answers of this prompt die with the move (gateway.semantic_cache).
+        transaction.on_commit(lambda: entries_invalidate_for_prompt(prompt_id=prompt.id))
     logger.info(
         "prompt label moved",
         extra={
@@ -280,6 +319,12 @@ def experiment_start(*, caller: Caller, experiment: Experiment) -> Experiment:
             experiment.status = ExperimentStatus.RUNNING
             experiment.started_at = timezone.now()
             experiment.save(update_fields=["status", "started_at", "updated_at"])
+            _audit(
+                caller=caller,
+                action="prompt.experiment_start",
+                prompt=prompt,
+                after={"experiment": experiment.name, "label": experiment.label},
+            )
     except IntegrityError:
         raise Conflict(
             f"Another experiment is already running on the label '{experiment.label}'; stop it first.", param="label"
@@ -308,6 +353,12 @@ def experiment_stop(
         experiment.stopped_at = timezone.now()
         experiment.winner = winning
         experiment.save(update_fields=["status", "stopped_at", "winner", "updated_at"])
+        _audit(
+            caller=caller,
+            action="prompt.experiment_stop",
+            prompt=prompt,
+            after={"experiment": experiment.name, "winner": winning.name if winning else None, "reason": reason},
+        )
         if winning is not None:
             label_move(
                 caller=caller,

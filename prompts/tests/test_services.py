@@ -320,3 +320,27 @@ def test_diff_lists_message_and_param_changes(team_a, make_prompt):
     ]
     assert result["params"] == {"temperature": {"status": "changed", "from": 0.1, "to": 0.2}}
     assert result["identical"] is False
+
+
+def test_versions_label_moves_and_rollbacks_go_on_the_audit_trail(team_a):
+    from compliance.models import AuditEvent
+    from prompts.services import label_move, label_rollback, prompt_create, prompt_version_create
+
+    prompt = prompt_create(caller=None, team=team_a.team, name="audited")
+    first, _ = prompt_version_create(caller=None, prompt=prompt, messages=[{"role": "system", "content": "one"}])
+    second, _ = prompt_version_create(caller=None, prompt=prompt, messages=[{"role": "system", "content": "two"}])
+    label_move(caller=None, prompt=prompt, label="staging", version=first)
+    label_move(caller=None, prompt=prompt, label="staging", version=second, reason="ship it")
+    label_rollback(caller=None, prompt=prompt, label="staging")
+
+    events = list(AuditEvent.objects.filter(target_type="prompt", target_id=str(prompt.id)).order_by("id"))
+    assert [event.action for event in events] == [
+        "prompt.version_create",
+        "prompt.version_create",
+        "prompt.label_move",
+        "prompt.label_move",
+        "prompt.label_rollback",
+    ]
+    assert events[3].before == {"label": "staging", "version": 1}
+    assert events[3].after == {"label": "staging", "version": 2, "reason": "ship it"}
+    assert events[4].after == {"label": "staging", "version": 1, "reason": "rollback to version 1"}
