@@ -207,7 +207,9 @@ class Exchange:
                 error.status_code, error.message, error.error_type, error.code, error.param, headers
             )
             return
-        if plan.request.stream and not plan.buffer_stream:
+        if plan.cache_hit is not None:
+            await self.serve_from_cache(plan)
+        elif plan.request.stream and not plan.buffer_stream:
             await self.stream(plan)
         else:
             await self.complete(plan)
@@ -222,10 +224,12 @@ class Exchange:
             if served
             else ""
         )
+        lookup = plan.cache_lookup
+        cache = "none" if lookup is None or lookup.mode == "off" else ("miss" if lookup.hit is None else lookup.mode)
         headers = {
             "x-controlplane-call-id": plan.call_id,
             "x-controlplane-route": route,
-            "x-controlplane-cache": "none",
+            "x-controlplane-cache": {"on": "hit", "shadow": "shadow_hit"}.get(cache, cache),
         }
         if record is not None:
             headers["x-controlplane-overhead-ms"] = f"{record['gateway_overhead_ms']:.2f}"
@@ -301,6 +305,37 @@ class Exchange:
             await self.send({"type": "http.response.body", "body": b""})
             return
         await self.respond(200, body, headers)
+
+    async def serve_from_cache(self, plan: Plan) -> None:
+        hit = plan.cache_hit
+        assert hit is not None
+        completion = hit.completion
+        choice = (completion.get("choices") or [{}])[0]
+        result = Result(
+            served=plan.chain[0],
+            status=CallStatus.SUCCESS,
+            http_status=200,
+            text=(choice.get("message") or {}).get("content") or "",
+            finish_reason=choice.get("finish_reason") or "stop",
+            response_id=str(completion.get("id") or ""),
+            usage=Usage.from_openai(completion.get("usage")),
+            from_cache=True,
+        )
+        finished = await run_sync(finish, plan=plan, result=result)
+        headers = self._headers(plan, result, finished)
+        if finished.blocked is not None:
+            error = finished.blocked
+            await self.respond_error(
+                error.status_code, error.message, error.error_type, error.code, error.param, headers
+            )
+            return
+        if plan.request.stream:
+            await self.start(200, b"text/event-stream; charset=utf-8", {**headers, "cache-control": "no-cache"})
+            for line in completion_as_stream(completion, plan.request.include_usage):
+                await self.send({"type": "http.response.body", "body": line, "more_body": True})
+            await self.send({"type": "http.response.body", "body": b""})
+            return
+        await self.respond(200, orjson.dumps(completion), headers)
 
     async def _watch_disconnect(self) -> None:
         while True:

@@ -24,6 +24,7 @@ from gateway.catalog import ServedModel, model_for
 from gateway.chat import ChatRequest, parse_chat_request
 from gateway.keys import KeyContext, authenticate
 from gateway.routing import route
+from gateway.semantic_cache import services as semantic_cache
 from observability.models import CacheResult, CallStatus
 from observability.recorder import recorder
 from prompts.tokens import count_messages
@@ -53,6 +54,14 @@ class Plan:
     # Output checks that may change the answer need all of it first: such a stream is
     # fetched whole from the provider and replayed to the client as a stream.
     buffer_stream: bool = False
+    cache_scope: semantic_cache.CacheScope | None = None
+    cache_lookup: semantic_cache.CacheLookup | None = None
+
+    @property
+    def cache_hit(self) -> semantic_cache.CacheHit | None:
+        """The entry to serve instead of calling a model (mode "on" only)."""
+        lookup = self.cache_lookup
+        return lookup.hit if lookup is not None and lookup.mode == "on" else None
 
 
 class Refused(Exception):
@@ -207,6 +216,20 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
         plan.restore_map = check.restore_map
     plan.buffer_stream = request.stream and _output_changes_answer(policy, key.team_id)
 
+    # Answers with restored personal data are the caller's own: never cached or served from it.
+    if not plan.restore_map:
+        plan.cache_scope = semantic_cache.CacheScope(
+            application_id=key.application_id,
+            team_id=key.team_id,
+            prompt_version_id=prompt.get("prompt_version_id"),
+            model=plan.chain[0].name,
+            clearance=key.clearance,
+            params=dict(plan.params),
+        )
+        plan.cache_lookup = semantic_cache.lookup(scope=plan.cache_scope, messages=plan.messages)
+        if plan.cache_hit is not None:
+            return plan  # served from the cache: no model call, nothing to reserve
+
     _reserve_budget(plan)
     plan.breaker_states = breaker.states(sorted({model.provider.id for model in plan.chain}))
     return plan
@@ -266,6 +289,7 @@ class Result:
     time_to_first_token_ms: float | None = None
     upstream_ms: float = 0.0
     completed: bool = False  # a stream that reached its end ([DONE])
+    from_cache: bool = False  # served from the semantic cache: no upstream cost
 
 
 def call_cost(*, model: str, usage: Usage, at: Any) -> Decimal:
@@ -325,7 +349,8 @@ def finish(*, plan: Plan, result: Result) -> Finished:
     """Check the answer, price it, settle the budget and record the call."""
     blocked = _check_output(plan, result)
     model_name = result.served.name if result.served else plan.request.model
-    cost = call_cost(model=model_name, usage=result.usage, at=plan.started_at) if result.served else Decimal(0)
+    priced = result.served is not None and not result.from_cache
+    cost = call_cost(model=model_name, usage=result.usage, at=plan.started_at) if priced else Decimal(0)
     if plan.reservation is not None:
         if result.served is not None and (result.usage.input_tokens or result.usage.output_tokens):
             costs.budget_settle(reservation=plan.reservation, actual=cost)
@@ -347,7 +372,7 @@ def finish(*, plan: Plan, result: Result) -> Finished:
         "route_tier": plan.route_tier,
         "route_score": plan.route_score,
         "routing_saved_usd": str(_routing_saved(plan, result, cost)),
-        "cache_result": CacheResult.NONE,
+        **_cache_fields(plan),
         "is_stream": plan.request.stream,
         "request_messages": plan.messages,
         "request_params": plan.params,
@@ -372,7 +397,50 @@ def finish(*, plan: Plan, result: Result) -> Finished:
         "metadata": plan.request.metadata,
     }
     recorder().submit(record)
+    if blocked is None:
+        _cache_fill(plan, result, cost)
     return Finished(record=record, text=result.text, blocked=blocked)
+
+
+def _cache_fields(plan: Plan) -> dict[str, Any]:
+    lookup = plan.cache_lookup
+    if lookup is None or lookup.mode == "off":
+        return {"cache_result": CacheResult.NONE}
+    if lookup.hit is None:
+        return {"cache_result": CacheResult.MISS}
+    return {
+        "cache_result": CacheResult.HIT if lookup.mode == "on" else CacheResult.SHADOW_HIT,
+        "cache_entry_id": lookup.hit.entry_id,
+        "cache_similarity": round(lookup.hit.similarity, 6),
+        "cache_saved_usd": str(lookup.hit.cost_saved_usd) if lookup.mode == "on" else "0",
+    }
+
+
+def _cache_fill(plan: Plan, result: Result, cost: Decimal) -> None:
+    """Only whole, successful, unflagged answers are cached (never errors, partial streams,
+    tool calls or answers whose request or response a guardrail flagged)."""
+    lookup, scope = plan.cache_lookup, plan.cache_scope
+    if lookup is None or scope is None or lookup.mode == "off" or plan.cache_hit is not None:
+        return
+    if result.status != CallStatus.SUCCESS or result.served is None or plan.findings:
+        return
+    if result.finish_reason != "stop" or not result.text:
+        return
+    completion = {
+        "id": result.response_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": result.served.provider_model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": result.usage.input_tokens,
+            "completion_tokens": result.usage.output_tokens,
+            "total_tokens": result.usage.input_tokens + result.usage.output_tokens,
+        },
+    }
+    semantic_cache.store(
+        scope=scope, messages=list(plan.messages), completion=completion, cost_usd=cost, embedding=lookup.embedding
+    )
 
 
 def refusal_record(plan: Plan, error: ApplicationError) -> dict[str, Any]:
