@@ -1,12 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
-from pathlib import Path
-
 from django.conf import settings
+from django.core.management.base import BaseCommand
 
 from observability.recorder import CallRecorder
 
