@@ -236,15 +236,16 @@ class Exchange:
             headers["x-controlplane-cost-usd"] = record["cost_usd"]
         return headers
 
-    async def complete(self, plan: Plan) -> None:
-        upstream_started = time.perf_counter()
+    async def call_upstream(self, plan: Plan, *, stream: bool) -> upstream.Outcome | None:
+        """The provider's answer; or, when every attempt failed, the failure answered and recorded."""
+        started = time.perf_counter()
         try:
-            outcome = await upstream.call(
+            return await upstream.call(
                 chain=plan.chain,
                 breaker_states=plan.breaker_states,
                 messages=plan.messages,
                 params=plan.params,
-                stream=False,
+                stream=stream,
             )
         except upstream.UpstreamError as failure:
             result = Result(
@@ -255,16 +256,29 @@ class Exchange:
                 retries=max(0, len(failure.attempts) - 1),
                 error_type=failure.error_type,
                 error_message=failure.message,
-                upstream_ms=(time.perf_counter() - upstream_started) * 1000,
+                upstream_ms=(time.perf_counter() - started) * 1000,
             )
             finished = await run_sync(finish, plan=plan, result=result)
-            await self.respond_error(
-                failure.status,
-                failure.message,
-                failure.error_type,
-                failure.code,
-                extra=self._headers(plan, result, finished),
-            )
+            headers = self._headers(plan, result, finished)
+            await self.respond_error(failure.status, failure.message, failure.error_type, failure.code, extra=headers)
+            return None
+
+    async def send_completion(
+        self, plan: Plan, completion: dict[str, Any], body: bytes, headers: dict[str, str]
+    ) -> None:
+        """A whole answer: as JSON, or replayed as SSE chunks to a streaming client."""
+        if not plan.request.stream:
+            await self.respond(200, body, headers)
+            return
+        await self.start(200, b"text/event-stream; charset=utf-8", {**headers, "cache-control": "no-cache"})
+        for line in completion_as_stream(completion, plan.request.include_usage):
+            await self.send({"type": "http.response.body", "body": line, "more_body": True})
+        await self.send({"type": "http.response.body", "body": b""})
+
+    async def complete(self, plan: Plan) -> None:
+        upstream_started = time.perf_counter()
+        outcome = await self.call_upstream(plan, stream=False)
+        if outcome is None:
             return
         upstream_ms = (time.perf_counter() - upstream_started) * 1000
         try:
@@ -298,13 +312,8 @@ class Exchange:
         if finished.text != original_text and isinstance(payload, dict):
             message["content"] = finished.text  # redacted or restored by the output checks
             body = orjson.dumps(payload)
-        if plan.request.stream:  # a stream the output checks had to see whole: replayed as a stream
-            await self.start(200, b"text/event-stream; charset=utf-8", {**headers, "cache-control": "no-cache"})
-            for line in completion_as_stream(payload if isinstance(payload, dict) else {}, plan.request.include_usage):
-                await self.send({"type": "http.response.body", "body": line, "more_body": True})
-            await self.send({"type": "http.response.body", "body": b""})
-            return
-        await self.respond(200, body, headers)
+        # A stream the output checks had to see whole is replayed as a stream.
+        await self.send_completion(plan, payload if isinstance(payload, dict) else {}, body, headers)
 
     async def serve_from_cache(self, plan: Plan) -> None:
         hit = plan.cache_hit
@@ -329,13 +338,7 @@ class Exchange:
                 error.status_code, error.message, error.error_type, error.code, error.param, headers
             )
             return
-        if plan.request.stream:
-            await self.start(200, b"text/event-stream; charset=utf-8", {**headers, "cache-control": "no-cache"})
-            for line in completion_as_stream(completion, plan.request.include_usage):
-                await self.send({"type": "http.response.body", "body": line, "more_body": True})
-            await self.send({"type": "http.response.body", "body": b""})
-            return
-        await self.respond(200, orjson.dumps(completion), headers)
+        await self.send_completion(plan, completion, orjson.dumps(completion), headers)
 
     async def _watch_disconnect(self) -> None:
         while True:
@@ -346,32 +349,8 @@ class Exchange:
 
     async def stream(self, plan: Plan) -> None:
         upstream_started = time.perf_counter()
-        try:
-            outcome = await upstream.call(
-                chain=plan.chain,
-                breaker_states=plan.breaker_states,
-                messages=plan.messages,
-                params=plan.params,
-                stream=True,
-            )
-        except upstream.UpstreamError as failure:
-            result = Result(
-                served=None,
-                status=CallStatus.ERROR,
-                http_status=failure.status,
-                attempts=[attempt.as_dict() for attempt in failure.attempts],
-                error_type=failure.error_type,
-                error_message=failure.message,
-                upstream_ms=(time.perf_counter() - upstream_started) * 1000,
-            )
-            finished = await run_sync(finish, plan=plan, result=result)
-            await self.respond_error(
-                failure.status,
-                failure.message,
-                failure.error_type,
-                failure.code,
-                extra=self._headers(plan, result, finished),
-            )
+        outcome = await self.call_upstream(plan, stream=True)
+        if outcome is None:
             return
         result = Result(
             served=outcome.served,
