@@ -11,13 +11,57 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from django.core.cache import cache as shared_cache
 from django.db import transaction
 
 T = TypeVar("T")
+
+_step = threading.local()
+
+
+@contextmanager
+def request_step() -> Iterator[None]:
+    """Within one step of a request (one thread), each token is read from the shared cache at
+    most once: a hot path that consults several caches pays one round trip per token, not per use."""
+    _step.tokens = {}
+    try:
+        yield
+    finally:
+        _step.tokens = None
+
+
+def generation_token(key: str) -> str:
+    """The current token under `key` in the shared cache (made on first use)."""
+    memo: dict[str, str] | None = getattr(_step, "tokens", None)
+    if memo is not None and key in memo:
+        return memo[key]
+    token = shared_cache.get(key)
+    if token is None:
+        shared_cache.add(key, uuid.uuid4().hex, timeout=None)
+        token = shared_cache.get(key)
+    value = str(token)
+    if memo is not None:
+        memo[key] = value
+    return value
+
+
+def generation_write(key: str) -> None:
+    """A new token under `key`: every process's values cached under the old one are stale."""
+    memo: dict[str, str] | None = getattr(_step, "tokens", None)
+    if memo is not None:
+        memo.pop(key, None)
+    shared_cache.set(key, uuid.uuid4().hex, timeout=None)
+
+
+def generation_bump_key(key: str) -> None:
+    """Invalidate now, and again when the transaction commits (another process could reload
+    between the first write and the commit, and cache the old value under the new token)."""
+    generation_write(key)
+    transaction.on_commit(lambda: generation_write(key))
 
 
 class GenerationCache:
@@ -37,19 +81,10 @@ class GenerationCache:
         and the commit, and cache the old value under the new token.
         """
 
-        def write() -> None:
-            shared_cache.set(self._generation_key(subject), uuid.uuid4().hex, timeout=None)
-
-        write()
-        transaction.on_commit(write)
+        generation_bump_key(self._generation_key(subject))
 
     def _generation(self, subject: Hashable) -> str:
-        key = self._generation_key(subject)
-        generation = shared_cache.get(key)
-        if generation is None:
-            shared_cache.add(key, uuid.uuid4().hex, timeout=None)
-            generation = shared_cache.get(key)
-        return str(generation)
+        return generation_token(self._generation_key(subject))
 
     def get_or_load(self, *, subject: Hashable, selector: tuple[Any, ...] = (), load: Callable[[], T]) -> T:
         # Read the token before the database, so a value is never stored under a newer token.

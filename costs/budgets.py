@@ -20,7 +20,6 @@ bump (see `budgets_changed`).
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,11 +27,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.core.cache import cache as shared_cache
 from django.db import connection, transaction
 
 from accounts.models import Team
 from controlplane.errors import ApplicationError
+from controlplane.generation_cache import generation_bump_key, generation_token
 from costs.models import (
     Budget,
     BudgetAction,
@@ -132,14 +131,8 @@ def _generation_key(team_id: int) -> str:
 
 
 def budgets_changed(*, team_id: int) -> None:
-    """Invalidate a team's budget definitions in every process: now and on commit (another
-    process could reload between the first write and the commit)."""
-
-    def bump() -> None:
-        shared_cache.set(_generation_key(team_id), uuid.uuid4().hex, timeout=None)
-
-    bump()
-    transaction.on_commit(bump)
+    """Invalidate a team's budget definitions in every process: now and on commit."""
+    generation_bump_key(_generation_key(team_id))
 
 
 class BudgetRuleCache:
@@ -152,12 +145,7 @@ class BudgetRuleCache:
         self._lock = threading.Lock()
 
     def _generation(self, team_id: int) -> str:
-        key = _generation_key(team_id)
-        generation = shared_cache.get(key)
-        if generation is None:
-            shared_cache.add(key, uuid.uuid4().hex, timeout=None)
-            generation = shared_cache.get(key)
-        return str(generation)
+        return generation_token(_generation_key(team_id))
 
     def rules(self, team_id: int) -> tuple[str, tuple[BudgetRule, ...]]:
         generation = self._generation(team_id)  # before the database: never cache old rules under a new token

@@ -15,14 +15,11 @@ import bisect
 import logging
 import re
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.core.cache import cache as shared_cache
-from django.db import transaction
-
+from controlplane.generation_cache import generation_bump_key, generation_token
 from costs.models import USD_QUANTUM, ModelPrice
 
 logger = logging.getLogger(__name__)
@@ -48,11 +45,7 @@ class PriceCache:
         self._warned: set[str] = set()
 
     def _generation(self) -> str:
-        generation = shared_cache.get(_GENERATION_KEY)
-        if generation is None:
-            shared_cache.add(_GENERATION_KEY, uuid.uuid4().hex, timeout=None)
-            generation = shared_cache.get(_GENERATION_KEY)
-        return str(generation)
+        return generation_token(_GENERATION_KEY)
 
     def table(self) -> _PriceTable:
         # Read the token before the database, so a table is never stored under a newer token.
@@ -84,14 +77,8 @@ price_cache = PriceCache()
 
 
 def prices_changed() -> None:
-    """Invalidate every process's price table: now, and again when the transaction commits
-    (another process could reload between the first write and the commit)."""
-
-    def bump() -> None:
-        shared_cache.set(_GENERATION_KEY, uuid.uuid4().hex, timeout=None)
-
-    bump()
-    transaction.on_commit(bump)
+    """Invalidate every process's price table: now, and again when the transaction commits."""
+    generation_bump_key(_GENERATION_KEY)
 
 
 def price_for(*, model: str, at: datetime) -> ModelPrice | None:

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from controlplane.errors import ApplicationError, PayloadTooLarge
+from controlplane.generation_cache import request_step
 from controlplane.ids import uuid7
 from controlplane.logging import request_id_var
 from controlplane.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -52,7 +53,8 @@ def _in_request_cycle(function: Callable[..., Any], kwargs: dict[str, Any]) -> A
     # What Django does around a request: drop broken or expired connections before and after.
     close_old_connections()
     try:
-        return function(**kwargs)
+        with request_step():
+            return function(**kwargs)
     finally:
         close_old_connections()
 

@@ -9,22 +9,21 @@ only cause a reload, never a stale read.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from django.core.cache import cache
+from controlplane.generation_cache import generation_token, generation_write
 
 ValueT = TypeVar("ValueT")
 _MISSING = "missing"
 
 
 def generation(key: str) -> str:
-    return str(cache.get(key) or _MISSING)
+    return generation_token(key)
 
 
 def bump(key: str) -> None:
-    cache.set(key, uuid.uuid4().hex, timeout=None)
+    generation_write(key)
 
 
 class GenerationCache(Generic[ValueT]):

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache as shared_cache
 from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -44,6 +43,7 @@ from accounts import roles
 from accounts.caller import Caller
 from accounts.models import Application
 from controlplane.errors import NotFound, ValidationFailed
+from controlplane.generation_cache import generation_bump_key, generation_token
 from gateway.semantic_cache.guard import compatible
 from gateway.semantic_cache.index import IndexRegistry, IndexRow
 from gateway.semantic_cache.models import CacheEntry, CacheMode, CacheSettings, ShadowReview
@@ -213,23 +213,14 @@ def _generation_key(application_id: int) -> str:
 
 
 def generation(application_id: int) -> str:
-    key = _generation_key(application_id)
-    token = shared_cache.get(key)
-    if token is None:
-        shared_cache.add(key, f"{time.time_ns():x}", timeout=None)
-        token = shared_cache.get(key)
-    return str(token)
+    return generation_token(_generation_key(application_id))
 
 
 def generation_bump(application_id: int) -> None:
     """Every process reloads this application's settings and indexes: now and again on commit
     (another process could reload between the first write and the commit)."""
 
-    def write() -> None:
-        shared_cache.set(_generation_key(application_id), f"{time.time_ns():x}", timeout=None)
-
-    write()
-    transaction.on_commit(write)
+    generation_bump_key(_generation_key(application_id))
 
 
 def _index_rows(*, scope_hash: str, since: datetime | None, known: Container[str] = ()) -> list[IndexRow]:
