@@ -307,3 +307,10 @@ def notification_list(*, caller: Caller, team_id: int | None = None) -> QuerySet
 
 def recommendation_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[Recommendation]:
     return Recommendation.objects.filter(team_id__in=teams_with(caller, permissions.VIEW_SPEND, team_id))
+
+
+def notification_get(*, caller: Caller, notification_id: int) -> Notification:
+    try:
+        return notification_list(caller=caller).get(pk=notification_id)
+    except ObjectDoesNotExist:
+        raise NotFound(f"No notification with id {notification_id} exists in your teams.") from None
