@@ -15,7 +15,7 @@ from accounts import selectors as account_selectors
 from accounts.api import validated
 from accounts.models import Clearance
 from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import ChoiceField, StrictSerializer
+from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer
 from controlplane.errors import ValidationFailed
 from prompts import content, selectors, services
 from prompts.diff import version_diff
@@ -37,8 +37,13 @@ def _actor(user: Any, api_key: Any, label: str) -> dict[str, Any]:
 
 
 class VersionSerializer(serializers.ModelSerializer):
+    """A version; its messages are masked (null, `is_masked` true) when it is classified above
+    the viewer's clearance, given as `clearance` in the context (missing: public, so masked)."""
+
     prompt = serializers.CharField(source="prompt.name", read_only=True)
     version = serializers.IntegerField(source="number")
+    classification = ClearanceField(read_only=True)
+    is_masked = serializers.SerializerMethodField()
     author = serializers.SerializerMethodField()
     labels = serializers.SerializerMethodField()
 
@@ -48,6 +53,8 @@ class VersionSerializer(serializers.ModelSerializer):
             "id",
             "prompt",
             "version",
+            "classification",
+            "is_masked",
             "messages",
             "params",
             "variables",
@@ -58,6 +65,18 @@ class VersionSerializer(serializers.ModelSerializer):
             "labels",
             "created_at",
         ]
+
+    def _is_masked(self, version: PromptVersion) -> bool:
+        return not version.is_visible_at(self.context.get("clearance", Clearance.PUBLIC))
+
+    def get_is_masked(self, version: PromptVersion) -> bool:
+        return self._is_masked(version)
+
+    def to_representation(self, instance: PromptVersion) -> dict[str, Any]:
+        body = dict(super().to_representation(instance))
+        if self._is_masked(instance):
+            body["messages"] = None
+        return body
 
     def get_author(self, version: PromptVersion) -> dict[str, Any]:
         return _actor(version.author, version.author_api_key, version.author_label)
@@ -109,7 +128,7 @@ class PromptSerializer(serializers.ModelSerializer):
 class PromptDetailSerializer(PromptSerializer):
     def get_newest_version(self, prompt: Prompt) -> Any:
         newest = selectors.version_list(prompt=prompt).first()
-        return VersionSerializer(newest).data if newest is not None else None
+        return VersionSerializer(newest, context=self.context).data if newest is not None else None
 
 
 class LabelHistorySerializer(serializers.ModelSerializer):
@@ -173,6 +192,7 @@ class VersionCreateInput(StrictSerializer):
     params = serializers.JSONField(required=False, default=None)
     variables = serializers.JSONField(required=False, default=None)
     context_budget = serializers.JSONField(required=False, default=None)
+    classification = ClearanceField(required=False, default="internal")
     commit_message = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -246,6 +266,11 @@ def _prompt(request: Request, name: str) -> Prompt:
     return selectors.prompt_get(caller=get_caller(request), name=name, team_id=request.query_params.get("team"))
 
 
+def _viewer(request: Request, prompt: Prompt) -> dict[str, Any]:
+    """Serializer context: the viewer's clearance in the prompt's team (versions above it are masked)."""
+    return {"clearance": get_caller(request).clearance_in(prompt.team_id)}
+
+
 class PromptListView(generics.ListAPIView):
     serializer_class = PromptSerializer
 
@@ -287,13 +312,16 @@ class PromptListView(generics.ListAPIView):
             team_id = caller.team_ids[0]
         team = account_selectors.team_get(caller=caller, team_id=team_id)
         prompt = services.prompt_create(caller=caller, team=team, **data)
-        return Response(PromptDetailSerializer(prompt).data, status=status.HTTP_201_CREATED)
+        return Response(
+            PromptDetailSerializer(prompt, context=_viewer(request, prompt)).data, status=status.HTTP_201_CREATED
+        )
 
 
 class PromptDetailView(APIView):
     @extend_schema(parameters=[TEAM_PARAMETER], responses=PromptDetailSerializer)
     def get(self, request: Request, name: str) -> Response:
-        return Response(PromptDetailSerializer(_prompt(request, name)).data)
+        prompt = _prompt(request, name)
+        return Response(PromptDetailSerializer(prompt, context=_viewer(request, prompt)).data)
 
     @extend_schema(parameters=[TEAM_PARAMETER], request=PromptUpdateInput, responses=PromptDetailSerializer)
     def patch(self, request: Request, name: str) -> Response:
@@ -301,7 +329,7 @@ class PromptDetailView(APIView):
         prompt = services.prompt_update(
             caller=get_caller(request), prompt=prompt, **validated(PromptUpdateInput, request)
         )
-        return Response(PromptDetailSerializer(prompt).data)
+        return Response(PromptDetailSerializer(prompt, context=_viewer(request, prompt)).data)
 
 
 class VersionListView(generics.ListAPIView):
@@ -310,7 +338,13 @@ class VersionListView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[PromptVersion]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no URL kwargs
             return PromptVersion.objects.none()
-        return selectors.version_list(prompt=_prompt(self.request, self.kwargs["name"]))
+        prompt = _prompt(self.request, self.kwargs["name"])
+        self.clearance = get_caller(self.request).clearance_in(prompt.team_id)
+        return selectors.version_list(prompt=prompt)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        # get_queryset runs first (list) and sets the viewer's clearance in the prompt's team.
+        return {**super().get_serializer_context(), "clearance": getattr(self, "clearance", Clearance.PUBLIC)}
 
     @extend_schema(
         parameters=[TEAM_PARAMETER],
@@ -325,15 +359,17 @@ class VersionListView(generics.ListAPIView):
         )
         version = selectors.version_get(prompt=prompt, number=version.number)
         return Response(
-            VersionSerializer(version).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            VersionSerializer(version, context=_viewer(request, prompt)).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 
 class VersionDetailView(APIView):
     @extend_schema(parameters=[TEAM_PARAMETER], responses=VersionSerializer)
     def get(self, request: Request, name: str, number: int) -> Response:
-        version = selectors.version_get(prompt=_prompt(request, name), number=number)
-        return Response(VersionSerializer(version).data)
+        prompt = _prompt(request, name)
+        version = selectors.version_get(prompt=prompt, number=number)
+        return Response(VersionSerializer(version, context=_viewer(request, prompt)).data)
 
 
 class LabelListView(APIView):
@@ -450,8 +486,11 @@ class DiffView(APIView):
             if not value.isdigit():
                 raise ValidationFailed(f"Pass ?{key}=<version number>.", param=key)
             numbers[key] = value
+        caller = get_caller(request)
         old = selectors.version_get(prompt=prompt, number=numbers["from"])
         new = selectors.version_get(prompt=prompt, number=numbers["to"])
+        for side in (old, new):
+            selectors.version_require_visible(caller=caller, prompt=prompt, version=side)
         return Response({"prompt": prompt.name, **version_diff(old, new)})
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from accounts.models import Clearance
 from controlplane.errors import ValidationFailed
 from prompts import context, templating
 
@@ -37,16 +38,22 @@ class VersionContent:
     params: dict[str, Any]
     variables: list[str]
     context_budget: dict[str, Any]
+    classification: int = Clearance.INTERNAL
 
     @property
     def content_hash(self) -> str:
+        hashed: dict[str, Any] = {
+            "messages": self.messages,
+            "params": self.params,
+            "variables": self.variables,
+            "context_budget": self.context_budget,
+        }
+        # The default level is left out so that versions stored before classification existed
+        # (all internal) keep their hash; any other level makes identical text a new version.
+        if self.classification != Clearance.INTERNAL:
+            hashed["classification"] = Clearance(self.classification).label
         canonical = json.dumps(
-            {
-                "messages": self.messages,
-                "params": self.params,
-                "variables": self.variables,
-                "context_budget": self.context_budget,
-            },
+            hashed,
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,
@@ -78,6 +85,23 @@ def validate_tags(tags: Any) -> list[str]:
     if not isinstance(tags, list) or not all(isinstance(tag, str) and 0 < len(tag) <= 50 for tag in tags):
         raise ValidationFailed("tags must be a list of strings of 1-50 characters.", param="tags")
     return sorted(set(tags))
+
+
+def validate_classification(classification: Any) -> int:
+    """A level name ('confidential') or a Clearance value -> the stored integer."""
+    if classification is None:
+        return int(Clearance.INTERNAL)
+    if isinstance(classification, str):
+        try:
+            return int(Clearance.from_name(classification.strip()))
+        except ValueError:
+            pass
+    elif isinstance(classification, int) and not isinstance(classification, bool) and classification in Clearance:
+        return int(classification)
+    raise ValidationFailed(
+        f"classification must be one of {', '.join(Clearance.level_names())} (got {classification!r}).",
+        param="classification",
+    )
 
 
 def _validate_messages(messages: Any) -> list[dict[str, str]]:
@@ -137,8 +161,10 @@ def validate_content(
     params: Any = None,
     variables: Any = None,
     context_budget: Any = None,
+    classification: Any = None,
 ) -> VersionContent:
     cleaned_messages = _validate_messages(messages)
+    level = validate_classification(classification)
     cleaned_params = _validate_params(params if params is not None else {})
     if context_budget is not None and not isinstance(context_budget, Mapping):
         raise ValidationFailed("context_budget must be an object.", param="context_budget")
@@ -168,7 +194,13 @@ def validate_content(
                 code="invalid_variables",
             )
         declared = sorted(variables)
-    return VersionContent(messages=cleaned_messages, params=cleaned_params, variables=declared, context_budget=budget)
+    return VersionContent(
+        messages=cleaned_messages,
+        params=cleaned_params,
+        variables=declared,
+        context_budget=budget,
+        classification=level,
+    )
 
 
 def content_of(
@@ -177,6 +209,7 @@ def content_of(
     params: Mapping[str, Any],
     variables: Sequence[str],
     context_budget: Mapping[str, Any],
+    classification: int = Clearance.INTERNAL,
 ) -> VersionContent:
     """The canonical content of a stored version (already valid)."""
     return VersionContent(
@@ -184,4 +217,5 @@ def content_of(
         params=dict(params),
         variables=list(variables),
         context_budget=dict(context_budget),
+        classification=int(classification),
     )

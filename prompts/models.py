@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from accounts.models import Clearance
 from controlplane.models import BaseModel
 
 DEFAULT_PROTECTED_LABELS = ["production"]
@@ -48,6 +49,9 @@ class PromptVersion(models.Model):
     params = models.JSONField(default=dict, blank=True)
     variables = models.JSONField(default=list, blank=True)
     context_budget = models.JSONField(default=dict, blank=True)
+    # Data level of the version's messages: callers below it are refused the version and shown
+    # its metadata only (issue 6). Part of the content: a new level is a new version.
+    classification = models.PositiveSmallIntegerField(choices=Clearance.choices, default=Clearance.INTERNAL)
     commit_message = models.TextField(blank=True)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -58,6 +62,9 @@ class PromptVersion(models.Model):
     author_label = models.CharField(max_length=200, blank=True)
     content_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    # Not a column: set by selectors.versions_masked_for when the viewer may not see the messages.
+    is_masked: bool = False
 
     class Meta:
         constraints = [
@@ -74,6 +81,14 @@ class PromptVersion(models.Model):
         if not self._state.adding:
             raise ValueError("Prompt versions are immutable; create a new version instead.")
         super().save(*args, **kwargs)
+
+    @property
+    def classification_name(self) -> str:
+        return str(Clearance(self.classification).label)
+
+    def is_visible_at(self, clearance: int) -> bool:
+        """Whether a viewer with `clearance` may see this version's messages."""
+        return self.classification <= clearance
 
 
 class PromptLabel(BaseModel):

@@ -6,7 +6,7 @@ A prompt outside the caller's teams is reported as missing (NotFound), never as 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -14,7 +14,8 @@ from django.db.models import Max, Prefetch, Q, QuerySet
 
 from accounts import roles
 from accounts.caller import Caller
-from controlplane.errors import NotFound, ValidationFailed
+from accounts.models import Clearance
+from controlplane.errors import NotFound, PermissionDenied, ValidationFailed
 from prompts import assignment, context
 from prompts.cache import ResolutionCache, resolution_cache
 from prompts.models import (
@@ -119,6 +120,49 @@ def version_get(*, prompt: Prompt, number: int | str) -> PromptVersion:
         raise NotFound(f"'{prompt.name}' has no version {number}.", param="version") from None
 
 
+# Classification ------------------------------------------------------------------------
+
+
+def _clearance_refusal(
+    *, team_id: int, prompt_name: str, number: int, classification: int, clearance: int
+) -> PermissionDenied:
+    needed = Clearance(classification).label
+    error = PermissionDenied(
+        f"Version {number} of '{prompt_name}' is classified {needed}: it needs {needed} clearance in the prompt's "
+        f"team and yours is {Clearance(clearance).label}. Ask a team admin for {needed} clearance.",
+        code="insufficient_clearance",
+    )
+    error.team_id = team_id  # type: ignore[attr-defined]  # read by the access-denial audit
+    return error
+
+
+def version_require_visible(*, caller: Caller, prompt: Prompt, version: PromptVersion) -> PromptVersion:
+    """Refuse (PermissionDenied) a version whose classification is above the caller's clearance."""
+    clearance = caller.clearance_in(prompt.team_id)
+    if not version.is_visible_at(clearance):
+        raise _clearance_refusal(
+            team_id=prompt.team_id,
+            prompt_name=prompt.name,
+            number=version.number,
+            classification=version.classification,
+            clearance=clearance,
+        )
+    return version
+
+
+def versions_masked_for(*, caller: Caller, prompt: Prompt, versions: Iterable[PromptVersion]) -> list[PromptVersion]:
+    """The versions for a page: those above the caller's clearance keep their metadata but have
+    their messages blanked in memory (`is_masked`); the rows are never saved (versions are immutable)."""
+    clearance = caller.clearance_in(prompt.team_id)
+    shown = []
+    for version in versions:
+        if not version.is_visible_at(clearance):
+            version.is_masked = True
+            version.messages = []
+        shown.append(version)
+    return shown
+
+
 def label_list(*, prompt: Prompt) -> QuerySet[PromptLabel]:
     return PromptLabel.objects.filter(prompt=prompt).select_related("version", "prompt").order_by("name")
 
@@ -154,6 +198,7 @@ class ResolvedVersion:
     variables: list[str]
     context_budget: dict[str, Any]
     content_hash: str
+    classification: int
 
 
 @dataclass(frozen=True)
@@ -198,6 +243,7 @@ class Resolved:
 
     def as_dict(self) -> dict[str, Any]:
         body = asdict(self.version)
+        body["classification"] = Clearance(self.version.classification).label
         body["label"] = self.label
         body["experiment"] = asdict(self.assignment) if self.assignment else None
         return body
@@ -215,6 +261,7 @@ def _resolved_version(version: PromptVersion, prompt: Prompt) -> ResolvedVersion
         variables=version.variables,
         context_budget=version.context_budget,
         content_hash=version.content_hash,
+        classification=version.classification,
     )
 
 
@@ -300,12 +347,27 @@ def prompt_resolve(
             experiment_id=experiment.id, subject=subject, weights=[variant.weight for variant in experiment.variants]
         )
         chosen = experiment.variants[index]
+        _require_clearance(caller=caller, version=chosen.version)
         return Resolved(
             version=chosen.version,
             label=resolution.label,
             assignment=Assignment(experiment_id=experiment.id, experiment=experiment.name, variant=chosen.name),
         )
+    _require_clearance(caller=caller, version=resolution.version)
     return Resolved(version=resolution.version, label=resolution.label, assignment=None)
+
+
+def _require_clearance(*, caller: Caller, version: ResolvedVersion) -> None:
+    # Checked on every call, after the cache: the cached resolution is shared by all callers.
+    clearance = caller.clearance_in(version.team_id)
+    if version.classification > clearance:
+        raise _clearance_refusal(
+            team_id=version.team_id,
+            prompt_name=version.prompt,
+            number=version.version,
+            classification=version.classification,
+            clearance=clearance,
+        )
 
 
 def prompt_render(
@@ -318,6 +380,7 @@ def prompt_render(
 ) -> dict[str, Any]:
     """Rendered messages within the version's token budget, with the context report."""
     version = resolved.version
+    _require_clearance(caller=caller, version=version)
     assembly = context.assemble(
         messages=version.messages,
         params=version.params,

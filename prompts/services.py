@@ -129,18 +129,24 @@ def prompt_version_create(
     params: Any = None,
     variables: Any = None,
     context_budget: Any = None,
+    classification: Any = None,
     commit_message: str = "",
 ) -> tuple[PromptVersion, bool]:
     """Create the next version, or return the newest one unchanged when the content is identical.
 
-    Returns (version, created).
+    `classification` is a level name or Clearance value (default internal); it is part of the
+    content, so the same messages at another level are a new version. Returns (version, created).
     """
     if caller is not None:
         caller.require_permission(
             roles.CHANGE_PROMPT, team_id=prompt.team_id, obj=prompt, action="add versions to this prompt"
         )
     version_content = content.validate_content(
-        messages=messages, params=params, variables=variables, context_budget=context_budget
+        messages=messages,
+        params=params,
+        variables=variables,
+        context_budget=context_budget,
+        classification=classification,
     )
     content_hash = version_content.content_hash
     with transaction.atomic():
@@ -156,6 +162,7 @@ def prompt_version_create(
             params=version_content.params,
             variables=version_content.variables,
             context_budget=version_content.context_budget,
+            classification=version_content.classification,
             commit_message=commit_message,
             author=caller.user if caller is not None else None,
             author_api_key=caller.api_key if caller is not None else None,
@@ -168,7 +175,12 @@ def prompt_version_create(
             caller=caller,
             action="prompt.version_create",
             prompt=prompt,
-            after={"version": version.number, "content_hash": content_hash, "commit_message": commit_message},
+            after={
+                "version": version.number,
+                "content_hash": content_hash,
+                "classification": version.classification_name,
+                "commit_message": commit_message,
+            },
         )
     logger.info("prompt version created", extra={"prompt_id": prompt.id, "version": version.number})
     return version, True
@@ -460,6 +472,7 @@ def prompt_files_sync(
                         params=prompt_file.version.params,
                         variables=prompt_file.version.variables,
                         context_budget=prompt_file.version.context_budget,
+                        classification=prompt_file.version.classification,
                         commit_message=prompt_file.commit_message,
                     )
             if label is not None:

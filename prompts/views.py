@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import roles
 from accounts import selectors as account_selectors
+from accounts.models import Clearance
 from controlplane.api.authentication import get_caller
 from controlplane.errors import ApplicationError, ValidationFailed
 from controlplane.htmx import htmx_redirect, render_page
@@ -79,7 +80,9 @@ def prompt_create(request: HttpRequest) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, prompt: Prompt) -> dict[str, Any]:
     caller = get_caller(request)
-    versions = list(selectors.version_list(prompt=prompt))
+    versions = selectors.versions_masked_for(
+        caller=caller, prompt=prompt, versions=selectors.version_list(prompt=prompt)
+    )
     return {
         "prompt": prompt,
         "versions": versions,
@@ -141,6 +144,8 @@ def version_create(request: HttpRequest, prompt_id: int) -> HttpResponse:
     caller = get_caller(request)
     prompt = selectors.prompt_get_by_id(caller=caller, prompt_id=prompt_id)
     newest = selectors.version_list(prompt=prompt).first()
+    if newest is not None and not newest.is_visible_at(caller.clearance_in(prompt.team_id)):
+        newest = None  # never prefill the form with messages above the viewer's clearance
     if request.method == "POST":
         try:
             _version, _ = services.prompt_version_create(
@@ -150,6 +155,7 @@ def version_create(request: HttpRequest, prompt_id: int) -> HttpResponse:
                 params=_json_field(request, "params", None),
                 variables=_json_field(request, "variables", None),
                 context_budget=_json_field(request, "context_budget", None),
+                classification=request.POST.get("classification") or None,
                 commit_message=request.POST.get("commit_message", ""),
             )
         except ApplicationError as error:
@@ -165,15 +171,21 @@ def version_create(request: HttpRequest, prompt_id: int) -> HttpResponse:
         "params": pretty(newest.params if newest else {"model": "gpt-4o-mini"}),
         "variables": pretty(newest.variables) if newest else "",
         "context_budget": pretty(newest.context_budget) if newest else "",
+        "classification": newest.classification_name if newest else Clearance.INTERNAL.label,
     }
-    return render(
-        request, "prompts/version_form.html", {"prompt": prompt, "initial": initial, "nav_current": "prompts"}
-    )
+    context = {
+        "prompt": prompt,
+        "initial": initial,
+        "classifications": Clearance.level_names(),
+        "nav_current": "prompts",
+    }
+    return render(request, "prompts/version_form.html", context)
 
 
 @login_required
 def diff_page(request: HttpRequest, prompt_id: int) -> HttpResponse:
-    prompt = selectors.prompt_get_by_id(caller=get_caller(request), prompt_id=prompt_id)
+    caller = get_caller(request)
+    prompt = selectors.prompt_get_by_id(caller=caller, prompt_id=prompt_id)
     versions = list(selectors.version_list(prompt=prompt))
     if not versions:
         raise ValidationFailed("This prompt has no versions to compare yet.")
@@ -181,6 +193,8 @@ def diff_page(request: HttpRequest, prompt_id: int) -> HttpResponse:
     from_number = request.GET.get("from") or str(max(int(to_number) - 1, 1) if to_number.isdigit() else 1)
     old = selectors.version_get(prompt=prompt, number=from_number)
     new = selectors.version_get(prompt=prompt, number=to_number)
+    for side in (old, new):
+        selectors.version_require_visible(caller=caller, prompt=prompt, version=side)
     context = {"prompt": prompt, "versions": versions, "diff": version_diff(old, new), "nav_current": "prompts"}
     return render_page(request, page="prompts/diff.html", partial="prompts/partials/_diff.html", context=context)
 

@@ -16,7 +16,17 @@ from controlplane.errors import ValidationFailed
 from prompts import content
 from prompts.models import DEFAULT_PROTECTED_LABELS, Prompt, PromptVersion
 
-ALLOWED_KEYS = ("name", "description", "tags", "messages", "params", "variables", "context_budget", "commit_message")
+ALLOWED_KEYS = (
+    "name",
+    "description",
+    "tags",
+    "classification",
+    "messages",
+    "params",
+    "variables",
+    "context_budget",
+    "commit_message",
+)
 
 
 @dataclass
@@ -100,6 +110,7 @@ def read_file(path: Path) -> tuple[PromptFile | None, list[str]]:
             params=data.get("params"),
             variables=data.get("variables"),
             context_budget=data.get("context_budget"),
+            classification=data.get("classification"),
         )
     except ValidationFailed as error:
         errors.append(f"{path}:{_line_of_error(root, error)}: {error.message}")
@@ -155,6 +166,8 @@ def dump_prompt(prompt: Prompt, version: PromptVersion) -> str:
         data["description"] = prompt.description
     if prompt.tags:
         data["tags"] = list(prompt.tags)
+    # Always written, even the default: the level of what the file holds must be visible in review.
+    data["classification"] = version.classification_name
     data["messages"] = [dict(message) for message in version.messages]
     if version.params:
         data["params"] = dict(version.params)
