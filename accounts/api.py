@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from accounts import selectors, services
 from accounts.models import MEMBER_ROLES, ApiKey, Application, Membership, Role, Team, validate_time_zone
 from controlplane.api.authentication import get_caller
+from controlplane.api.filters import IdFilter
 from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer
 
 # Output ---------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def validated(serializer_class: type[serializers.Serializer], request: Request) 
 
 
 class ApplicationFilter(django_filters.FilterSet):
-    team = django_filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
     name = django_filters.CharFilter(field_name="name", lookup_expr="icontains")
 
     class Meta:

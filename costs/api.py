@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import team_get
 from controlplane.api.authentication import get_caller
+from controlplane.api.filters import IdFilter
 from controlplane.api.serializers import ChoiceField, StrictSerializer
 from costs import selectors, services
 from costs.models import Budget, BudgetAction, BudgetPeriodKind, BudgetScope
@@ -151,7 +152,7 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
 
 
 class BudgetFilter(django_filters.FilterSet):
-    team = django_filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
     scope = django_filters.ChoiceFilter(choices=BudgetScope.choices)
     period = django_filters.ChoiceFilter(choices=BudgetPeriodKind.choices)
 

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from accounts import selectors as account_selectors
 from accounts.api import validated
 from controlplane.api.authentication import get_caller
+from controlplane.api.filters import IdFilter
 from controlplane.api.serializers import ChoiceField, StrictSerializer
 from controlplane.errors import ValidationFailed
 from gateway import selectors, services
@@ -243,7 +244,7 @@ class ProviderFilter(_CatalogFilter):
 
 
 class LanguageModelFilter(_CatalogFilter):
-    provider = django_filters.NumberFilter(field_name="provider_id")
+    provider = IdFilter(field_name="provider_id")
     tier = django_filters.ChoiceFilter(choices=ModelTier.choices)
 
     class Meta:

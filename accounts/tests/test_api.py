@@ -548,3 +548,10 @@ def test_openapi_schema_lists_the_endpoints(db, client):
     paths = response.json()["paths"]
     for path in ("/api/v1/teams/", "/api/v1/teams/{team_id}/members/", "/api/v1/applications/{application_id}/keys/"):
         assert path in paths
+
+
+@pytest.mark.parametrize("value", ["-3.4e99", "1.5", "99999999999999999999999", "abc"])
+def test_an_id_filter_that_is_not_a_database_id_is_400_naming_it(team_a, client_for, value):
+    response = client_for(team_a.members[Role.VIEWER]).get("/api/v1/applications/", {"team": value})
+
+    assert_openai_error(response, 400, param="team")

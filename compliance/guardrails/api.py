@@ -26,6 +26,7 @@ from compliance.guardrails.models import (
     PiiAction,
 )
 from controlplane.api.authentication import get_caller
+from controlplane.api.filters import IdFilter
 from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer
 
 # Output ---------------------------------------------------------------------------
@@ -175,7 +176,7 @@ class DataSourceUpdateInput(StrictSerializer):
 
 
 class ClassificationRuleFilter(django_filters.FilterSet):
-    team = django_filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
     kind = django_filters.ChoiceFilter(choices=DetectorKind.choices)
 
     class Meta:
@@ -184,7 +185,7 @@ class ClassificationRuleFilter(django_filters.FilterSet):
 
 
 class DataSourceFilter(django_filters.FilterSet):
-    team = django_filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
 
     class Meta:
         model = DataSource
