@@ -136,6 +136,7 @@ class SummaryInput(StrictSerializer):
     group_by = ChoiceField(choices=list(selectors.GROUP_BY_DIMENSION), default="model")
     interval = ChoiceField(choices=["hour", "day"], default="day")
     team = serializers.IntegerField(required=False)
+    top = serializers.IntegerField(required=False, default=20, min_value=1, max_value=selectors.MAX_TOP)
     # "from" is a Python keyword: declared below.
     to = serializers.DateTimeField(required=False)
 
@@ -215,6 +216,7 @@ class CostSummaryView(APIView):
             OpenApiParameter("from", str, description="ISO 8601 start (default: 30 days before `to`)"),
             OpenApiParameter("to", str, description="ISO 8601 end, exclusive (default: now)"),
             OpenApiParameter("team", int),
+            OpenApiParameter("top", int, description="the largest groups by cost (default 20); the rest as '(other)'"),
         ],
         responses={200: dict},
     )
@@ -227,5 +229,6 @@ class CostSummaryView(APIView):
             end=data.get("to"),
             interval=data["interval"],
             team_id=data.get("team"),
+            top=data["top"],
         )
         return Response(selectors.cost_summary(query=query))

@@ -149,6 +149,11 @@ class SummaryQuery:
     start: datetime
     end: datetime
     interval: str
+    top: int = 20  # the largest groups by cost; the rest are summed into OTHER
+
+
+OTHER = "(other)"
+MAX_TOP = 1000
 
 
 def summary_query(
@@ -159,18 +164,43 @@ def summary_query(
     end: datetime | None,
     interval: str,
     team_id: int | None = None,
+    top: int = 20,
 ) -> SummaryQuery:
     end = end or timezone.now()
     start = start or end - timedelta(days=30)
     if start >= end:
         raise ValidationFailed("from must be before to.", param="from")
+    if not 1 <= top <= MAX_TOP:
+        raise ValidationFailed(f"top must be between 1 and {MAX_TOP}.", param="top")
     return SummaryQuery(
         team_ids=teams_with(caller, permissions.VIEW_SPEND, team_id),
         group_by=group_by,
         start=start,
         end=end,
         interval=interval,
+        top=top,
     )
+
+
+def _fold_top(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
+    """Keep the `top` keys by total cost (ties by key); sum the others per bucket under OTHER."""
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row["key"]] = totals.get(row["key"], 0) + int(row["cost_units"] or 0)
+    kept = {key for key, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:top]}
+    folded: list[dict[str, Any]] = []
+    other: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        if row["key"] in kept:
+            folded.append(row)
+            continue
+        merged = other.setdefault(
+            row["bucket"], {"bucket": row["bucket"], "key": OTHER, **dict.fromkeys(SUMMARY_FIELDS, 0)}
+        )
+        for name in SUMMARY_FIELDS:
+            merged[name] += int(row[name] or 0)
+    folded.extend(other.values())
+    return sorted(folded, key=lambda row: (row["bucket"], row["key"]))
 
 
 def _labels(group_by: str, keys: set[str], team_ids: list[int]) -> dict[str, str]:
@@ -232,21 +262,32 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 def cost_summary(*, query: SummaryQuery) -> dict[str, Any]:
     """Spend per bucket and group from the rollups; buckets are UTC hours or days."""
+    base = CostRollup.objects.filter(
+        team_id__in=query.team_ids,
+        granularity=query.interval,
+        dimension=GROUP_BY_DIMENSION[query.group_by],
+        bucket_start__gte=query.start,
+        bucket_start__lt=query.end,
+    )
+    sums = {name: Sum(name) for name in SUMMARY_FIELDS}
+    # The largest groups are chosen in the database, so a summary over many end users or
+    # prompts returns top x buckets rows (+ one OTHER row per bucket), not every pair.
+    top_keys = list(
+        base.values("key")
+        .annotate(total=Sum("cost_units"))
+        .order_by("-total", "key")
+        .values_list("key", flat=True)[: query.top]
+    )
     rows: list[dict[str, Any]] = [
-        dict(row)
-        for row in CostRollup.objects.filter(
-            team_id__in=query.team_ids,
-            granularity=query.interval,
-            dimension=GROUP_BY_DIMENSION[query.group_by],
-            bucket_start__gte=query.start,
-            bucket_start__lt=query.end,
-        )
-        .values("bucket_start", "key")
-        .annotate(**{name: Sum(name) for name in SUMMARY_FIELDS})
-        .order_by("bucket_start", "key")
+        dict(row) for row in base.filter(key__in=top_keys).values("bucket_start", "key").annotate(**sums).order_by()
+    ]
+    rows += [
+        {**row, "key": OTHER}
+        for row in base.exclude(key__in=top_keys).values("bucket_start").annotate(**sums).order_by()
     ]
     for row in rows:
         row["bucket"] = row.pop("bucket_start")
+    rows.sort(key=lambda row: (row["bucket"], row["key"]))
     return _summary_body(query, rows)
 
 
@@ -298,7 +339,7 @@ def cost_summary_from_calls(*, query: SummaryQuery) -> dict[str, Any]:
         row["cost_units"] = int((Decimal(str(row.pop("cost") or 0)) * 100_000_000).to_integral_value())
         row["cache_saved_units"] = 0  # savings live in JSON metadata: rollups only
         row["routing_saved_units"] = 0
-    return _summary_body(query, rows)
+    return _summary_body(query, _fold_top(rows, query.top))
 
 
 def notification_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[Notification]:

@@ -113,3 +113,38 @@ def test_rollups_bucket_times_of_another_zone_in_utc(team_a, record):
     record([build_call(team_a, created_at=paris)])
 
     assert rollup(team_a, "day", "team", str(team_a.team.id), datetime(2025, 3, 12, tzinfo=UTC)).calls == 1
+
+
+def test_a_summary_keeps_the_largest_groups_and_sums_the_rest_as_other(team_a, record):
+    calls = [
+        build_call(team_a, end_user=f"user-{index:02d}", cost_usd=Decimal(index + 1), created_at=NOW)
+        for index in range(25)
+    ]
+    record(calls)
+    caller = caller_for_user(team_a.members["manager"])
+    query = selectors.summary_query(
+        caller=caller,
+        group_by="user",
+        start=NOW - timedelta(days=1),
+        end=NOW + timedelta(hours=1),
+        interval="day",
+        top=3,
+    )
+
+    from_rollups = selectors.cost_summary(query=query)
+
+    assert [(group["group"], group["cost_usd"]) for group in from_rollups["groups"]] == [
+        (selectors.OTHER, "253.00000000"),  # 1 + 2 + ... + 22
+        ("user-24", "25.00000000"),
+        ("user-23", "24.00000000"),
+        ("user-22", "23.00000000"),
+    ]
+    assert from_rollups["total_cost_usd"] == "325.00000000"
+    assert from_rollups == selectors.cost_summary_from_calls(query=query)
+
+
+def test_summary_top_out_of_range_is_400(team_a, client_for):
+    response = client_for(team_a.members["manager"]).get("/api/v1/costs/summary/", {"top": 0})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "top"
