@@ -587,6 +587,33 @@ def classification_rule_create(
     return rule
 
 
+def _update_team_object(
+    *,
+    caller: Caller,
+    instance: ClassificationRule | DataSource,
+    changes: dict[str, Any],
+    action: str,
+    target_type: str,
+) -> None:
+    """Apply validated changes to a rule or source: unique name, save, every process's team
+    state invalidated, the change audited."""
+    with transaction.atomic():
+        if "name" in changes:
+            _require_unique_name(type(instance), team=instance.team, name=changes["name"], pk=instance.pk)
+        for name, value in changes.items():
+            setattr(instance, name, value)
+        instance.save()
+        _invalidate_after_commit(_team_states, instance.team_id)
+        _audit(
+            caller=caller,
+            action=action,
+            target_type=target_type,
+            target_id=instance.id,
+            team_id=instance.team_id,
+            after=changes,
+        )
+
+
 def classification_rule_update(*, caller: Caller, rule: ClassificationRule, **changes: Any) -> ClassificationRule:
     caller.require_permission(
         roles.CHANGE_CLASSIFICATION_RULE, team_id=rule.team_id, action="change classification rules"
@@ -599,21 +626,13 @@ def classification_rule_update(*, caller: Caller, rule: ClassificationRule, **ch
             keywords=changes.get("keywords", rule.keywords),
         )
         changes = {**changes, **detector}
-    with transaction.atomic():
-        if "name" in changes:
-            _require_unique_name(ClassificationRule, team=rule.team, name=changes["name"], pk=rule.pk)
-        for name, value in changes.items():
-            setattr(rule, name, value)
-        rule.save()
-        _invalidate_after_commit(_team_states, rule.team_id)
-        _audit(
-            caller=caller,
-            action="classification.rule_update",
-            target_type="classification_rule",
-            target_id=rule.id,
-            team_id=rule.team_id,
-            after=changes,
-        )
+    _update_team_object(
+        caller=caller,
+        instance=rule,
+        changes=changes,
+        action="classification.rule_update",
+        target_type="classification_rule",
+    )
     return rule
 
 
@@ -705,21 +724,9 @@ def data_source_update(*, caller: Caller, source: DataSource, **changes: Any) ->
         changes["fingerprints"] = classification.fingerprint(text)
     if "classification_level" in changes:
         changes["classification"] = changes.pop("classification_level")
-    with transaction.atomic():
-        if "name" in changes:
-            _require_unique_name(DataSource, team=source.team, name=changes["name"], pk=source.pk)
-        for name, value in changes.items():
-            setattr(source, name, value)
-        source.save()
-        _invalidate_after_commit(_team_states, source.team_id)
-        _audit(
-            caller=caller,
-            action="data_source.update",
-            target_type="data_source",
-            target_id=source.id,
-            team_id=source.team_id,
-            after=changes,
-        )
+    _update_team_object(
+        caller=caller, instance=source, changes=changes, action="data_source.update", target_type="data_source"
+    )
     return source
 
 
