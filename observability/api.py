@@ -43,36 +43,10 @@ class CallSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Call
+        # The list's columns are the selector's, foreign keys named without their `_id`.
         fields = [
-            "id",
-            "created_at",
-            "source",
-            "client_call_id",
-            "team",
-            "application",
-            "api_key",
-            "end_user",
-            "prompt_name",
-            "prompt_version",
-            "experiment_variant",
-            "request_model",
-            "response_model",
-            "provider",
-            "cache_result",
-            "is_stream",
-            "finish_reason",
-            "input_tokens",
-            "output_tokens",
-            "cached_tokens",
-            "cost_usd",
-            "latency_ms",
-            "time_to_first_token_ms",
-            "gateway_overhead_ms",
-            "status",
-            "http_status",
-            "error_type",
-            "retries",
-            "metadata",
+            name.removesuffix("_id") if name.endswith("_id") and name != "client_call_id" else name
+            for name in selectors.SUMMARY_FIELDS
         ]
 
 
