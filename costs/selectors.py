@@ -332,13 +332,18 @@ def cost_summary_from_calls(*, query: SummaryQuery) -> dict[str, Any]:
             cache_hits=Sum(
                 Case(When(cache_result="hit", then=Value(1)), default=Value(0), output_field=IntegerField())
             ),
+            cache_saved=Sum(Case(When(cache_result="hit", then=F("cache_saved_usd")), default=Value(Decimal(0)))),
+            routing_saved=Sum("routing_saved_usd"),
         )
         .order_by("bucket", "key")
     ]
     for row in rows:
-        row["cost_units"] = int((Decimal(str(row.pop("cost") or 0)) * 100_000_000).to_integral_value())
-        row["cache_saved_units"] = 0  # savings live in JSON metadata: rollups only
-        row["routing_saved_units"] = 0
+        for money, units in (
+            ("cost", "cost_units"),
+            ("cache_saved", "cache_saved_units"),
+            ("routing_saved", "routing_saved_units"),
+        ):
+            row[units] = int((Decimal(str(row.pop(money) or 0)) * 100_000_000).to_integral_value())
     return _summary_body(query, _fold_top(rows, query.top))
 
 

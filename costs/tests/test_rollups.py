@@ -83,6 +83,9 @@ def test_the_summary_from_rollups_equals_the_summary_from_raw_calls(team_a, team
                 prompt_name="support" if index % 2 else "",
                 input_tokens=100 + index,
                 cost_usd=Decimal("0.00012345") * (index + 1),
+                cache_result="hit" if index % 5 == 0 else "miss",
+                cache_saved_usd=Decimal("0.0021") if index % 5 == 0 else Decimal(0),
+                routing_saved_usd=Decimal("0.0003") * (index % 2),
             )
         )
     record(calls)
