@@ -455,3 +455,33 @@ def test_complexity_routing_sends_simple_queries_to_the_small_tier_and_prices_th
     assert simple.route_score < 0.5 < (hard.route_score or 0)
     assert simple.routing_saved_usd == Decimal("0.018")  # 2000 tokens at $10/M instead of $1/M
     assert hard.routing_saved_usd == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [1, 2],
+        {"model": 123, "messages": MESSAGES},
+        {"model": "fake-model", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+        {"model": "fake-model", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+        {"model": "fake-model", "messages": [{"role": "tool", "content": None}]},
+        {"model": "fake-model", "messages": MESSAGES, "prompt": {"name": "x", "variables": "nope"}},
+        {"model": "fake-model", "messages": MESSAGES, "metadata": {"nested": {"a": 1}}},
+        {"model": "fake-model", "messages": MESSAGES, "documents": [{"id": 1, "text": None}]},
+        {"model": "fake-model", "messages": MESSAGES, "stream": "yes"},
+        {"model": "fake-model", "messages": MESSAGES, "stream_options": {"include_usage": True}},
+        {"model": "fake-model", "messages": "hello"},
+    ],
+)
+def test_odd_bodies_get_a_4xx_not_a_server_error(gateway_client, fake_upstream, body):
+    model_for(provider_for(fake_upstream))
+
+    response = httpx.post(
+        f"{gateway_client.base_url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {gateway_client.secret}"},
+        json=body,
+    )
+
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.json()["error"]["message"]
