@@ -6,11 +6,17 @@ budget-period row,
     UPDATE costs_budgetperiod SET reserved_units = reserved_units + x
     WHERE id = %s AND spent_units + reserved_units + x <= limit_units
 
-all in one transaction, rows taken in id order (so two reservations never wait on each
-other in opposite orders: no deadlock). PostgreSQL re-evaluates the condition on the
-latest row version after a concurrent update commits, so the check and the increment are
-one atomic step; SQLite serialises writers. If a blocking budget's update matches no row,
-the transaction rolls back and nothing is reserved.
+in one transaction when several budgets apply (one UPDATE alone needs none), rows taken in
+id order (so two reservations never wait on each other in opposite orders: no deadlock).
+PostgreSQL re-evaluates the condition on the latest row version after a concurrent update
+commits, so the check and the increment are one atomic step; SQLite serialises writers. If
+a blocking budget's update matches no row, the transaction rolls back and nothing is reserved.
+
+The gateway settles off the response path: the call record carries its reservation
+(`Reservation.as_record()`) and the call recorder settles a whole batch with the records it
+stores (`budget_settle_many`, in the same transaction, so a replayed record never settles
+twice). Until then the worst case stays reserved: a budget is briefly held a little more
+than spent, never less.
 
 The common case, a team without budgets, costs one shared-cache read: each process keeps
 every team's budget definitions keyed by a per-team generation token that budget writes
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -252,6 +259,16 @@ class Reservation:
     def budget_ids(self) -> list[int]:
         return [item.budget_id for item in self.items]
 
+    def settlement(self, actual: Decimal) -> dict[str, Any]:
+        """Close this reservation and return what settling it needs, JSON-ready, for
+        `budget_settle_many` to apply later (the call recorder settles from its spooled records)."""
+        _require_open(self)
+        return {
+            "team": self.team_id,
+            "items": [[item.period_id, item.budget_id, item.units] for item in self.items],
+            "actual": str(actual),
+        }
+
 
 _TABLE = BudgetPeriod._meta.db_table
 _RESERVE_IF_FITS = (
@@ -263,7 +280,6 @@ _SETTLE = (
     f"UPDATE {_TABLE} SET reserved_units = reserved_units - %s, spent_units = spent_units + %s "  # noqa: S608 - constant
     "WHERE id = %s RETURNING budget_id, period_start, spent_units, limit_units"
 )
-_RELEASE = f"UPDATE {_TABLE} SET reserved_units = reserved_units - %s WHERE id = %s"  # noqa: S608 - constant
 
 
 def _format_time(moment: datetime, time_zone: str) -> str:
@@ -361,7 +377,9 @@ def _reserve_rows(
     if units == 0:
         # A free call (the local model) passes every budget; settle still records its cost, if any.
         return tuple(ReservationItem(period_id, rule.id, 0) for period_id, rule in ordered), downgrades
-    with transaction.atomic():
+    # One budget (the common case) is one conditional UPDATE: atomic on its own, so no
+    # transaction (BEGIN and COMMIT would be two more round trips on the hot path).
+    with transaction.atomic() if len(ordered) > 1 else nullcontext():
         for period_id, rule in ordered:
             is_downgrade = rule.action == BudgetAction.DOWNGRADE
             if is_downgrade and model == rule.downgrade_model:
@@ -387,26 +405,45 @@ def _require_open(reservation: Reservation) -> None:
 
 def budget_settle(*, reservation: Reservation, actual: Decimal) -> None:
     """Replace the reservation by the call's actual cost and fire threshold alerts it crosses."""
-    _require_open(reservation)
-    if not reservation.items:
-        return
-    actual_units = max(usd_to_units(actual), 0)
-    crossings: list[tuple[int, datetime, int, int, int]] = []
-    with transaction.atomic():
-        for item in sorted(reservation.items, key=lambda entry: entry.period_id):
-            with connection.cursor() as cursor:
-                cursor.execute(_SETTLE, [item.units, actual_units, item.period_id])
-                row = cursor.fetchone()
-            if row is None:
-                continue  # the budget was deleted meanwhile
-            budget_id, period_start, spent, limit = row
-            if isinstance(period_start, str):  # SQLite's RETURNING gives the stored text
-                period_start = datetime.fromisoformat(period_start)
-            if period_start.tzinfo is None:
-                period_start = period_start.replace(tzinfo=UTC)
-            crossings.append((budget_id, period_start, spent - actual_units, spent, limit))
-        if actual_units:
-            _fire_crossings(reservation.team_id, crossings)
+    settlement = reservation.settlement(actual)
+    if reservation.items:
+        with transaction.atomic():
+            budget_settle_many([settlement])
+
+
+def budget_settle_many(settlements: Iterable[dict[str, Any]]) -> None:
+    """Settle many calls at once (the call recorder's batch), each from `Reservation.settlement()`.
+
+    One UPDATE per budget period row, rows in id order (no deadlock with reservations, which
+    take rows in the same order); a threshold is crossed once however many calls in the batch
+    crossed it. Call inside a transaction."""
+    per_period: dict[int, list[int]] = {}  # period id -> [reserved units to return, actual units]
+    team_of: dict[int, int] = {}
+    for record in settlements:
+        actual_units = max(usd_to_units(Decimal(record["actual"])), 0)
+        for period_id, _budget_id, units in record["items"]:
+            totals = per_period.setdefault(period_id, [0, 0])
+            totals[0] += units
+            totals[1] += actual_units
+            team_of[period_id] = record["team"]
+    crossings: dict[int, list[tuple[int, datetime, int, int, int]]] = {}
+    for period_id in sorted(per_period):
+        reserved, actual_units = per_period[period_id]
+        with connection.cursor() as cursor:
+            cursor.execute(_SETTLE, [reserved, actual_units, period_id])
+            row = cursor.fetchone()
+        if row is None or not actual_units:
+            continue  # the budget was deleted meanwhile, or nothing was spent
+        budget_id, period_start, spent, limit = row
+        if isinstance(period_start, str):  # SQLite's RETURNING gives the stored text
+            period_start = datetime.fromisoformat(period_start)
+        if period_start.tzinfo is None:
+            period_start = period_start.replace(tzinfo=UTC)
+        crossings.setdefault(team_of[period_id], []).append(
+            (budget_id, period_start, spent - actual_units, spent, limit)
+        )
+    for team_id, team_crossings in crossings.items():
+        _fire_crossings(team_id, team_crossings)
 
 
 def _fire_crossings(team_id: int, crossings: list[tuple[int, datetime, int, int, int]]) -> None:
@@ -428,10 +465,4 @@ def _fire_crossings(team_id: int, crossings: list[tuple[int, datetime, int, int,
 
 def budget_release(*, reservation: Reservation) -> None:
     """Give the reservation back (the call failed before costing anything)."""
-    _require_open(reservation)
-    if not reservation.items:
-        return
-    with transaction.atomic():
-        for item in sorted(reservation.items, key=lambda entry: entry.period_id):
-            if item.units:
-                _execute(_RELEASE, [item.units, item.period_id])
+    budget_settle(reservation=reservation, actual=Decimal(0))

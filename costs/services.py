@@ -2,7 +2,8 @@
 
 The gateway imports from here only:
 - `price_for`, `call_cost`, `worst_case_cost`, `price_set` (costs.pricing)
-- `budget_reserve`, `budget_settle`, `budget_release`, `Reservation`, `BudgetExceeded` (costs.budgets)
+- `budget_reserve`, `budget_settle`, `budget_settle_many`, `budget_release`, `Reservation`,
+  `BudgetExceeded` (costs.budgets)
 - `rollups_apply` (costs.rollups)
 """
 
@@ -28,6 +29,7 @@ from costs.budgets import (
     budget_release,
     budget_reserve,
     budget_settle,
+    budget_settle_many,
     budgets_changed,
     period_bounds,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "budget_release",
     "budget_reserve",
     "budget_settle",
+    "budget_settle_many",
     "budget_update",
     "call_cost",
     "price_for",

@@ -351,11 +351,11 @@ def finish(*, plan: Plan, result: Result) -> Finished:
     model_name = result.served.name if result.served else plan.request.model
     priced = result.served is not None and not result.from_cache
     cost = call_cost(model=model_name, usage=result.usage, at=plan.started_at) if priced else Decimal(0)
-    if plan.reservation is not None:
-        if result.served is not None and (result.usage.input_tokens or result.usage.output_tokens):
-            costs.budget_settle(reservation=plan.reservation, actual=cost)
-        else:
-            costs.budget_release(reservation=plan.reservation)
+    settlement = None
+    if plan.reservation is not None and plan.reservation.items:
+        # Settled by the call recorder with the record (off the response path; see costs.budgets).
+        spent = result.served is not None and (result.usage.input_tokens or result.usage.output_tokens)
+        settlement = plan.reservation.settlement(cost if spent else Decimal(0))
     total_ms = (time.perf_counter() - plan.started) * 1000
     record = {
         "id": plan.call_id,
@@ -396,6 +396,8 @@ def finish(*, plan: Plan, result: Result) -> Finished:
         "guardrail_findings": plan.findings,
         "metadata": plan.request.metadata,
     }
+    if settlement is not None:
+        record["budget_settlement"] = settlement
     recorder().submit(record)
     if blocked is None:
         _cache_fill(plan, result, cost)

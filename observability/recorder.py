@@ -29,6 +29,7 @@ import orjson
 from django.conf import settings
 from django.db import close_old_connections
 
+from controlplane.generation_cache import request_step
 from observability.services import calls_store
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ class CallRecorder:
                     break
                 try:
                     close_old_connections()
-                    calls_store(records=[record for _, record in batch])
+                    with request_step():
+                        calls_store(records=[record for _, record in batch])
                 except Exception:
                     self.failures += 1
                     logger.exception("storing call records failed; will retry", extra={"records": len(batch)})

@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 
 _DATETIME_FIELDS = {"created_at"}
 _FOREIGN_KEYS = {"team": "team_id", "application": "application_id", "api_key": "api_key_id"}
+# What a gateway record carries besides the call's fields: the budget reservation to settle.
+_NOT_FIELDS = {"budget_settlement"}
 
 
 def call_from_record(record: dict[str, Any]) -> Call:
     """A Call from a JSON-ready record (what the spool and the recorder queue hold)."""
-    values = {_FOREIGN_KEYS.get(name, name): value for name, value in record.items()}
+    values = {_FOREIGN_KEYS.get(name, name): value for name, value in record.items() if name not in _NOT_FIELDS}
     values["id"] = uuid.UUID(str(values["id"]))
     for name in _DATETIME_FIELDS:
         value = values.get(name)
@@ -56,17 +58,25 @@ def record_for_call(call: Call) -> dict[str, Any]:
 def calls_store(*, records: Sequence[dict[str, Any]]) -> list[Call]:
     """Store records not stored yet (idempotent by id), in one transaction; returns the new rows.
 
-    Everything that must happen for each new call (cost rollups, audit references) happens
-    here, in the same transaction, so that a replayed record is never counted twice.
+    Everything that must happen for each new call (budget settlement, cost rollups, audit
+    references) happens here, in the same transaction, so that a replayed record is never
+    counted twice.
     """
     calls = [call_from_record(record) for record in records]
     with transaction.atomic():
         existing = set(Call.objects.filter(id__in=[call.id for call in calls]).values_list("id", flat=True))
         fresh: dict[uuid.UUID, Call] = {}
-        for call in calls:
-            if call.id not in existing:
-                fresh.setdefault(call.id, call)
+        settlements: list[dict[str, Any]] = []
+        for call, record in zip(calls, records, strict=True):
+            if call.id not in existing and call.id not in fresh:
+                fresh[call.id] = call
+                if record.get("budget_settlement"):
+                    settlements.append(record["budget_settlement"])
         new_calls = Call.objects.bulk_create(list(fresh.values()))
+        if settlements:
+            from costs.services import budget_settle_many
+
+            budget_settle_many(settlements)
         after_store(new_calls)
     return new_calls
 

@@ -6,12 +6,13 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.services import api_key_create
 from controlplane.testing import requires_postgresql
 from costs.budgets import BudgetExceeded, period_bounds
 from costs.models import BudgetAlert, BudgetPeriod
-from costs.services import budget_release, budget_reserve, budget_settle, budget_update
+from costs.services import budget_release, budget_reserve, budget_settle, budget_settle_many, budget_update
 from costs.tests.conftest import NOW
 
 pytestmark = pytest.mark.django_db
@@ -79,6 +80,48 @@ def test_reserve_then_settle_replaces_the_reservation_by_the_actual_cost(team_a,
     budget_settle(reservation=reservation, actual=Decimal("0.75"))
 
     assert counters(budget) == (Decimal("0.75"), Decimal(0))
+
+
+def test_one_budget_is_reserved_by_one_statement_and_several_in_one_transaction(
+    team_a, make_budget, django_assert_num_queries
+):
+    make_budget(team_a.team, amount_usd=Decimal("10.00"))
+    reserve(team_a, "0.10")  # warm: rules and period rows cached
+
+    with django_assert_num_queries(1) as one:
+        reserve(team_a, "0.10")
+    make_budget(team_a.team, name="App", scope="application", scope_value=str(team_a.application.id))
+    reserve(team_a, "0.10")
+    with django_assert_num_queries(4) as two:  # SAVEPOINT, two UPDATEs, RELEASE (inside the test's transaction)
+        reserve(team_a, "0.10")
+
+    assert one.captured_queries[0]["sql"].startswith("UPDATE")
+    assert [query["sql"].split()[0] for query in two.captured_queries] == ["SAVEPOINT", "UPDATE", "UPDATE", "RELEASE"]
+
+
+def test_settling_many_calls_updates_each_period_once_and_fires_a_threshold_once(team_a, make_budget):
+    budget = make_budget(team_a.team, amount_usd=Decimal("10.00"), thresholds=[50])
+    settlements = [reserve(team_a, "2.00").settlement(Decimal("2.00")) for _ in range(3)]
+    assert counters(budget) == (Decimal(0), Decimal("6.00"))
+
+    with CaptureQueriesContext(connection) as queries:
+        budget_settle_many(settlements)
+
+    assert counters(budget) == (Decimal("6.00"), Decimal(0))
+    assert [query["sql"].split()[0] for query in queries.captured_queries].count("UPDATE") == 1
+    assert list(BudgetAlert.objects.filter(budget=budget).values_list("threshold", flat=True)) == [50]
+
+
+def test_a_reservation_handed_over_for_settlement_cannot_be_settled_again(team_a, make_budget):
+    budget = make_budget(team_a.team)
+    reservation = reserve(team_a, "1.00")
+    settlement = reservation.settlement(Decimal("0.25"))
+
+    with pytest.raises(ValueError, match="already settled or released"):
+        budget_settle(reservation=reservation, actual=Decimal("0.25"))
+    assert counters(budget) == (Decimal(0), Decimal("1.00"))  # nothing settled until the settlement is applied
+    budget_settle_many([settlement])
+    assert counters(budget) == (Decimal("0.25"), Decimal(0))
 
 
 def test_release_gives_the_reservation_back(team_a, make_budget):

@@ -15,7 +15,7 @@ from accounts.models import Clearance
 from compliance.guardrails.models import DataSource, GuardrailPolicy, InjectionAction, LeakAction, PiiAction
 from compliance.guardrails.services import data_source_create
 from controlplane.testing import requires_postgresql
-from costs.models import BudgetPeriod
+from costs.models import BudgetPeriod, usd_to_units
 from costs.services import budget_create, price_set
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply
@@ -198,6 +198,7 @@ def test_fifty_concurrent_requests_at_a_budget_that_fits_ten_serve_exactly_ten(g
     with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
         outcomes = list(pool.map(lambda _: one(), range(50)))
 
+    stored_calls(expected=50)  # budgets settle with the call records
     period = BudgetPeriod.objects.get()
     assert outcomes.count("served") == 10
     assert outcomes.count("refused") == 40
@@ -205,3 +206,16 @@ def test_fifty_concurrent_requests_at_a_budget_that_fits_ten_serve_exactly_ten(g
     assert period.spent_units <= period.limit_units
     assert period.reserved_units == 0
     assert Decimal(period.spent_units) / Decimal(10**8) == per_call * 10
+
+
+def test_a_budgeted_call_settles_its_actual_cost_when_its_record_is_stored(gateway_client, fake_upstream, team_a):
+    model_for(provider_for(fake_upstream))
+    input_tokens, per_call = _price_and_budget(team_a.team, fits=10, max_tokens=50, messages=MESSAGES)
+    fake_upstream.default = reply("short", prompt_tokens=input_tokens, completion_tokens=1)
+
+    gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES, max_tokens=50)
+
+    [call] = stored_calls(expected=1)
+    period = BudgetPeriod.objects.get()
+    assert call.cost_usd < per_call  # the worst case was reserved; one output token was spent
+    assert (period.spent_units, period.reserved_units) == (usd_to_units(call.cost_usd), 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from controlplane.ids import uuid7
+from costs.models import BudgetPeriod, usd_to_units
 from observability.models import Call
 from observability.recorder import CallRecorder
 
@@ -85,3 +87,36 @@ def test_calls_recover_command_reports_what_it_stored(team_a, tmp_path, settings
 
     assert out.getvalue() == "Recovered 1 spooled call records.\n"
     assert Call.objects.count() == 1
+
+
+def test_a_spooled_budget_settlement_is_applied_with_its_record_and_only_once(team_a, tmp_path, settings):
+    from costs.services import budget_create, budget_reserve
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    budget, _ = budget_create(
+        caller=None, team=team_a.team, name="cap", scope="team", period="total", amount_usd=Decimal("10")
+    )
+    reservation = budget_reserve(
+        team_id=team_a.team.id,
+        application_id=team_a.application.id,
+        api_key_id=None,
+        end_user="",
+        model="m",
+        metadata={},
+        amount=Decimal("2"),
+        at=timezone.now(),
+    )
+    held = record(team_a, cost_usd="0.5", budget_settlement=reservation.settlement(Decimal("0.5")))
+    # The gateway acknowledged the call, then its process died before the writer stored it.
+    (spool / "calls-99996-deadbeef0003.jsonl").write_bytes(orjson.dumps(held) + b"\n")
+    period = BudgetPeriod.objects.get(budget=budget)
+    assert (period.spent_units, period.reserved_units) == (0, usd_to_units(Decimal("2")))
+
+    CallRecorder(spool).recover_orphans()
+    (spool / "calls-99995-deadbeef0004.jsonl").write_bytes(orjson.dumps(held) + b"\n")
+    CallRecorder(spool).recover_orphans()  # replayed again: the call exists, nothing settles twice
+
+    period.refresh_from_db()
+    assert (period.spent_units, period.reserved_units) == (usd_to_units(Decimal("0.5")), 0)
+    assert Call.objects.get().cost_usd == Decimal("0.5")
