@@ -251,6 +251,9 @@ GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=4 * 1024 * 10
 GATEWAY_TOTAL_TIMEOUT_SECONDS = env.float("GATEWAY_TOTAL_TIMEOUT_SECONDS", default=120.0)
 GATEWAY_THREADS = env.int("GATEWAY_THREADS", default=8)
 GATEWAY_MAX_CONNECTIONS = env.int("GATEWAY_MAX_CONNECTIONS", default=200)
+# A gateway thread's database connection used successfully within this many seconds is not
+# pinged again before its next step (Django's CONN_HEALTH_CHECKS would ping on every step).
+GATEWAY_DB_CHECK_IDLE_SECONDS = env.float("GATEWAY_DB_CHECK_IDLE_SECONDS", default=1.0)
 GATEWAY_KEY_CACHE_SECONDS = env.float("GATEWAY_KEY_CACHE_SECONDS", default=5.0)
 GATEWAY_BACKOFF_BASE_SECONDS = env.float("GATEWAY_BACKOFF_BASE_SECONDS", default=0.25)
 GATEWAY_BACKOFF_CAP_SECONDS = env.float("GATEWAY_BACKOFF_CAP_SECONDS", default=8.0)

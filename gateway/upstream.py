@@ -227,6 +227,18 @@ async def call(
     raise failure
 
 
+async def drain(stream: AsyncIterator[str], timeout: float = 1.0) -> None:
+    """Read what follows a stream's `[DONE]` (normally just the end of the HTTP body). A
+    response read to its end returns its connection to the pool; one closed early closes it,
+    and the next call pays for a new connection."""
+    try:
+        async with asyncio.timeout(timeout):
+            async for _ in stream:
+                pass
+    except (TimeoutError, httpx2.HTTPError):
+        pass  # a provider that keeps the stream open after [DONE]: closing it is the fallback
+
+
 def parse_stream_line(line: str) -> dict[str, Any] | None:
     """The JSON of one SSE `data:` line, or None for keep-alives and `[DONE]`."""
     if not line.startswith("data:"):

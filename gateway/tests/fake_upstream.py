@@ -122,6 +122,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any  # the parsed JSON body, or None
+    client_port: int = 0  # the connection it came on: the same port twice means a reused connection
 
     @property
     def authorization(self) -> str:
@@ -272,6 +273,7 @@ def _make_handler(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                     path=path,
                     headers={name.lower(): value for name, value in self.headers.items()},
                     body=body,
+                    client_port=self.client_address[1],
                 )
             )
             if upstream.api_key is not None and self.headers.get("Authorization") != f"Bearer {upstream.api_key}":
@@ -324,9 +326,8 @@ def _make_handler(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
+            self.send_header("Transfer-Encoding", "chunked")  # kept alive, as real providers do
             self.end_headers()
-            self.close_connection = True
             identity = f"chatcmpl-fake-{time.monotonic_ns()}"
             model = str(request.get("model", "fake-model"))
             pieces = _words(behaviour.content)
@@ -344,9 +345,11 @@ def _make_handler(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                 self._event(chunk({"role": "assistant", "content": ""}))
                 for index, piece in enumerate(pieces):
                     if behaviour.break_after_chunks is not None and index >= behaviour.break_after_chunks:
+                        self.close_connection = True
                         self.connection.close()
                         return
                     if behaviour.chunk_delay_seconds and upstream._stopping.wait(behaviour.chunk_delay_seconds):
+                        self.close_connection = True
                         return
                     self._event(chunk({"content": piece}))
                 self._event(chunk({}, behaviour.finish_reason))
@@ -362,13 +365,17 @@ def _make_handler(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                             "usage": _usage(behaviour, request, len(pieces)),
                         }
                     )
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
+                self._chunk(b"data: [DONE]\n\n")
+                self._chunk(b"")  # the end of the chunked body
             except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
                 return  # the client went away mid-stream
 
         def _event(self, payload: dict[str, Any]) -> None:
-            self.wfile.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
+            self._chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 
         def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:

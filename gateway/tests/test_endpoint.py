@@ -101,6 +101,18 @@ def test_streaming_without_include_usage_hides_the_usage_chunk_but_records_usage
     assert (call.input_tokens, call.output_tokens) == (2, 2)
 
 
+def test_streamed_calls_reuse_the_provider_connection(gateway_client, fake_upstream):
+    model_for(provider_for(fake_upstream))
+    fake_upstream.default = reply("one two three", prompt_tokens=3)
+
+    for _ in range(3):
+        chunks = list(gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES, stream=True))
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices) == "one two three"
+
+    # Read to the end of its body, each stream hands its connection back to the pool.
+    assert len({request.client_port for request in fake_upstream.chat_requests()}) == 1
+
+
 def test_429_is_retried_honouring_retry_after(gateway_client, fake_upstream):
     model_for(provider_for(fake_upstream))
     fake_upstream.enqueue(fail(429, message="slow down", retry_after=0), reply("finally"))
