@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import zlib
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -15,6 +16,7 @@ from accounts.caller import Caller, TeamGrant
 from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
 from compliance.services import Action, audit_record
 from controlplane.errors import AuthenticationRequired, Conflict, PermissionDenied, ValidationFailed
+from controlplane.generation_cache import generation_bump_key
 
 logger = logging.getLogger(__name__)
 
@@ -272,6 +274,18 @@ def api_key_create(
     return api_key, generated.secret
 
 
+# Gateway processes cache authenticated keys under a generation token (gateway.keys), read
+# before the key is looked up. Keys share a bounded number of tokens, picked by prefix: one
+# token per prefix would let requests with made-up keys create shared-cache entries without
+# bound, while a shared token only makes a revocation reload a few other keys.
+_API_KEY_GENERATION_BUCKETS = 4096
+
+
+def api_key_generation_key(prefix: str) -> str:
+    """The generation token key that a change to the key with `prefix` bumps."""
+    return f"accounts:api_key:generation:{zlib.crc32(prefix.encode()) % _API_KEY_GENERATION_BUCKETS}"
+
+
 def api_key_revoke(*, caller: Caller | None, api_key: ApiKey) -> ApiKey:
     if caller is not None:
         caller.require_permission(
@@ -285,6 +299,7 @@ def api_key_revoke(*, caller: Caller | None, api_key: ApiKey) -> ApiKey:
             api_key.revoked_at = timezone.now()
             api_key.revoked_by = caller.user if caller is not None else None
             api_key.save(update_fields=["revoked_at", "revoked_by", "updated_at"])
+            generation_bump_key(api_key_generation_key(api_key.prefix))  # refused by the gateway's next request
             _audit_api_key(
                 caller,
                 Action.API_KEY_REVOKE,

@@ -3,8 +3,33 @@
 Each cached subject (a prompt name, an application's policy, a team's catalog...) has a
 generation token in Django's shared cache (Redis in production, locmem in the embedded
 single-process default). A process keeps values keyed by that token; a change writes a
-new token, so every process misses on its next lookup and reloads from the database. One
-shared-cache read per lookup; no database query on a hit.
+new token, so every process misses on its next lookup and reloads from the database. No
+database query on a hit.
+
+Epoch: one shared-cache read per request step, however many tokens the step reads.
+Every `generation_write` writes the subject's new token and THEN a new random token under
+one global epoch key. A process keeps a table subject key -> token, valid for the epoch it
+was filled under. Inside `request_step()` the first token lookup reads the epoch; when it
+equals the table's epoch, tokens come from the table (a key missing from it is read from the
+shared cache and added); when it differs, the table is replaced by an empty one for the new
+epoch. Outside a request step every lookup reads the shared cache, as before.
+
+Why this is as correct as reading every token each time:
+
+- A step that starts after a write is complete sees it. The writer wrote the subject's token
+  before the epoch, so the epoch the step reads is the writer's or a later one, written after
+  the subject's token. Every token in the table for that epoch was read from the shared cache
+  after some thread read that epoch (a random epoch is written once, so every read of it
+  follows its write), hence after the subject's write: it is the new token or a newer one.
+- Storing a token read after the step's epoch read is safe for the same reason: it is at least
+  as new as every write whose epoch write preceded that epoch. It is stored only while the
+  process's table still belongs to the step's epoch, so a thread that read an older epoch
+  cannot slip its token into the table of a newer one (whose readers must see newer writes).
+- A write made after the step read the epoch may go unseen until the step ends; the next step
+  reads the new epoch. A write inside the step is seen by the step's later lookups.
+- Eviction only causes reloads: a vanished epoch is recreated with a new random value, which
+  matches no table; a vanished subject token is recreated with a new random value, which
+  matches no cached value. Neither can bring back an old token.
 """
 
 from __future__ import annotations
@@ -13,6 +38,7 @@ import threading
 import uuid
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.core.cache import cache as shared_cache
@@ -20,41 +46,96 @@ from django.db import transaction
 
 T = TypeVar("T")
 
+EPOCH_KEY = "generation-cache:epoch"
+# The table holds one short string per subject; beyond this it starts again (only reloads).
+MAX_TABLE_ENTRIES = 100_000
+
+
+@dataclass
+class _Table:
+    epoch: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+_table: _Table | None = None  # replaced, and filled, under _table_lock; read without it
+_table_lock = threading.Lock()
 _step = threading.local()
 
 
 @contextmanager
 def request_step() -> Iterator[None]:
-    """Within one step of a request (one thread), each token is read from the shared cache at
-    most once: a hot path that consults several caches pays one round trip per token, not per use."""
+    """Within one step of a request (one thread), token lookups cost one shared-cache read
+    in steady state: the epoch, read on the first lookup. Each token is seen at most once
+    per step, so the step keeps one consistent view."""
     _step.tokens = {}
+    _step.table = None
+    _step.epoch_read = False
     try:
         yield
     finally:
         _step.tokens = None
+        _step.table = None
+
+
+def _read_or_create(key: str) -> str | None:
+    token = shared_cache.get(key)
+    if token is None:
+        shared_cache.add(key, uuid.uuid4().hex, timeout=None)
+        token = shared_cache.get(key)
+    return None if token is None else str(token)
+
+
+def _step_table() -> _Table | None:
+    """The table for the epoch this step read (read on the first call), or None when the
+    epoch could not be established (then every token is read individually)."""
+    if _step.epoch_read:
+        known: _Table | None = _step.table
+        return known
+    global _table
+    epoch = _read_or_create(EPOCH_KEY)
+    _step.epoch_read = True
+    if epoch is None:
+        return None
+    with _table_lock:
+        if _table is None or _table.epoch != epoch:
+            _table = _Table(epoch=epoch)
+        _step.table = _table
+    return _table
 
 
 def generation_token(key: str) -> str:
     """The current token under `key` in the shared cache (made on first use)."""
     memo: dict[str, str] | None = getattr(_step, "tokens", None)
-    if memo is not None and key in memo:
+    if memo is None:
+        return _read_or_create(key) or uuid.uuid4().hex  # None: a token nobody holds, a miss
+    if key in memo:
         return memo[key]
-    token = shared_cache.get(key)
+    table = _step_table()
+    token = table.tokens.get(key) if table is not None else None
     if token is None:
-        shared_cache.add(key, uuid.uuid4().hex, timeout=None)
-        token = shared_cache.get(key)
-    value = str(token)
-    if memo is not None:
-        memo[key] = value
-    return value
+        token = _read_or_create(key)
+        if token is None:
+            token = uuid.uuid4().hex  # a token nobody holds: a miss, never stored
+        elif table is not None:
+            with _table_lock:
+                # Only while the process's table is still this step's epoch's (see the docstring).
+                if _table is table:
+                    if len(table.tokens) >= MAX_TABLE_ENTRIES:
+                        table.tokens.clear()
+                    table.tokens[key] = token
+    memo[key] = token
+    return token
 
 
 def generation_write(key: str) -> None:
-    """A new token under `key`: every process's values cached under the old one are stale."""
+    """A new token under `key`: every process's values cached under the old one are stale.
+    The epoch is written after the token (the order the module docstring relies on)."""
+    token = uuid.uuid4().hex
+    shared_cache.set(key, token, timeout=None)
+    shared_cache.set(EPOCH_KEY, uuid.uuid4().hex, timeout=None)
     memo: dict[str, str] | None = getattr(_step, "tokens", None)
     if memo is not None:
-        memo.pop(key, None)
-    shared_cache.set(key, uuid.uuid4().hex, timeout=None)
+        memo[key] = token
 
 
 def generation_bump_key(key: str) -> None:

@@ -254,7 +254,9 @@ GATEWAY_MAX_CONNECTIONS = env.int("GATEWAY_MAX_CONNECTIONS", default=200)
 # A gateway thread's database connection used successfully within this many seconds is not
 # pinged again before its next step (Django's CONN_HEALTH_CHECKS would ping on every step).
 GATEWAY_DB_CHECK_IDLE_SECONDS = env.float("GATEWAY_DB_CHECK_IDLE_SECONDS", default=1.0)
-GATEWAY_KEY_CACHE_SECONDS = env.float("GATEWAY_KEY_CACHE_SECONDS", default=5.0)
+# How long a gateway process trusts an authenticated key without a database lookup; revocation
+# does not wait for it (a generation token), it bounds how stale the key's last-used time gets.
+GATEWAY_KEY_CACHE_SECONDS = env.float("GATEWAY_KEY_CACHE_SECONDS", default=60.0)
 GATEWAY_BACKOFF_BASE_SECONDS = env.float("GATEWAY_BACKOFF_BASE_SECONDS", default=0.25)
 GATEWAY_BACKOFF_CAP_SECONDS = env.float("GATEWAY_BACKOFF_CAP_SECONDS", default=8.0)
 GATEWAY_RETRY_AFTER_CAP_SECONDS = env.float("GATEWAY_RETRY_AFTER_CAP_SECONDS", default=20.0)

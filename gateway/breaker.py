@@ -5,14 +5,29 @@ Closed: calls flow; failures are counted in a sliding window. Open: after `thres
 failures within `window` seconds, calls skip the provider for `cooldown` seconds. Half-open:
 after the cooldown one probe is let through (an atomic `add`); its success closes the
 breaker, its failure opens it again.
+
+Reading the state costs no round trip in steady state: each process keeps the open_until
+values it read under one generation token for all breakers (controlplane.generation_cache,
+whose token lookups inside a request step cost one read of the epoch). Opening and closing
+write open_until, then the token, so the next request step of every process reloads. A
+past open_until is read again on every call (the breaker is half-open, or its key expired
+on its own without a token write), as every call did before.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+
+from controlplane.generation_cache import generation_token, generation_write
+
+_GENERATION_KEY = "gateway:breaker:generation"
+
+_lock = threading.Lock()
+_known: tuple[str, dict[int, float | None]] = ("", {})  # (token, open_until per provider), replaced whole
 
 
 def _keys(provider_id: int) -> tuple[str, str, str]:
@@ -20,11 +35,33 @@ def _keys(provider_id: int) -> tuple[str, str, str]:
     return f"{prefix}:failures", f"{prefix}:open_until", f"{prefix}:probe"
 
 
+def _is_settled(open_until: float | None, now: float) -> bool:
+    return open_until is None or open_until > now
+
+
 def states(provider_ids: list[int]) -> dict[int, float | None]:
-    """open_until per provider (None when closed), in one cache round trip."""
-    keys = {_keys(provider_id)[1]: provider_id for provider_id in provider_ids}
-    found = cache.get_many(list(keys))
-    return {provider_id: found.get(key) for key, provider_id in keys.items()}
+    """open_until per provider (None when closed); a shared-cache round trip only after a
+    change, or while a breaker is half-open."""
+    global _known
+    token = generation_token(_GENERATION_KEY)  # before the states: never store old states under a new token
+    known_token, known = _known
+    if known_token != token:
+        known = {}
+    now = time.time()
+    missing = [
+        provider_id
+        for provider_id in provider_ids
+        if provider_id not in known or not _is_settled(known[provider_id], now)
+    ]
+    if missing:
+        keys = {_keys(provider_id)[1]: provider_id for provider_id in missing}
+        found = cache.get_many(list(keys))
+        loaded = {provider_id: found.get(key) for key, provider_id in keys.items()}
+        known = {**known, **loaded}
+        with _lock:
+            current_token, current = _known
+            _known = (token, {**current, **loaded} if current_token == token else known)
+    return {provider_id: known[provider_id] for provider_id in provider_ids}
 
 
 def allow(provider_id: int, open_until: float | None) -> bool:
@@ -39,6 +76,7 @@ def allow(provider_id: int, open_until: float | None) -> bool:
 def record_success(provider_id: int, *, was_open: bool) -> None:
     if was_open:
         cache.delete_many(list(_keys(provider_id)))
+        generation_write(_GENERATION_KEY)
 
 
 def record_failure(provider_id: int) -> bool:
@@ -58,5 +96,6 @@ def record_failure(provider_id: int) -> bool:
         cooldown = settings.GATEWAY_BREAKER_COOLDOWN_SECONDS
         cache.set(open_key, time.time() + cooldown, timeout=int(cooldown * 10) + 60)
         cache.delete_many([failures_key, probe_key])
+        generation_write(_GENERATION_KEY)
         return True
     return False

@@ -1,6 +1,13 @@
 """API key authentication for the gateway's hot path: one indexed lookup per key, then
-served from a per-process cache for a few seconds. A revoked or expired key is refused
-within GATEWAY_KEY_CACHE_SECONDS (the revoke service also clears the cache in every process).
+served from a per-process cache.
+
+A cached key is checked against a generation token (controlplane.generation_cache) that
+accounts.services.api_key_revoke bumps, so a revoked key is refused by every process on its
+next request step; inside a warm request step the check costs no shared-cache read beyond
+the step's epoch. The token is read before the database, so a key's old state is never
+stored under a token written after it changed. Expiry is checked on every use.
+GATEWAY_KEY_CACHE_SECONDS still bounds how long an entry lives: how stale the key's
+last-used time and the application's name can get.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from django.utils import timezone
 from accounts import keys as key_secrets
 from accounts import roles
 from accounts.caller import Caller, caller_for_api_key
-from accounts.services import api_key_authenticate
+from accounts.services import api_key_authenticate, api_key_generation_key
 from controlplane.errors import AuthenticationRequired, PermissionDenied
+from controlplane.generation_cache import generation_token
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ class KeyContext:
 
 
 _lock = threading.Lock()
-_cache: dict[str, tuple[float, KeyContext]] = {}
+_cache: dict[str, tuple[float, str, KeyContext]] = {}  # secret hash -> (expires, generation, context)
 
 
 def authenticate(authorization: str) -> KeyContext:
@@ -44,10 +52,12 @@ def authenticate(authorization: str) -> KeyContext:
     if scheme.lower() != "bearer" or not secret or " " in secret:
         raise AuthenticationRequired("The Authorization header is malformed; send 'Authorization: Bearer <API key>'.")
     digest = key_secrets.secret_hash(secret)
+    # Before the database: a key's old state is never cached under a token written after it changed.
+    generation = generation_token(api_key_generation_key(key_secrets.parse_prefix(secret) or ""))
     now = time.monotonic()
     cached = _cache.get(digest)
-    if cached is not None and cached[0] > now:
-        context = cached[1]
+    if cached is not None and cached[0] > now and cached[1] == generation:
+        context = cached[2]
         api_key = context.caller.api_key
         if api_key is not None and api_key.expires_at is not None and api_key.expires_at <= timezone.now():
             raise AuthenticationRequired(
@@ -73,7 +83,7 @@ def authenticate(authorization: str) -> KeyContext:
     with _lock:
         if len(_cache) > 10_000:
             _cache.clear()
-        _cache[digest] = (now + settings.GATEWAY_KEY_CACHE_SECONDS, context)
+        _cache[digest] = (now + settings.GATEWAY_KEY_CACHE_SECONDS, generation, context)
     return context
 
 
