@@ -24,6 +24,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from compliance.models import ActorType, AuditEvent
+from controlplane.bulk import bulk_insert
 from controlplane.logging import request_id_var
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ def audit_record_calls(*, calls: Sequence[Call]) -> None:
         )
         for call in calls
     ]
-    AuditEvent.objects.bulk_create(events, batch_size=1000)
+    bulk_insert(AuditEvent, events)
     schedule_sealing()
 
 

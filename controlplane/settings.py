@@ -253,8 +253,9 @@ GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=4 * 1024 * 10
 GATEWAY_TOTAL_TIMEOUT_SECONDS = env.float("GATEWAY_TOTAL_TIMEOUT_SECONDS", default=120.0)
 GATEWAY_THREADS = env.int("GATEWAY_THREADS", default=8)
 GATEWAY_MAX_CONNECTIONS = env.int("GATEWAY_MAX_CONNECTIONS", default=200)
-# A gateway thread's database connection used successfully within this many seconds is not
-# pinged again before its next step (Django's CONN_HEALTH_CHECKS would ping on every step).
+# A gateway thread's (or the call recorder's) database connection used successfully within
+# this many seconds is not pinged again before its next step (Django's CONN_HEALTH_CHECKS
+# would ping on every step).
 GATEWAY_DB_CHECK_IDLE_SECONDS = env.float("GATEWAY_DB_CHECK_IDLE_SECONDS", default=1.0)
 # How long a gateway process trusts an authenticated key without a database lookup; revocation
 # does not wait for it (a generation token), it bounds how stale the key's last-used time gets.
@@ -268,7 +269,9 @@ GATEWAY_BREAKER_COOLDOWN_SECONDS = env.float("GATEWAY_BREAKER_COOLDOWN_SECONDS",
 GATEWAY_SPOOL_DIR = env.str("GATEWAY_SPOOL_DIR", default=str(VAR_DIR / "spool" / "calls"))
 GATEWAY_SPOOL_FSYNC = env.bool("GATEWAY_SPOOL_FSYNC", default=False)
 GATEWAY_RECORDER_BATCH_SIZE = env.int("GATEWAY_RECORDER_BATCH_SIZE", default=500)
-GATEWAY_RECORDER_INTERVAL_SECONDS = env.float("GATEWAY_RECORDER_INTERVAL_SECONDS", default=0.05)
+# The recorder stores what accumulated every interval (sooner when a batch is full): storing
+# a batch has a fixed cost of a few milliseconds of CPU, so batches of one are the most costly.
+GATEWAY_RECORDER_INTERVAL_SECONDS = env.float("GATEWAY_RECORDER_INTERVAL_SECONDS", default=0.2)
 # A call without max_tokens is held to this many output tokens when a budget applies, so
 # that the reserved worst case really is the worst case.
 GATEWAY_BUDGET_DEFAULT_MAX_TOKENS = env.int("GATEWAY_BUDGET_DEFAULT_MAX_TOKENS", default=4096)

@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,10 +19,9 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import close_old_connections, connections
 
+from controlplane.db import work_cycle
 from controlplane.errors import ApplicationError, PayloadTooLarge
-from controlplane.generation_cache import request_step
 from controlplane.ids import uuid7
 from controlplane.logging import request_id_var
 from controlplane.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -50,27 +48,9 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
     return _executor
 
 
-_thread = threading.local()
-
-
 def _in_request_cycle(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    # What Django does around a request: drop broken or expired connections before and after.
-    close_old_connections()
-    # Django's health check pings the database before each step's first query. A connection
-    # this thread used without error a moment ago is alive: skip that round trip. (An error
-    # marks the connection, and close_old_connections checks or replaces it next time.)
-    if time.monotonic() - getattr(_thread, "last_success", float("-inf")) < settings.GATEWAY_DB_CHECK_IDLE_SECONDS:
-        for alias in connections:
-            wrapper = connections[alias]
-            if wrapper.connection is not None and not wrapper.errors_occurred:
-                wrapper.health_check_done = True  # type: ignore[attr-defined] # set by Django, not in its stubs
-    try:
-        with request_step():
-            return function(**kwargs)
-    finally:
-        if not any(connections[alias].errors_occurred for alias in connections):
-            _thread.last_success = time.monotonic()
-        close_old_connections()
+    with work_cycle():
+        return function(**kwargs)
 
 
 async def run_sync(function: Callable[..., Any], **kwargs: Any) -> Any:

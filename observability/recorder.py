@@ -27,9 +27,8 @@ from typing import IO, Any
 
 import orjson
 from django.conf import settings
-from django.db import close_old_connections
 
-from controlplane.generation_cache import request_step
+from controlplane.db import work_cycle
 from observability.services import calls_store
 
 logger = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class _Segment:
 
 
 class CallRecorder:
-    def __init__(self, directory: Path, *, batch_size: int = 500, interval: float = 0.05, fsync: bool = False) -> None:
+    def __init__(self, directory: Path, *, batch_size: int = 500, interval: float = 0.2, fsync: bool = False) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
@@ -60,6 +59,7 @@ class CallRecorder:
         self._queue: deque[tuple[_Segment, dict[str, Any]]] = deque()
         self._segment: _Segment | None = None
         self._wake = threading.Event()
+        self._drain = threading.Event()  # flush(): store everything now, not one batch per interval
         self._idle = threading.Event()
         self._idle.set()
         self._thread: threading.Thread | None = None
@@ -92,6 +92,7 @@ class CallRecorder:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted record is stored (tests, shutdown)."""
+        self._drain.set()
         self._wake.set()
         return self._idle.wait(timeout)
 
@@ -116,24 +117,28 @@ class CallRecorder:
                 if not batch:
                     break
                 try:
-                    close_old_connections()
-                    with request_step():
-                        calls_store(records=[record for _, record in batch])
+                    with work_cycle():
+                        calls_store(records=[record for _, record in batch], assume_new=True)
                 except Exception:
                     self.failures += 1
                     logger.exception("storing call records failed; will retry", extra={"records": len(batch)})
                     time.sleep(min(5.0, 0.2 * self.failures))
                     continue
                 self.failures = 0
-                close_old_connections()
                 with self._lock:
                     for _ in batch:
                         segment, _record = self._queue.popleft()
                         segment.stored += 1
                         self._delete_if_done(segment)
                     self.stored_total += len(batch)
+                if len(batch) < self.batch_size and not self._drain.is_set():
+                    # No backlog: what arrived while this batch was stored waits for the next
+                    # interval, so that batches grow with the load (one record per batch costs
+                    # several times more per record than a batch of ten).
+                    break
             with self._lock:
                 if not self._queue:
+                    self._drain.clear()
                     self._idle.set()
 
     def _delete_if_done(self, segment: _Segment) -> None:

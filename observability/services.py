@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from controlplane.bulk import bulk_insert
 from controlplane.errors import Conflict, ValidationFailed
 from observability.models import Call, CallSource, CallStatus
 
@@ -55,29 +56,47 @@ def record_for_call(call: Call) -> dict[str, Any]:
     return record
 
 
-def calls_store(*, records: Sequence[dict[str, Any]]) -> list[Call]:
+def calls_store(*, records: Sequence[dict[str, Any]], assume_new: bool = False) -> list[Call]:
     """Store records not stored yet (idempotent by id), in one transaction; returns the new rows.
 
     Everything that must happen for each new call (budget settlement, cost rollups, audit
     references) happens here, in the same transaction, so that a replayed record is never
     counted twice.
+
+    `assume_new`: the records were made in this process and never stored (the recorder's
+    own queue), so the existence check is skipped; if one was stored after all (a retried
+    batch whose commit had succeeded), the insert fails on its key and the batch is stored
+    again with the check.
     """
     calls = [call_from_record(record) for record in records]
+    if assume_new:
+        try:
+            with transaction.atomic():
+                return _store(calls, records, existing=set())
+        except IntegrityError:
+            pass
     with transaction.atomic():
         existing = set(Call.objects.filter(id__in=[call.id for call in calls]).values_list("id", flat=True))
-        fresh: dict[uuid.UUID, Call] = {}
-        settlements: list[dict[str, Any]] = []
-        for call, record in zip(calls, records, strict=True):
-            if call.id not in existing and call.id not in fresh:
-                fresh[call.id] = call
-                if record.get("budget_settlement"):
-                    settlements.append(record["budget_settlement"])
-        new_calls = Call.objects.bulk_create(list(fresh.values()))
-        if settlements:
-            from costs.services import budget_settle_many
+        return _store(calls, records, existing=existing)
 
-            budget_settle_many(settlements)
-        after_store(new_calls)
+
+def _store(calls: list[Call], records: Sequence[dict[str, Any]], *, existing: set[uuid.UUID]) -> list[Call]:
+    fresh: dict[uuid.UUID, Call] = {}
+    settlements: list[dict[str, Any]] = []
+    for call, record in zip(calls, records, strict=True):
+        if call.id not in existing and call.id not in fresh:
+            fresh[call.id] = call
+            if record.get("budget_settlement"):
+                settlements.append(record["budget_settlement"])
+    new_calls = list(fresh.values())
+    bulk_insert(Call, new_calls)
+    after_store(new_calls)
+    if settlements:
+        from costs.services import budget_settle_many
+
+        # Last, just before the commit: the budget rows stay locked for as short a time as
+        # possible (the gateway's reservations update the same rows).
+        budget_settle_many(settlements)
     return new_calls
 
 

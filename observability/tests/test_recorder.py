@@ -120,3 +120,26 @@ def test_a_spooled_budget_settlement_is_applied_with_its_record_and_only_once(te
     period.refresh_from_db()
     assert (period.spent_units, period.reserved_units) == (usd_to_units(Decimal("0.5")), 0)
     assert Call.objects.get().cost_usd == Decimal("0.5")
+
+
+def test_a_batch_assumed_new_that_holds_a_stored_record_stores_the_rest_once(team_a):
+    from observability.services import calls_store
+
+    stored_before = record(team_a, end_user="before")
+    calls_store(records=[stored_before])
+    fresh = record(team_a, end_user="fresh")
+
+    created = calls_store(records=[stored_before, fresh], assume_new=True)
+
+    assert [str(call.id) for call in created] == [fresh["id"]]
+    assert sorted(Call.objects.values_list("end_user", flat=True)) == ["before", "fresh"]
+
+
+def test_flush_stores_everything_at_once_whatever_the_interval(team_a, tmp_path):
+    writer = CallRecorder(tmp_path / "spool", interval=60)
+    for index in range(5):
+        writer.submit(record(team_a, end_user=f"user-{index}"))
+
+    assert writer.flush(timeout=20)
+
+    assert Call.objects.count() == 5
