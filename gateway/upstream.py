@@ -13,7 +13,6 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +20,7 @@ import httpx2
 import openai
 import orjson
 from django.conf import settings
+from openai._constants import RAW_RESPONSE_HEADER  # the SDK's switch for an unread (streamed) response
 
 from gateway import breaker
 from gateway.catalog import ProviderConfig, ServedModel
@@ -129,15 +129,31 @@ def _error_message(error: openai.APIStatusError) -> tuple[str, str, str | None]:
     return error.message, "api_error", None
 
 
-def _request_kwargs(
-    served: ServedModel, messages: list[dict[str, Any]], params: dict[str, Any], stream: bool
-) -> dict[str, Any]:
-    extra = dict(params)
+# Ask the SDK for the raw HTTP response, not read yet: the body streams through as it comes.
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_STREAM_HEADERS = {**_JSON_HEADERS, RAW_RESPONSE_HEADER: "stream"}
+
+
+def _request_body(served: ServedModel, messages: list[dict[str, Any]], params: dict[str, Any], stream: bool) -> bytes:
+    body = {**params, "model": served.provider_model, "messages": messages}
     if stream:
-        extra["stream"] = True
+        body["stream"] = True
         # Always ask for usage, so that streamed calls are recorded and priced.
-        extra["stream_options"] = {"include_usage": True}
-    return {"model": served.provider_model, "messages": messages, "extra_body": extra}
+        body["stream_options"] = {"include_usage": True}
+    return orjson.dumps(body)
+
+
+async def _post(client: openai.AsyncOpenAI, body: bytes, *, stream: bool) -> httpx2.Response:
+    """POST /chat/completions through the SDK (its auth, timeouts, error mapping and
+    connection pool) with the body already serialised: `chat.completions.create()` would
+    validate and transform every message first, about a sixth of the gateway's event-loop
+    time per call (measured with py-spy), for a body the gateway has checked already."""
+    return await client.post(
+        "/chat/completions",
+        cast_to=httpx2.Response,
+        content=body,
+        options={"headers": _STREAM_HEADERS if stream else _JSON_HEADERS},
+    )
 
 
 async def call(
@@ -163,32 +179,18 @@ async def call(
             continue
         client = client_for(provider)
         model_started = time.monotonic()
+        body = _request_body(served, messages, params, stream)
         for retry_index in range(provider.max_retries + 1):
             started = time.monotonic()
-            kwargs = _request_kwargs(served, messages, params, stream)
             try:
-                if stream:
-                    context: AbstractAsyncContextManager[Any] = client.chat.completions.with_streaming_response.create(
-                        **kwargs
-                    )
-                    response = await context.__aenter__()
-
-                    async def close(context: AbstractAsyncContextManager[Any] = context) -> None:
-                        await context.__aexit__(None, None, None)
-
-                    breaker.record_success(provider.id, was_open=open_until is not None)
-                    attempts.append(
-                        Attempt(
-                            served.name, provider.name, response.status_code, "", (time.monotonic() - started) * 1000
-                        )
-                    )
-                    return Outcome(served, attempts, retries, stream=response.iter_lines(), close=close)
-                raw = await client.chat.completions.with_raw_response.create(**kwargs)
+                response = await _post(client, body, stream=stream)
                 breaker.record_success(provider.id, was_open=open_until is not None)
                 attempts.append(
-                    Attempt(served.name, provider.name, raw.status_code, "", (time.monotonic() - started) * 1000)
+                    Attempt(served.name, provider.name, response.status_code, "", (time.monotonic() - started) * 1000)
                 )
-                return Outcome(served, attempts, retries, body=raw.content)
+                if stream:
+                    return Outcome(served, attempts, retries, stream=response.aiter_lines(), close=response.aclose)
+                return Outcome(served, attempts, retries, body=response.content)
             except openai.APIStatusError as error:
                 message, error_type, code = _error_message(error)
                 attempts.append(
