@@ -49,7 +49,7 @@ class _Segment:
 
 
 class CallRecorder:
-    def __init__(self, directory: Path, *, batch_size: int = 500, interval: float = 0.2, fsync: bool = False) -> None:
+    def __init__(self, directory: Path, *, batch_size: int = 500, interval: float = 0.05, fsync: bool = False) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
