@@ -153,7 +153,9 @@ class GenerationCache:
         self._lock = threading.Lock()
 
     def _generation_key(self, subject: Hashable) -> str:
-        return f"{self.namespace}:generation:{subject}"
+        # A tuple subject as "a:b", not its repr: cache keys without spaces or quotes.
+        part = ":".join(str(item) for item in subject) if isinstance(subject, tuple) else str(subject)
+        return f"{self.namespace}:generation:{part}"
 
     def bump(self, subject: Hashable) -> None:
         """Invalidate `subject` in every process: now, and again when the transaction commits.

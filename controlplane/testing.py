@@ -77,12 +77,12 @@ def assert_hidden(
     return assert_refused(client, method, url, status=404, unchanged=unchanged, data=data)
 
 
-def requires_postgresql() -> Any:
+def requires_postgresql(why: str = "SQLite serialises all writes") -> Any:
     """Mark a test that needs PostgreSQL (row locks under real concurrency, for example)."""
     import pytest
     from django.conf import settings
 
     return pytest.mark.skipif(
         settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="needs PostgreSQL: set DATABASE_URL=postgres://... (SQLite serialises all writes)",
+        reason=f"needs PostgreSQL: set DATABASE_URL=postgres://... ({why})",
     )

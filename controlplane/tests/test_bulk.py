@@ -41,7 +41,7 @@ def stored(model, pk):
     return values
 
 
-@requires_postgresql()
+@requires_postgresql("COPY is its PostgreSQL path; elsewhere it is bulk_create")
 def test_copied_calls_read_back_exactly_as_bulk_created_ones(team_a):
     copied, created = a_call(team_a, end_user="u1"), a_call(team_a, end_user="u1")
 
@@ -52,7 +52,7 @@ def test_copied_calls_read_back_exactly_as_bulk_created_ones(team_a):
     assert Call.objects.get(pk=copied.id).response_text == "line one\nline two\r\n\\N"
 
 
-@requires_postgresql()
+@requires_postgresql("COPY is its PostgreSQL path; elsewhere it is bulk_create")
 def test_copied_rows_with_automatic_keys_get_them_from_the_database(team_a):
     events = [
         AuditEvent(created_at=timezone.now(), actor_type="system", action="test.bulk", metadata={"n": n})
