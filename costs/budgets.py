@@ -13,7 +13,7 @@ commits, so the check and the increment are one atomic step; SQLite serialises w
 a blocking budget's update matches no row, the transaction rolls back and nothing is reserved.
 
 The gateway settles off the response path: the call record carries its reservation
-(`Reservation.as_record()`) and the call recorder settles a whole batch with the records it
+(`Reservation.settlement()`) and the call recorder settles a whole batch with the records it
 stores (`budget_settle_many`, in the same transaction, so a replayed record never settles
 twice). Until then the worst case stays reserved: a budget is briefly held a little more
 than spent, never less.
@@ -255,17 +255,13 @@ class Reservation:
     downgraded_by: tuple[int, ...] = ()  # ids of the downgrade budgets that tripped
     is_open: bool = field(default=True)
 
-    @property
-    def budget_ids(self) -> list[int]:
-        return [item.budget_id for item in self.items]
-
     def settlement(self, actual: Decimal) -> dict[str, Any]:
         """Close this reservation and return what settling it needs, JSON-ready, for
         `budget_settle_many` to apply later (the call recorder settles from its spooled records)."""
         _require_open(self)
         return {
             "team": self.team_id,
-            "items": [[item.period_id, item.budget_id, item.units] for item in self.items],
+            "items": [[item.period_id, item.units] for item in self.items],
             "actual": str(actual),
         }
 
@@ -421,7 +417,7 @@ def budget_settle_many(settlements: Iterable[dict[str, Any]]) -> None:
     team_of: dict[int, int] = {}
     for record in settlements:
         actual_units = max(usd_to_units(Decimal(record["actual"])), 0)
-        for period_id, _budget_id, units in record["items"]:
+        for period_id, units in record["items"]:
             totals = per_period.setdefault(period_id, [0, 0])
             totals[0] += units
             totals[1] += actual_units

@@ -129,8 +129,8 @@ def _error_message(error: openai.APIStatusError) -> tuple[str, str, str | None]:
     return error.message, "api_error", None
 
 
-# Ask the SDK for the raw HTTP response, not read yet: the body streams through as it comes.
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# For a stream, ask the SDK for the raw HTTP response unread: the body passes through as it comes.
 _STREAM_HEADERS = {**_JSON_HEADERS, RAW_RESPONSE_HEADER: "stream"}
 
 

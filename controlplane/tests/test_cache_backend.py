@@ -44,9 +44,6 @@ def test_operations_share_one_client_and_behave_like_djangos_backend(redis_cache
 
 
 def test_the_settings_use_it_for_a_redis_cache_url(settings):
-    from django.conf import settings as live
-
-    backend = live.CACHES["default"]["BACKEND"]
-    if "redis" not in live.CACHES["default"].get("LOCATION", ""):
+    if "redis" not in settings.CACHES["default"].get("LOCATION", ""):
         pytest.skip("the cache under test is not Redis")
-    assert backend == "controlplane.cache.RedisCache"
+    assert settings.CACHES["default"]["BACKEND"] == "controlplane.cache.RedisCache"
