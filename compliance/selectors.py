@@ -22,6 +22,7 @@ from accounts.caller import Caller
 from accounts.models import Team
 from compliance.models import AuditEvent, AuditExport, ExportFormat, RetentionPolicy
 from controlplane.errors import NotFound, PermissionDenied, ValidationFailed
+from controlplane.ids import parse_whole_number
 
 VIEW_AUDIT = roles.VIEW_AUDIT_EVENT
 EXPORT_AUDIT = roles.EXPORT_AUDIT_EVENT
@@ -67,9 +68,10 @@ def _parse_time(name: str, raw: str) -> datetime.datetime:
 
 
 def _parse_id(name: str, raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    value = parse_whole_number(raw)
+    if value is None:
         raise ValidationFailed(f"{name}: '{raw}' is not an id; send a positive integer.", param=name)
-    return int(raw)
+    return value
 
 
 def single_values(data: Mapping[str, Any], *, skip: tuple[str, ...] = ()) -> dict[str, str]:

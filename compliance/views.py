@@ -23,6 +23,7 @@ from compliance.models import AuditCheckpoint, AuditEvent, ExportFormat
 from controlplane.api.authentication import get_caller
 from controlplane.errors import ApplicationError, ValidationFailed
 from controlplane.htmx import render_page
+from controlplane.ids import parse_whole_number
 
 require_page = require_http_methods(["GET", "HEAD"])
 require_post = require_http_methods(["POST"])
@@ -141,14 +142,13 @@ def retention_update(request: HttpRequest, team_id: int) -> HttpResponse:
     raw = request.POST.get("call_content_days", "").strip()
     error: ApplicationError | None = None
     try:
-        if raw and not raw.isdigit():
+        days = parse_whole_number(raw) if raw else None
+        if raw and days is None:
             raise ValidationFailed(
                 "call_content_days: a whole number of days, or empty to keep call content forever.",
                 param="call_content_days",
             )
-        policy = services.retention_policy_set(
-            caller=caller, team=team, call_content_days=int(raw) if raw else None, request=request
-        )
+        policy = services.retention_policy_set(caller=caller, team=team, call_content_days=days, request=request)
     except ApplicationError as refusal:
         if refusal.status_code in (403, 404):
             raise

@@ -8,6 +8,18 @@ import os
 import time
 import uuid
 
+MAX_ID = 2**63 - 1  # the largest value of a database id column (bigint)
+
+
+def parse_whole_number(text: str, *, maximum: int = MAX_ID) -> int | None:
+    """The whole number `text` spells in ASCII digits ("12"), or None. Unlike `str.isdigit()`
+    followed by `int()`, "²" or "١٢" are not numbers here (int() would raise), and nothing
+    above `maximum` is (a database id column would overflow): user input goes through this."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
 
 def uuid7() -> uuid.UUID:
     milliseconds = time.time_ns() // 1_000_000

@@ -10,6 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from controlplane.ids import parse_whole_number
 from costs.models import DEFAULT_THRESHOLDS, BudgetAction, BudgetPeriodKind, BudgetScope
 
 AMOUNT_MESSAGE = "amount_usd must be more than zero (USD per period)."
@@ -59,9 +60,10 @@ class _BudgetFields(forms.Form):
             raise ValidationError(f"Give 1 to {MAX_THRESHOLDS} thresholds. {THRESHOLD_MESSAGE}")
         values = []
         for part in parts:
-            if not part.isdigit() or not 1 <= int(part) <= 100:
+            threshold = parse_whole_number(part, maximum=100)
+            if threshold is None or threshold < 1:
                 raise ValidationError(f"'{part}' is not a threshold. {THRESHOLD_MESSAGE}")
-            values.append(int(part))
+            values.append(threshold)
         return sorted(set(values))
 
     def clean_alert_emails(self) -> list[str]:

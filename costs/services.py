@@ -22,6 +22,7 @@ from accounts import roles as account_roles
 from accounts.caller import Caller
 from accounts.models import ApiKey, Application, Team
 from controlplane.errors import PermissionDenied, ValidationFailed
+from controlplane.ids import parse_whole_number
 from costs import permissions, secrets
 from costs.budgets import (
     BudgetExceeded,
@@ -172,13 +173,15 @@ def _validate_scope(*, team: Team, scope: str, scope_value: str) -> str:
     if not value:
         raise ValidationFailed(f"A {scope} budget needs a scope_value naming the {scope}.", param="scope_value")
     if scope == BudgetScope.APPLICATION:
-        if not value.isdigit() or not Application.objects.filter(team=team, pk=int(value)).exists():
+        application_id = parse_whole_number(value)
+        if application_id is None or not Application.objects.filter(team=team, pk=application_id).exists():
             raise ValidationFailed(
                 f"scope_value must be the id of an application of team {team.id}; '{value}' is not.",
                 param="scope_value",
             )
     elif scope == BudgetScope.API_KEY:
-        if not value.isdigit() or not ApiKey.objects.filter(application__team=team, pk=int(value)).exists():
+        api_key_id = parse_whole_number(value)
+        if api_key_id is None or not ApiKey.objects.filter(application__team=team, pk=api_key_id).exists():
             raise ValidationFailed(
                 f"scope_value must be the id of an API key of team {team.id}; '{value}' is not.", param="scope_value"
             )

@@ -25,6 +25,7 @@ from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
 from controlplane.api.serializers import ChoiceField, StrictSerializer
 from controlplane.errors import ValidationFailed
+from controlplane.ids import parse_whole_number
 from gateway import selectors, services
 from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
 
@@ -232,9 +233,10 @@ class _CatalogFilter(django_filters.FilterSet):
     def filter_team(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
         if value == "shared":
             return queryset.filter(team__isnull=True)
-        if not value.isdigit():
+        team_id = parse_whole_number(value)
+        if team_id is None:
             raise ValidationFailed("team must be a team id or 'shared'.", param="team")
-        return queryset.filter(team_id=int(value))
+        return queryset.filter(team_id=team_id)
 
 
 class ProviderFilter(_CatalogFilter):

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from controlplane.db import work_cycle
 from controlplane.errors import ApplicationError, PayloadTooLarge
-from controlplane.ids import uuid7
+from controlplane.ids import parse_whole_number, uuid7
 from controlplane.logging import request_id_var
 from controlplane.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway import upstream
@@ -151,8 +151,8 @@ class Exchange:
 
     async def read_body(self) -> bytes:
         limit = settings.GATEWAY_MAX_BODY_BYTES
-        declared = self.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        declared = parse_whole_number(self.headers.get("content-length", ""))
+        if declared is not None and declared > limit:
             raise PayloadTooLarge(
                 f"The request body is {declared} bytes; the limit is {limit}. Send fewer or shorter messages."
             )

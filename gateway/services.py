@@ -31,6 +31,7 @@ from accounts.caller import Caller
 from accounts.models import Application, Team
 from controlplane import crypto
 from controlplane.errors import ApplicationError, Conflict, PermissionDenied, ValidationFailed
+from controlplane.ids import parse_whole_number
 from gateway.catalog import catalog_changed
 from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
 
@@ -418,8 +419,9 @@ def _resolve_provider(value: Provider | int | str, *, team_id: int | None) -> Pr
         return value
     if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
         raise ValidationFailed("provider is required: the id or name of a provider.", param="provider")
-    if isinstance(value, int) or value.isdigit():
-        found = candidates.filter(pk=int(value)).first()
+    provider_id = value if isinstance(value, int) else parse_whole_number(value)
+    if provider_id is not None:
+        found = candidates.filter(pk=provider_id).first()
     else:
         # The team's own provider wins over a shared one of the same name.
         matches = sorted(candidates.filter(name=value), key=lambda provider: provider.team_id is None)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from controlplane.errors import ValidationFailed
+from controlplane.ids import parse_whole_number
 from observability.models import CacheResult, CallStatus
 
 METADATA_PREFIX = "metadata."
@@ -98,9 +99,9 @@ def parse_call_filters(params: Mapping[str, Any]) -> CallFilters:
     raw_application = _text(params, "application")
     application_id: int | None = None
     if raw_application:
-        if not raw_application.isdigit() or len(raw_application) > 18:
+        application_id = parse_whole_number(raw_application)
+        if application_id is None:
             raise ValidationFailed(f"application '{raw_application}' is not an application id.", param="application")
-        application_id = int(raw_application)
     created_from = _moment(params, "from")
     created_to = _moment(params, "to")
     if created_from is not None and created_to is not None and created_from > created_to:

@@ -17,6 +17,7 @@ from accounts.models import Clearance
 from controlplane.api.authentication import get_caller
 from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer
 from controlplane.errors import ValidationFailed
+from controlplane.ids import parse_whole_number
 from prompts import content, selectors, services
 from prompts.diff import version_diff
 from prompts.models import Experiment, LabelHistory, Prompt, PromptLabel, PromptVersion
@@ -288,11 +289,12 @@ class PromptListView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Prompt]:
         params = self.request.query_params
         team = params.get("team")
-        if team is not None and not team.isdigit():
+        team_id = parse_whole_number(team) if team is not None else None
+        if team is not None and team_id is None:
             raise ValidationFailed("team must be a team id (an integer).", param="team")
         return selectors.prompt_list(
             caller=get_caller(self.request),
-            team_id=int(team) if team else None,
+            team_id=team_id,
             search=params.get("search", ""),
             tag=params.get("tag", ""),
             label=params.get("label", ""),
@@ -483,7 +485,7 @@ class DiffView(APIView):
         numbers = {}
         for key in ("from", "to"):
             value = request.query_params.get(key, "")
-            if not value.isdigit():
+            if parse_whole_number(value) is None:
                 raise ValidationFailed(f"Pass ?{key}=<version number>.", param=key)
             numbers[key] = value
         caller = get_caller(request)

@@ -16,6 +16,7 @@ from accounts import roles
 from accounts.caller import Caller
 from accounts.models import Clearance
 from controlplane.errors import NotFound, PermissionDenied, ValidationFailed
+from controlplane.ids import parse_whole_number
 from prompts import assignment, context
 from prompts.cache import ResolutionCache, resolution_cache
 from prompts.models import (
@@ -114,9 +115,12 @@ def version_list(*, prompt: Prompt) -> QuerySet[PromptVersion]:
 
 
 def version_get(*, prompt: Prompt, number: int | str) -> PromptVersion:
+    wanted = number if isinstance(number, int) else parse_whole_number(number)
     try:
-        return version_list(prompt=prompt).get(number=int(number))
-    except (PromptVersion.DoesNotExist, ValueError, TypeError):
+        if wanted is None:
+            raise PromptVersion.DoesNotExist
+        return version_list(prompt=prompt).get(number=wanted)
+    except PromptVersion.DoesNotExist:
         raise NotFound(f"'{prompt.name}' has no version {number}.", param="version") from None
 
 

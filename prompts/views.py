@@ -17,7 +17,9 @@ from accounts.models import Clearance
 from controlplane.api.authentication import get_caller
 from controlplane.errors import ApplicationError, ValidationFailed
 from controlplane.htmx import htmx_redirect, render_page
+from controlplane.ids import parse_whole_number
 from prompts import charts, selectors, services
+from prompts.api import RenderInput
 from prompts.diff import version_diff
 from prompts.models import Prompt
 
@@ -190,13 +192,17 @@ def diff_page(request: HttpRequest, prompt_id: int) -> HttpResponse:
     if not versions:
         raise ValidationFailed("This prompt has no versions to compare yet.")
     to_number = request.GET.get("to") or str(versions[0].number)
-    from_number = request.GET.get("from") or str(max(int(to_number) - 1, 1) if to_number.isdigit() else 1)
+    to_parsed = parse_whole_number(to_number)
+    from_number = request.GET.get("from") or str(max(to_parsed - 1, 1) if to_parsed is not None else 1)
     old = selectors.version_get(prompt=prompt, number=from_number)
     new = selectors.version_get(prompt=prompt, number=to_number)
     for side in (old, new):
         selectors.version_require_visible(caller=caller, prompt=prompt, version=side)
     context = {"prompt": prompt, "versions": versions, "diff": version_diff(old, new), "nav_current": "prompts"}
     return render_page(request, page="prompts/diff.html", partial="prompts/partials/_diff.html", context=context)
+
+
+_PLAYGROUND_FIELDS: dict[str, Any] = {"variables": {}, "documents": [], "history": []}
 
 
 @login_required
@@ -211,12 +217,19 @@ def playground(request: HttpRequest, prompt_id: int) -> HttpResponse:
             resolved = selectors.prompt_resolve(
                 caller=caller, name=prompt.name, team_id=prompt.team_id, version=request.POST.get("version", "")
             )
+            # The same checks as the render API's body (types, roles, classifications, scores).
+            payload = RenderInput(
+                data={name: _json_field(request, name, default) for name, default in _PLAYGROUND_FIELDS.items()}
+            )
+            if not payload.is_valid():
+                field, problems = next(iter(payload.errors.items()))
+                raise ValidationFailed(f"{field}: {problems}", param=field)
             context["result"] = selectors.prompt_render(
                 caller=caller,
                 resolved=resolved,
-                variables=_json_field(request, "variables", {}),
-                documents=_json_field(request, "documents", []),
-                history=_json_field(request, "history", []),
+                variables=payload.validated_data["variables"],
+                documents=payload.validated_data["documents"],
+                history=payload.validated_data["history"],
             )
         except ApplicationError as error:
             return _error(request, error)

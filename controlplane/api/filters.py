@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 
-MAX_ID = 2**63 - 1
+from controlplane.ids import MAX_ID
 
 
 class IdFilter(django_filters.NumberFilter):

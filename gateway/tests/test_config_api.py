@@ -233,6 +233,14 @@ def test_list_shows_the_team_entries_and_the_shared_ones_only(
     assert [item["name"] for item in shared_only] == ["local"]
 
 
+@pytest.mark.parametrize("path", ["/api/v1/providers/", "/api/v1/models/"])
+@pytest.mark.parametrize("team", ["abc", "%C2%B2", "99999999999999999999999"])
+def test_a_team_filter_that_is_not_an_id_is_a_400_naming_it(admin, path, team):
+    response = admin.get(f"{path}?team={team}")
+
+    assert_openai_error(response, 400, param="team")
+
+
 def test_an_application_key_cannot_read_the_catalog(team_a, key_client_for, shared_provider):
     client = key_client_for(team_a.application)
 

@@ -116,6 +116,7 @@ def test_list_filter_by_application(team_a, make_call, client_for):
         ("status=exploded", "status"),
         ("cache_result=maybe", "cache_result"),
         ("application=abc", "application"),
+        ("application=%C2%B2", "application"),  # "²": str.isdigit() says yes, int() refuses
         ("metadata.a%20b=1", "metadata.a b"),
     ],
 )

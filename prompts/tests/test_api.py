@@ -131,6 +131,13 @@ def test_list_prompts_with_filters(engineer, support, make_prompt, team_a, team_
     assert [p["name"] for p in by_search] == ["support"]
 
 
+@pytest.mark.parametrize("team", ["abc", "%C2%B2", "99999999999999999999999"])
+def test_list_prompts_with_a_team_that_is_not_an_id_is_a_400(engineer, team):
+    response = engineer.get(f"{BASE}?team={team}")
+
+    assert_openai_error(response, 400, param="team")
+
+
 def test_list_prompts_query_count_does_not_grow(engineer, make_prompt, team_a):
     for index in range(3):
         prompt = make_prompt(team_a.team, name=f"p{index}")

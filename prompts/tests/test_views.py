@@ -125,6 +125,30 @@ def test_playground_renders_with_the_context_report(team_a, page_client_for, sup
     assert "variables: not valid JSON" in bad.content.decode()
 
 
+def test_playground_answers_bad_documents_and_history_with_a_400_naming_the_field(team_a, page_client_for, support):
+    client = page_client_for(team_a.members["viewer"])
+    form = {"version": "2", "variables": json.dumps({"product": "Acme", "customer_name": "Ada", "question": "?"})}
+    bad_inputs = [
+        ("documents", [{"id": "a", "text": "b", "score": "zz"}]),
+        ("documents", [{"id": "a", "text": "b", "classification": "bogus"}]),
+        ("history", [{"role": "bogus", "content": "hi"}]),
+    ]
+
+    for field, value in bad_inputs:
+        response = client.post(f"/prompts/{support.id}/playground/", {**form, field: json.dumps(value)}, **HTMX)
+
+        assert response.status_code == 400, (field, value)
+        assert f"{field}:" in response.content.decode()
+
+
+def test_diff_page_with_versions_that_are_not_numbers_is_not_a_server_error(team_a, page_client_for, support):
+    client = page_client_for(team_a.members["viewer"])
+
+    responses = [client.get(f"/prompts/{support.id}/diff/?{query}") for query in ("to=%C2%B2", "from=x&to=2")]
+
+    assert [response.status_code for response in responses] == [404, 404]
+
+
 def test_create_prompt_and_version_through_the_pages(team_a, page_client_for):
     client = page_client_for(team_a.members["prompt_engineer"])
 

@@ -39,6 +39,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Team
 from controlplane.errors import ValidationFailed
+from controlplane.ids import parse_whole_number
 from gateway import services
 from gateway.services import ModelSpec, ProviderSpec, RoutingSpec, price_from
 
@@ -304,7 +305,8 @@ class Command(BaseCommand):
 def _team(value: str | None) -> Team | None:
     if not value:
         return None
-    team = Team.objects.filter(pk=int(value)).first() if value.isdigit() else None
+    team_id = parse_whole_number(value)
+    team = Team.objects.filter(pk=team_id).first() if team_id is not None else None
     team = team or Team.objects.filter(name=value).first()
     if team is None:
         raise CommandError(f"No team with id or name '{value}'.")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from accounts.models import Team
+from controlplane.ids import parse_whole_number
 
 
 def team_from_option(value: str | None) -> Team:
     if value:
-        team = Team.objects.filter(pk=int(value)).first() if value.isdigit() else None
+        team_id = parse_whole_number(value)
+        team = Team.objects.filter(pk=team_id).first() if team_id is not None else None
         team = team or Team.objects.filter(name=value).first()
         if team is None:
             raise CommandError(f"No team with id or name '{value}'.")
