@@ -1,10 +1,32 @@
-"""Whole numbers from user input."""
+"""Time-ordered ids, and whole numbers from user input."""
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
 
-from controlplane.ids import MAX_ID, parse_whole_number
+from controlplane.ids import MAX_ID, parse_whole_number, uuid7
+
+
+def test_uuid7_has_version_and_variant_and_embeds_the_time():
+    before = time.time_ns() // 1_000_000
+    value = uuid7()
+    after = time.time_ns() // 1_000_000
+
+    assert value.version == 7
+    assert value.variant == uuid.RFC_4122
+    assert before <= value.int >> 80 <= after
+
+
+def test_uuid7_orders_by_creation_time_across_milliseconds():
+    first = uuid7()
+    time.sleep(0.002)
+    second = uuid7()
+
+    assert first < second
+    assert len({uuid7() for _ in range(10_000)}) == 10_000
 
 
 @pytest.mark.parametrize(
