@@ -52,9 +52,6 @@ class Caller:
     def can_create_teams(self) -> bool:
         return self.user is not None and (self.user.is_superuser or self.user.has_perm("accounts.add_team"))
 
-    def grant_for(self, team_id: int) -> TeamGrant | None:
-        return self.grants.get(team_id)
-
     def role_in(self, team_id: int) -> str | None:
         grant = self.grants.get(team_id)
         return grant.role if grant else None

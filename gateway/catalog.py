@@ -12,7 +12,7 @@ from django.db.models import Q
 
 from controlplane import crypto
 from controlplane.generation_cache import GenerationCache
-from gateway.models import LanguageModel, RoutingPolicy
+from gateway.models import LanguageModel
 
 _cache = GenerationCache("gateway-catalog")
 _SUBJECT = "all"
@@ -39,13 +39,6 @@ class ServedModel:
     tier: str
     fallbacks: tuple[str, ...]
     provider: ProviderConfig
-
-
-@dataclass(frozen=True)
-class Routing:
-    policy: str
-    model: str
-    fallbacks: tuple[str, ...]
 
 
 def catalog_changed() -> None:
@@ -91,19 +84,6 @@ def model_for(*, team_id: int, name: str) -> ServedModel | None:
     """The enabled model `name` for the team (its own, else shared), or None."""
     return _cache.get_or_load(
         subject=_SUBJECT, selector=("model", team_id, name), load=lambda: _load_model(team_id, name)
-    )
-
-
-def _load_routing(application_id: int) -> Routing | None:
-    policy = RoutingPolicy.objects.filter(application_id=application_id).first()
-    if policy is None:
-        return None
-    return Routing(policy=policy.policy, model=policy.model, fallbacks=tuple(policy.fallbacks or ()))
-
-
-def routing_for(*, application_id: int) -> Routing | None:
-    return _cache.get_or_load(
-        subject=_SUBJECT, selector=("routing", application_id), load=lambda: _load_routing(application_id)
     )
 
 

@@ -42,20 +42,6 @@ def call_from_record(record: dict[str, Any]) -> Call:
     return Call(**values)
 
 
-def record_for_call(call: Call) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    for field in Call._meta.concrete_fields:
-        value = getattr(call, field.attname)
-        if isinstance(value, uuid.UUID):
-            value = str(value)
-        elif isinstance(value, datetime.datetime):
-            value = value.isoformat()
-        elif isinstance(value, decimal.Decimal):
-            value = str(value)
-        record[field.attname] = value
-    return record
-
-
 def calls_store(*, records: Sequence[dict[str, Any]], assume_new: bool = False) -> list[Call]:
     """Store records not stored yet (idempotent by id), in one transaction; returns the new rows.
 

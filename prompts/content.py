@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,22 +200,4 @@ def validate_content(
         variables=declared,
         context_budget=budget,
         classification=level,
-    )
-
-
-def content_of(
-    *,
-    messages: Sequence[Mapping[str, str]],
-    params: Mapping[str, Any],
-    variables: Sequence[str],
-    context_budget: Mapping[str, Any],
-    classification: int = Clearance.INTERNAL,
-) -> VersionContent:
-    """The canonical content of a stored version (already valid)."""
-    return VersionContent(
-        messages=[dict(message) for message in messages],
-        params=dict(params),
-        variables=list(variables),
-        context_budget=dict(context_budget),
-        classification=int(classification),
     )

@@ -15,7 +15,7 @@ from accounts import roles
 from accounts import selectors as account_selectors
 from accounts.caller import Caller
 from accounts.models import Application, Clearance
-from gateway.semantic_cache.models import CacheEntry, CacheSettings, ShadowReview
+from gateway.semantic_cache.models import CacheEntry, ShadowReview
 from gateway.semantic_cache.services import DEFAULT_CONFIG, CacheConfig, config_load
 
 
@@ -46,10 +46,6 @@ def settings_get(*, application: Application) -> SettingsView:
         max_entries=config.max_entries,
         cache_nonzero_temperature=config.cache_nonzero_temperature,
     )
-
-
-def settings_row(*, application: Application) -> CacheSettings | None:
-    return CacheSettings.objects.filter(application=application).first()
 
 
 def entry_list(*, application: Application) -> QuerySet[CacheEntry]:

@@ -616,8 +616,8 @@ def _parse_entry_id(entry_id: str) -> str:
 
 
 def entry_flag(*, entry_id: str, reason: str) -> None:
-    """The entry is never served again (negative feedback, a reviewer). Idempotent; an entry
-    that no longer exists is left alone."""
+    """The entry is never served again (for a reviewer or, once feedback lands, a thumbs-down).
+    Idempotent; an entry that no longer exists is left alone."""
     parsed = _parse_entry_id(entry_id)
     updated = CacheEntry.objects.filter(id=parsed, flagged_at__isnull=True).update(
         flagged_at=timezone.now(), flag_reason=reason[:2_000]

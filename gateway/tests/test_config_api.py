@@ -12,7 +12,7 @@ from accounts.tests.factories import UserFactory
 from controlplane import crypto
 from controlplane.testing import assert_hidden, assert_openai_error, assert_refused, snapshot
 from costs.models import ModelPrice
-from gateway import catalog, services
+from gateway import catalog, routing, services
 from gateway.models import LanguageModel, Provider, RoutingPolicy
 from gateway.tests.fake_upstream import FakeUpstream, fail, hang
 
@@ -627,9 +627,9 @@ def test_routing_defaults_then_is_set(client_for, team_a, shared_model, team_pro
 
     assert response.status_code == 200
     assert (response.json()["model"], response.json()["fallbacks"]) == ("gpt-4o", ["smollm2-135m"])
-    assert catalog.routing_for(application_id=team_a.application.id) == catalog.Routing(
-        policy="fixed", model="gpt-4o", fallbacks=("smollm2-135m",)
-    )
+    saved = routing.policy_for(application_id=team_a.application.id)
+    assert saved is not None
+    assert (saved.policy, saved.model, saved.fallbacks) == ("fixed", "gpt-4o", ("smollm2-135m",))
 
 
 @pytest.mark.parametrize(
