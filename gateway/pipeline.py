@@ -317,11 +317,7 @@ def _check_output(plan: Plan, result: Result) -> ApplicationError | None:
     policy = plan.policy
     if policy is None or result.status != CallStatus.SUCCESS or not result.text:
         return None
-    if (
-        policy.pii_output == PiiAction.ALLOW
-        and not plan.restore_map
-        and not guardrails.team_state(plan.key.team_id).sources
-    ):
+    if not plan.restore_map and not _output_changes_answer(policy, plan.key.team_id):
         return None
     check = guardrails.check_output(
         policy=policy,

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import roles
 from accounts import selectors as account_selectors
 from controlplane.api.authentication import get_caller
-from controlplane.errors import ApplicationError, ValidationFailed
+from controlplane.errors import ApplicationError
 from gateway.forms import parsed
 from gateway.semantic_cache import forms, selectors, services
 
@@ -90,9 +90,7 @@ def shadow_review(request: HttpRequest, application_id: int) -> HttpResponse:
     caller = get_caller(request)
     application = selectors.application_for_cache(caller=caller, application_id=application_id)
     try:
-        data = parsed(forms.ShadowReviewForm(request.POST))
-        if data["verdict"] not in ("right", "wrong"):
-            raise ValidationFailed("verdict must be right or wrong.", param="verdict")
+        data = parsed(forms.ShadowReviewForm(request.POST))  # verdict: a choice of right or wrong
         services.shadow_review_mark(
             caller=caller, application=application, call_id=data["call_id"], is_correct=data["verdict"] == "right"
         )

@@ -63,8 +63,11 @@ def test_completion_passes_through_and_is_recorded(gateway_client, fake_upstream
     assert call.metadata == {"feature": "faq"}
     assert call.request_messages == MESSAGES
     assert call.application_id == gateway_client.application.id
+    # The header and the record carry the same overhead: part of the whole latency, not all of it.
+    assert float(raw.headers["x-controlplane-overhead-ms"]) == pytest.approx(call.gateway_overhead_ms, abs=0.01)
     assert call.latency_ms is not None
     assert call.gateway_overhead_ms is not None
+    assert 0 < call.gateway_overhead_ms < call.latency_ms
 
 
 def test_streaming_with_usage_relays_chunks_and_records_the_whole_answer(gateway_client, fake_upstream):
