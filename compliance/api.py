@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
 from compliance import selectors, services
+from compliance.export import EXPORT_COLUMNS
 from compliance.models import AuditEvent, AuditExport, ExportFormat, ExportStatus
 from controlplane.api.authentication import get_caller
 from controlplane.api.serializers import ChoiceField, StrictSerializer
@@ -37,28 +38,7 @@ MIME_TYPES: dict[str, str] = {ExportFormat.JSONL: "application/x-ndjson", Export
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "sequence",
-            "created_at",
-            "actor_type",
-            "actor_user_id",
-            "actor_api_key_id",
-            "actor_label",
-            "action",
-            "target_type",
-            "target_id",
-            "team_id",
-            "application_id",
-            "before",
-            "after",
-            "metadata",
-            "request_id",
-            "ip_address",
-            "previous_hash",
-            "hash",
-            "sealed_at",
-        ]
+        fields = ["id", *EXPORT_COLUMNS, "sealed_at"]
 
 
 class AuditExportSerializer(serializers.ModelSerializer):

@@ -14,13 +14,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.timezone import is_naive, make_aware
 
 from accounts import roles
 from accounts.caller import Caller
 from accounts.models import Team
 from compliance.models import AuditEvent, AuditExport, ExportFormat, RetentionPolicy
+from controlplane.dates import parse_moment
 from controlplane.errors import NotFound, PermissionDenied, ValidationFailed
 from controlplane.ids import parse_whole_number
 
@@ -50,23 +49,6 @@ class AuditFilter:
         }
 
 
-def _parse_time(name: str, raw: str) -> datetime.datetime:
-    value: datetime.datetime | None = None
-    try:
-        value = parse_datetime(raw)
-        if value is None:
-            day = parse_date(raw)
-            value = datetime.datetime.combine(day, datetime.time()) if day is not None else None
-    except ValueError:
-        value = None
-    if value is None:
-        raise ValidationFailed(
-            f"{name}: '{raw}' is not a date or time; use ISO 8601 such as 2025-01-31 or 2025-01-31T12:00:00Z.",
-            param=name,
-        )
-    return make_aware(value, datetime.UTC) if is_naive(value) else value
-
-
 def _parse_id(name: str, raw: str) -> int:
     value = parse_whole_number(raw)
     if value is None:
@@ -93,7 +75,7 @@ def parse_filters(params: Mapping[str, str], *, allowed_extra: tuple[str, ...] =
         if not raw:
             continue
         if name in ("since", "until"):
-            values[name] = _parse_time(name, raw)
+            values[name] = parse_moment(name, raw)
         elif name in ("team", "application", "actor_user", "actor_api_key"):
             values[name] = _parse_id(name, raw)
         else:
@@ -177,13 +159,6 @@ def audit_event_list(
     elif audit_filter.action:
         queryset = queryset.filter(action=audit_filter.action)
     return queryset
-
-
-def audit_event_get(*, caller: Caller, event_id: int) -> AuditEvent:
-    try:
-        return audit_event_list(caller=caller, audit_filter=AuditFilter()).get(pk=event_id)
-    except AuditEvent.DoesNotExist:
-        raise NotFound(f"No audit event with id {event_id} exists in your teams.") from None
 
 
 # Exports --------------------------------------------------------------------------

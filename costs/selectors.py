@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.caller import Caller
 from accounts.models import ApiKey, Application, Team
+from controlplane.dates import RANGE_MESSAGE, is_supported
 from controlplane.errors import NotFound, ValidationFailed
 from costs import permissions
 from costs.budgets import period_bounds
@@ -166,6 +167,9 @@ def summary_query(
     team_id: int | None = None,
     top: int = 20,
 ) -> SummaryQuery:
+    for name, value in (("from", start), ("to", end)):
+        if value is not None and not is_supported(value):
+            raise ValidationFailed(f"{name} {RANGE_MESSAGE}.", param=name)
     end = end or timezone.now()
     start = start or end - timedelta(days=30)
     if start >= end:

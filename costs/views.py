@@ -23,6 +23,7 @@ from django.views.decorators.http import require_http_methods
 from accounts import selectors as account_selectors
 from accounts.caller import Caller
 from controlplane.api.authentication import get_caller
+from controlplane.dates import RANGE_MESSAGE, is_supported
 from controlplane.errors import ApplicationError, NotFound
 from controlplane.htmx import render_page
 from costs import charts, permissions, selectors, services
@@ -51,6 +52,9 @@ class FilterForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         start, end = data.get("start"), data.get("end")
+        for name, value in (("start", start), ("end", end)):
+            if value and not is_supported(value):
+                self.add_error(name, f"The date {RANGE_MESSAGE}.")
         if start and end and start > end:
             self.add_error("start", "From must be on or before To.")
         return data

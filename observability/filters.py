@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
-
+from controlplane.dates import parse_moment
 from controlplane.errors import ValidationFailed
 from controlplane.ids import parse_whole_number
 from observability.models import CacheResult, CallStatus
@@ -78,20 +76,7 @@ def _moment(params: Mapping[str, Any], name: str) -> datetime.datetime | None:
     raw = _text(params, name)
     if not raw:
         return None
-    try:
-        moment = parse_datetime(raw)
-        if moment is None:
-            day = parse_date(raw)
-            moment = datetime.datetime.combine(day, datetime.time.min) if day is not None else None
-    except ValueError:  # well-formed but impossible, e.g. month 13
-        moment = None
-    if moment is None:
-        raise ValidationFailed(
-            f"{name} '{raw}' is not an ISO 8601 date or datetime; send e.g. 2025-01-31T12:00:00Z.", param=name
-        )
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, datetime.UTC)
-    return moment
+    return parse_moment(name, raw)
 
 
 def parse_call_filters(params: Mapping[str, Any]) -> CallFilters:

@@ -95,6 +95,8 @@ def test_events_filter_by_action_prefix_actor_application_and_time(team_a, clien
         ({"team": "abc"}, "team"),
         ({"colour": "red"}, "colour"),
         ({"since": "2025-02-01", "until": "2025-01-01"}, "since"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),  # before year 1 in UTC
+        ({"team": "\u00b2"}, "team"),  # "²": str.isdigit() says yes, int() refuses
     ],
 )
 def test_bad_filters_are_400_naming_them(team_a, client_for, params, param):

@@ -179,6 +179,7 @@ def test_the_cost_summary_groups_rollups_by_model(team_a, team_b, record, client
         ({"from": "yesterday"}, "from"),
         ({"from": "2025-03-02T00:00:00Z", "to": "2025-03-01T00:00:00Z"}, "from"),
         ({"limit": "3"}, "limit"),
+        ({"to": "0001-01-01T00:00:00Z"}, "to"),  # the default from (30 days earlier) would overflow
     ],
 )
 def test_bad_summary_queries_are_refused_naming_the_parameter(team_a, client_for, query, param):

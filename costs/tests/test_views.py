@@ -52,6 +52,15 @@ def test_bad_filters_answer_400_saying_what_to_fix(team_a, page_client_for):
     assert "From must be on or before To." in response.content.decode()
 
 
+def test_a_date_at_the_end_of_the_calendar_is_a_400_not_an_overflow(team_a, page_client_for):
+    client = page_client_for(team_a.members["viewer"])
+
+    response = client.get("/costs/", {"end": "9999-12-31"}, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 400
+    assert "must be between the years" in response.content.decode()
+
+
 def test_another_teams_costs_are_hidden(team_a, team_b, page_client_for):
     response = page_client_for(team_b.members["viewer"]).get("/costs/", {"team": team_a.team.id})
 

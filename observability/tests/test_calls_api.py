@@ -116,7 +116,8 @@ def test_list_filter_by_application(team_a, make_call, client_for):
         ("status=exploded", "status"),
         ("cache_result=maybe", "cache_result"),
         ("application=abc", "application"),
-        ("application=%C2%B2", "application"),  # "²": str.isdigit() says yes, int() refuses
+        ("application=%C2%B2", "application"),
+        ("from=0001-01-01T00:00:00%2B01:00", "from"),  # "²": str.isdigit() says yes, int() refuses
         ("metadata.a%20b=1", "metadata.a b"),
     ],
 )
