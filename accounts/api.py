@@ -16,7 +16,7 @@ from accounts import selectors, services
 from accounts.models import MEMBER_ROLES, ApiKey, Application, Membership, Role, Team, validate_time_zone
 from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer
+from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
 
 # Output ---------------------------------------------------------------------------
 
@@ -136,14 +136,6 @@ class ApiKeyCreateInput(StrictSerializer):
     role = ChoiceField(choices=Role.choices, default=Role.APPLICATION)
     clearance = ClearanceField(default="internal")
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-
-
-def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise serializers.ValidationError("The request body must be a JSON object.")
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 # Filters --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from compliance import selectors, services
 from compliance.export import EXPORT_COLUMNS
 from compliance.models import AuditEvent, AuditExport, ExportFormat, ExportStatus
 from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import ChoiceField, StrictSerializer
+from controlplane.api.serializers import ChoiceField, StrictSerializer, validated
 from controlplane.errors import NotFound, ValidationFailed
 
 FILTER_PARAMETERS = [
@@ -172,11 +172,7 @@ class AuditExportListView(generics.ListAPIView):
     @extend_schema(request=ExportJobInput, responses={202: AuditExportSerializer})
     def post(self, request: Request) -> Response:
         """Queue a file export (for large exports); poll the export for progress and the download link."""
-        if not isinstance(request.data, dict):
-            raise serializers.ValidationError("The request body must be a JSON object.")
-        serializer = ExportJobInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        data = validated(ExportJobInput, request)
         export_format = data.pop("format")
         audit_filter = selectors.parse_filters(
             {key: value.isoformat() if hasattr(value, "isoformat") else str(value) for key, value in data.items()}
@@ -234,14 +230,10 @@ class RetentionView(APIView):
     def put(self, request: Request, team_id: int) -> Response:
         caller = get_caller(request)
         team = account_selectors.team_get(caller=caller, team_id=team_id)
-        if not isinstance(request.data, dict):
-            raise serializers.ValidationError("The request body must be a JSON object.")
-        serializer = RetentionSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         policy = services.retention_policy_set(
             caller=caller,
             team=team,
-            call_content_days=serializer.validated_data["call_content_days"],
+            call_content_days=validated(RetentionSerializer, request)["call_content_days"],
             request=request._request,
         )
         return Response({"team_id": team.id, "call_content_days": policy.call_content_days})

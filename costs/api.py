@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from accounts.selectors import team_get
 from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, StrictSerializer
+from controlplane.api.serializers import ChoiceField, StrictSerializer, validated
 from costs import selectors, services
 from costs.models import Budget, BudgetAction, BudgetPeriodKind, BudgetScope
 
@@ -144,14 +144,6 @@ class SummaryInput(StrictSerializer):
 SummaryInput._declared_fields["from"] = serializers.DateTimeField(required=False)
 
 
-def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise serializers.ValidationError("The request body must be a JSON object.")
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 class BudgetFilter(django_filters.FilterSet):
     team = IdFilter(field_name="team_id")
     scope = django_filters.ChoiceFilter(choices=BudgetScope.choices)
@@ -175,7 +167,7 @@ class BudgetListView(generics.ListAPIView):
     @extend_schema(request=BudgetCreateInput, responses={201: BudgetCreatedSerializer})
     def post(self, request: Request) -> Response:
         caller = get_caller(request)
-        data = validated(BudgetCreateInput, request.data)
+        data = validated(BudgetCreateInput, request)
         team = team_get(caller=caller, team_id=data.pop("team"))
         budget, secret = services.budget_create(caller=caller, team=team, **data)
         body = BudgetCreatedSerializer(budget, context={"webhook_secret": secret}).data
@@ -191,7 +183,7 @@ class BudgetDetailView(APIView):
     def patch(self, request: Request, budget_id: int) -> Response:
         caller = get_caller(request)
         budget = selectors.budget_get(caller=caller, budget_id=budget_id)
-        budget = services.budget_update(caller=caller, budget=budget, **validated(BudgetUpdateInput, request.data))
+        budget = services.budget_update(caller=caller, budget=budget, **validated(BudgetUpdateInput, request))
         return Response(BudgetSerializer(budget).data)
 
     @extend_schema(responses={204: None})

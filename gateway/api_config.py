@@ -20,10 +20,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
-from accounts.api import validated
 from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, StrictSerializer
+from controlplane.api.serializers import ChoiceField, StrictSerializer, validated
 from controlplane.errors import ValidationFailed
 from controlplane.ids import parse_whole_number
 from gateway import selectors, services

@@ -12,10 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
-from accounts.api import validated
 from accounts.models import Clearance
 from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer
+from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
 from controlplane.errors import ValidationFailed
 from controlplane.ids import parse_whole_number
 from prompts import content, selectors, services

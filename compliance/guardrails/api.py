@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
-from accounts.api import validated
 from compliance.guardrails import selectors, services
 from compliance.guardrails.models import (
     PII_ENTITIES,
@@ -27,7 +26,7 @@ from compliance.guardrails.models import (
 )
 from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer
+from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
 
 # Output ---------------------------------------------------------------------------
 

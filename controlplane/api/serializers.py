@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.request import Request
 
 from accounts.models import Clearance
 
@@ -50,3 +52,14 @@ class ClearanceField(ChoiceField):
 
     def to_representation(self, value: Any) -> str:
         return str(Clearance(value).label)
+
+
+def validated(serializer_class: type[serializers.Serializer], source: Request | Mapping[str, Any]) -> dict[str, Any]:
+    """The validated data of a request's body (or of a mapping such as query parameters); a
+    body that is not a JSON object, or fails the serializer, is a 400 naming the field."""
+    data = source.data if isinstance(source, Request) else source
+    if not isinstance(data, Mapping):
+        raise serializers.ValidationError("The request body must be a JSON object.")
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

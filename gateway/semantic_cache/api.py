@@ -11,9 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api import validated
 from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer
+from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
 from gateway.semantic_cache import selectors, services
 from gateway.semantic_cache.models import CacheEntry, CacheMode
 
