@@ -1,15 +1,28 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane import views
+
+
+class FaviconRedirect(RedirectView):
+    def get_redirect_url(self, *args: Any, **kwargs: Any) -> str:
+        return static("favicon.ico")  # at request time: the manifest of hashed names may not exist at import
+
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
+    # Browsers ask for /favicon.ico on every page that names no icon (a PDF, an error page
+    # outside the layout): send them to the static file, whose hashed name may change (302).
+    path("favicon.ico", FaviconRedirect.as_view(), name="favicon"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
