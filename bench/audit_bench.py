@@ -29,6 +29,8 @@ from urllib.parse import urlparse, urlunparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+
 
 def configure(database_url: str | None, var_dir: str) -> None:
     os.environ["CONTROLPLANE_VAR_DIR"] = var_dir
@@ -256,6 +258,7 @@ def main() -> None:
     if arguments.phase:
         child(arguments)
         return
+    print_header()
 
     var_dir = tempfile.mkdtemp(prefix="audit-bench-")
     atexit.register(shutil.rmtree, var_dir, ignore_errors=True)

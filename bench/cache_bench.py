@@ -1,19 +1,23 @@
-"""Semantic cache benchmark: precision and hit rate per similarity threshold on a labelled pair
-set, the chosen default threshold, and lookup latency at 10,000 and 100,000 entries.
+"""Semantic cache benchmark: precision and hit rate per similarity threshold on two labelled pair
+sets side by side, and lookup latency at 10,000 and 100,000 entries.
 
-Run: .venv/bin/python bench/cache_bench.py [--iterations 300] [--sizes 10000,100000]
+Run: .venv/bin/python bench/cache_bench.py [--iterations 300] [--sizes 10000,100000] [--no-guard]
+     .venv/bin/python bench/cache_bench.py --sizes ''      # quality only, about 25 s
 
 Everything runs through the real services (`store`, `lookup`) on a throwaway SQLite database
 (a temporary `CONTROLPLANE_VAR_DIR`, locmem shared cache):
-- quality: for each pair of bench/data/cache_pairs.jsonl, the first question is stored in a
-  scope of its own and the second is looked up with threshold 0, which reports the best
-  entry's similarity (1.0 for an exact match after normalisation). A paraphrase pair at or
-  above a threshold is a true positive, a negative pair a false positive. Precision =
-  TP / (TP + FP); hit rate = TP / paraphrase pairs (the share of paraphrases served).
-- latency: one scope filled with N entries (the pair set's first questions plus random unit
+- quality: for each pair, the first question is stored in a scope of its own and the second is
+  looked up with threshold 0, which reports the served entry's similarity (1.0 for an exact
+  match after normalisation), or nothing when the lexical guard refuses the match. A paraphrase
+  pair at or above a threshold is a true positive, a negative pair a false positive. Precision =
+  TP / (TP + FP); hit rate = TP / paraphrase pairs (the share of paraphrases served). Two sets,
+  same run: bench/data/cache_pairs.jsonl (the set the guard's rules were written against) and
+  bench/data/cache_pairs_heldout.jsonl (written afterwards and never used to change the guard).
+  `--no-guard` measures cosine similarity alone (the guard accepts every candidate).
+- latency: one scope filled with N entries (the tuned set's first questions plus random unit
   vectors), then `lookup` for an exact hit (normalise + hash + index + one verifying row read),
-  a semantic hit and a semantic miss (both include embedding the question, ~7 ms), and the
-  in-memory vector search alone.
+  a semantic hit and a semantic miss (both include embedding the question), and the in-memory
+  vector search alone.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+
 VAR_DIR = tempfile.mkdtemp(prefix="cache-bench-")
 atexit.register(shutil.rmtree, VAR_DIR, ignore_errors=True)
 os.environ["CONTROLPLANE_VAR_DIR"] = VAR_DIR
@@ -55,9 +62,11 @@ from django.utils import timezone  # noqa: E402
 from accounts.models import Application, Clearance, Team  # noqa: E402
 from controlplane.embeddings import embed  # noqa: E402
 from gateway.semantic_cache import services  # noqa: E402
-from gateway.semantic_cache.models import CacheEntry, CacheMode, CacheSettings  # noqa: E402
+from gateway.semantic_cache.models import DEFAULT_THRESHOLD, CacheEntry, CacheMode, CacheSettings  # noqa: E402
 
 PAIRS = ROOT / "bench" / "data" / "cache_pairs.jsonl"
+# Written after the guard, and never used to change it: the honest precision figure.
+HELD_OUT_PAIRS = ROOT / "bench" / "data" / "cache_pairs_heldout.jsonl"
 THRESHOLDS = [round(0.80 + 0.02 * step, 2) for step in range(10)]
 TARGET_PRECISION = 0.95
 
@@ -106,50 +115,95 @@ def scope(application: Application, model: str) -> services.CacheScope:
     )
 
 
-def quality(application: Application) -> float:
-    pairs = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
-    similarities: list[tuple[str, float]] = []
+def load_pairs(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def similarities_for(application: Application, pairs: list[dict[str, str]], prefix: str) -> list[float]:
+    """Each pair's first question stored in a scope of its own, the second looked up: the served
+    entry's similarity (1.0 for an exact match), or -1 when nothing is served (the guard refused)."""
+    found = []
     for number, pair in enumerate(pairs):
-        pair_scope = scope(application, f"pair-{number}")
+        pair_scope = scope(application, f"{prefix}-{number}")
         services.store(
             scope=pair_scope, messages=messages(pair["first"]), completion=completion("x"), cost_usd=Decimal("0.001")
         )
         result = services.lookup(scope=pair_scope, messages=messages(pair["second"]))
-        similarities.append((pair["label"], result.hit.similarity if result.hit else -1.0))
-    positives = sum(1 for label, _ in similarities if label == "paraphrase")
-    negatives = len(similarities) - positives
-    print(f"Pairs: {len(pairs)} ({positives} paraphrases, {negatives} negatives), {PAIRS.relative_to(ROOT)}")
+        found.append(result.hit.similarity if result.hit else -1.0)
+    return found
+
+
+def counts(pairs: list[dict[str, str]], similarities: list[float], threshold: float) -> tuple[int, int]:
+    true_positive = sum(
+        1
+        for pair, similarity in zip(pairs, similarities, strict=True)
+        if pair["label"] == "paraphrase" and similarity >= threshold
+    )
+    false_positive = sum(
+        1
+        for pair, similarity in zip(pairs, similarities, strict=True)
+        if pair["label"] == "negative" and similarity >= threshold
+    )
+    return true_positive, false_positive
+
+
+def precision_text(true_positive: int, false_positive: int) -> str:
+    served = true_positive + false_positive
+    return f"{true_positive / served:.3f}" if served else "n/a"
+
+
+def by_kind(pairs: list[dict[str, str]], similarities: list[float], threshold: float) -> str:
+    table: dict[str, list[int]] = {}
+    for pair, similarity in zip(pairs, similarities, strict=True):
+        served = table.setdefault(f"{pair['label']}/{pair['kind']}", [0, 0])
+        served[0] += similarity >= threshold
+        served[1] += 1
+    return ", ".join(f"{kind} {hit}/{total}" for kind, (hit, total) in table.items())
+
+
+def quality(application: Application, sets: list[tuple[str, Path]]) -> float:
+    """Precision and hit rate per threshold for every pair set, side by side (the first set is the
+    one the guard was tuned on: it picks the reported threshold); returns that threshold."""
+    results = []
+    for name, path in sets:
+        pairs = load_pairs(path)
+        similarities = similarities_for(application, pairs, name)
+        positives = sum(1 for pair in pairs if pair["label"] == "paraphrase")
+        results.append((name, pairs, similarities, positives))
+        print(
+            f"{name}: {len(pairs)} pairs ({positives} paraphrases, {len(pairs) - positives} negatives), "
+            f"{path.relative_to(ROOT)}"
+        )
     print()
-    print("| threshold | precision | hit rate (recall) | true positives | false positives |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| threshold | " + " | ".join(f"{name}: precision | hit rate | TP | FP" for name, *_ in results) + " |")
+    print("|---:|" + "---:|---:|---:|---:|" * len(results))
     chosen = None
     for threshold in THRESHOLDS:
-        true_positive = sum(
-            1 for label, similarity in similarities if label == "paraphrase" and similarity >= threshold
-        )
-        false_positive = sum(1 for label, similarity in similarities if label == "negative" and similarity >= threshold)
-        precision = true_positive / (true_positive + false_positive) if true_positive + false_positive else 1.0
-        hit_rate = true_positive / positives
-        print(f"| {threshold:.2f} | {precision:.3f} | {hit_rate:.3f} | {true_positive} | {false_positive} |")
-        if chosen is None and precision >= TARGET_PRECISION:
-            chosen = (threshold, precision, hit_rate)
+        cells = []
+        for index, (_, pairs, similarities, positives) in enumerate(results):
+            true_positive, false_positive = counts(pairs, similarities, threshold)
+            cells.append(
+                f"{precision_text(true_positive, false_positive)} | {true_positive / positives:.3f} | "
+                f"{true_positive} | {false_positive}"
+            )
+            served = true_positive + false_positive
+            if index == 0 and chosen is None and served and true_positive / served >= TARGET_PRECISION:
+                chosen = threshold
+        print(f"| {threshold:.2f} | " + " | ".join(cells) + " |")
     print()
     if chosen is None:
-        print(f"No threshold reaches precision {TARGET_PRECISION}.")
-        return 1.0
-    print(
-        f"Default threshold: {chosen[0]:.2f} (lowest with precision >= {TARGET_PRECISION}): "
-        f"precision {chosen[1]:.3f}, hit rate {chosen[2]:.3f} on paraphrases."
-    )
-    by_kind: dict[str, list[int]] = {}
-    for pair, (_, similarity) in zip(pairs, similarities, strict=True):
-        counts = by_kind.setdefault(f"{pair['label']}/{pair['kind']}", [0, 0])
-        counts[0] += similarity >= chosen[0]
-        counts[1] += 1
-    print(
-        "Hits at the default by kind: " + ", ".join(f"{kind} {hit}/{total}" for kind, (hit, total) in by_kind.items())
-    )
-    return chosen[0]
+        print(f"No threshold reaches precision {TARGET_PRECISION} on {results[0][0]}; by kind at {DEFAULT_THRESHOLD}:")
+        chosen = DEFAULT_THRESHOLD
+    else:
+        print(f"Lowest threshold with precision >= {TARGET_PRECISION} on {results[0][0]}: {chosen:.2f}. By kind there:")
+    for name, pairs, similarities, _ in results:
+        true_positive, false_positive = counts(pairs, similarities, chosen)
+        print(
+            f"  {name}: precision {precision_text(true_positive, false_positive)}, hit rate "
+            f"{true_positive / sum(1 for pair in pairs if pair['label'] == 'paraphrase'):.3f}; "
+            + by_kind(pairs, similarities, chosen)
+        )
+    return chosen
 
 
 def latency(application: Application, size: int, iterations: int, threshold: float) -> dict[str, tuple[float, float]]:
@@ -157,7 +211,7 @@ def latency(application: Application, size: int, iterations: int, threshold: flo
     CacheSettings.objects.filter(application=application).update(threshold=threshold)
     services.generation_bump(application.id)
     services.forget_all()
-    pairs = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
+    pairs = load_pairs(PAIRS)
     questions = [pair["first"] for pair in pairs if pair["label"] == "paraphrase"]
     paraphrases = [pair["second"] for pair in pairs if pair["label"] == "paraphrase"]
     bench_scope = scope(application, "latency")
@@ -237,13 +291,25 @@ def latency(application: Application, size: int, iterations: int, threshold: flo
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--sizes", default="10000,100000", help="scope sizes for latency; empty: quality only")
+    parser.add_argument(
+        "--no-guard",
+        action="store_true",
+        help="cosine similarity alone: the lexical guard (gateway/semantic_cache/guard.py) accepts every candidate",
+    )
     arguments = parser.parse_args()
+    print_header()
+    if arguments.no_guard:
+        # The one place lookup consults the guard (services._verified); nothing else is changed.
+        services.compatible = lambda first, second: True  # type: ignore[assignment]
+    print(f"Match rule: cosine >= threshold{'' if arguments.no_guard else ' AND the lexical guard'}")
     application = setup_application()
-    threshold = quality(application)
+    threshold = quality(application, [("tuned set", PAIRS), ("held-out set", HELD_OUT_PAIRS)])
     embed(["warm up"])
     print()
-    sizes = [int(size) for size in arguments.sizes.split(",")]
+    sizes = [int(size) for size in arguments.sizes.split(",") if size.strip()]
+    if not sizes:
+        return
     table = {size: latency(application, size, arguments.iterations, threshold) for size in sizes}
     print()
     print(f"Lookup latency in process, one scope, threshold {threshold:.2f}, ms (p50 / p99):")

@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+
 VAR_DIR = tempfile.mkdtemp(prefix="costs-bench-")
 atexit.register(shutil.rmtree, VAR_DIR, ignore_errors=True)
 os.environ["CONTROLPLANE_VAR_DIR"] = VAR_DIR
@@ -132,6 +135,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--raw-iterations", type=int, default=5)
     arguments = parser.parse_args()
+    print_header()
 
     call_command("migrate", verbosity=0)
     now = datetime.now(UTC)

@@ -45,6 +45,9 @@ import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+
 VAR_DIR = tempfile.mkdtemp(prefix="gateway-bench-")
 atexit.register(shutil.rmtree, VAR_DIR, ignore_errors=True)
 SECRET_KEY = "gateway-bench-" + os.urandom(24).hex()
@@ -490,6 +493,7 @@ def main() -> None:
     parser.add_argument("--no-variants", action="store_true", help="skip the budget/recording/guardrails variants")
     parser.add_argument("--only-gateway", action="store_true", help="measure the gateway only (profiling)")
     args = parser.parse_args()
+    print_header()
     seconds = 1.5 if args.quick else args.seconds
     warmup = 0.3 if args.quick else 1.0
     levels = [int(level) for level in args.concurrency.split(",")]

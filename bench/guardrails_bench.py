@@ -19,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings_test")
 os.environ["DATABASE_URL"] = "sqlite://:memory:"
 
@@ -145,6 +148,7 @@ def latency_figures(calls: int = 200) -> None:
 
 
 if __name__ == "__main__":
+    print_header()
     injection_figures()
     pii_figures()
     latency_figures()

@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+
 VAR_DIR = tempfile.mkdtemp(prefix="prompts-bench-")
 atexit.register(shutil.rmtree, VAR_DIR, ignore_errors=True)
 os.environ["CONTROLPLANE_VAR_DIR"] = VAR_DIR
@@ -87,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=2000)
     iterations = parser.parse_args().iterations
+    print_header()
 
     call_command("migrate", verbosity=0)
     team = Team.objects.create(name="Bench")

@@ -21,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings_test")
 os.environ["DATABASE_URL"] = "sqlite://:memory:"
 
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--input-tokens", type=int, default=500)
     parser.add_argument("--output-tokens", type=int, default=300)
     arguments = parser.parse_args()
+    print_header()
 
     call_command("migrate", verbosity=0)  # the seeded price table
     rows = [row for row in complexity.read_labelled(Path(arguments.data)) if row.split == "test"]
