@@ -25,6 +25,7 @@ bump (see `budgets_changed`).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable
 from contextlib import nullcontext
@@ -53,16 +54,30 @@ TOTAL_PERIOD_START = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class BudgetExceeded(ApplicationError):
-    """A blocking budget would be crossed: OpenAI's quota error shape, HTTP 429."""
+    """A blocking budget would be crossed: OpenAI's quota error shape, HTTP 429.
+
+    `retry_after` is the whole number of seconds (at least 1) after which a retry can
+    succeed, sent as the `Retry-After` header by the gateway and the API: until the period
+    resets; or, for a total budget that only calls in flight keep full, one second (they
+    settle within moments). None when waiting cannot help (a total budget already spent):
+    the response then carries no `Retry-After`.
+    """
 
     status_code = 429
     error_type = "insufficient_quota"
     default_code = "budget_exceeded"
 
-    def __init__(self, message: str, *, budget_id: int, resets_at: datetime | None) -> None:
+    def __init__(
+        self, message: str, *, budget_id: int, resets_at: datetime | None, freed_by_calls_in_flight: bool = False
+    ) -> None:
         super().__init__(message)
         self.budget_id = budget_id
         self.resets_at = resets_at
+        self.retry_after: int | None = None
+        if resets_at is not None:
+            self.retry_after = max(1, math.ceil((resets_at - datetime.now(UTC)).total_seconds()))
+        elif freed_by_calls_in_flight:
+            self.retry_after = 1
 
 
 # Periods ---------------------------------------------------------------------------
@@ -297,7 +312,12 @@ def _exceeded(rule: BudgetRule, period_id: int, units: int) -> BudgetExceeded:
         f"by calls in flight; this request needs up to ${usd_text(units)}. {resets} "
         "Lower max_tokens, use a cheaper model, or ask a manager to raise the budget."
     )
-    return BudgetExceeded(message, budget_id=rule.id, resets_at=resets_at)
+    return BudgetExceeded(
+        message,
+        budget_id=rule.id,
+        resets_at=resets_at,
+        freed_by_calls_in_flight=values["spent_units"] + units <= values["limit_units"],
+    )
 
 
 def _execute(sql: str, params: Iterable[Any]) -> int:

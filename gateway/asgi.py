@@ -28,6 +28,7 @@ from controlplane.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway import upstream
 from gateway.pipeline import Finished, Plan, Refused, Result, Usage, finish, prepare, record_refused
 from observability.models import CallStatus
+from prompts.context import dropped_document_counts
 
 logger = logging.getLogger("gateway")
 
@@ -203,6 +204,9 @@ class Exchange:
             record_refused(refused=refused)
             error = refused.error
             headers = {"x-controlplane-call-id": call_id}
+            retry_after = getattr(error, "retry_after", None)  # a budget that resets or settles
+            if retry_after is not None:
+                headers["retry-after"] = str(retry_after)
             await self.respond_error(
                 error.status_code, error.message, error.error_type, error.code, error.param, headers
             )
@@ -231,6 +235,11 @@ class Exchange:
             "x-controlplane-route": route,
             "x-controlplane-cache": {"on": "hit", "shadow": "shadow_hit"}.get(cache, cache),
         }
+        if plan.request.documents:
+            # The caller sent documents: say how many never reached the model (details on the call record).
+            dropped, above_clearance = dropped_document_counts(plan.context_report)
+            headers["x-controlplane-documents-dropped"] = str(dropped)
+            headers["x-controlplane-documents-dropped-above-clearance"] = str(above_clearance)
         if record is not None:
             headers["x-controlplane-overhead-ms"] = f"{record['gateway_overhead_ms']:.2f}"
             headers["x-controlplane-cost-usd"] = record["cost_usd"]

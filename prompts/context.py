@@ -315,3 +315,16 @@ def assemble(
 
 def _template_names(source: str) -> set[str]:
     return set(templating.template_variables(source))
+
+
+def dropped_document_counts(report: Mapping[str, Any]) -> tuple[int, int]:
+    """(dropped, dropped above clearance): the caller's documents that did not reach the model.
+
+    Reads a call's context report: the documents the gateway withheld before rendering
+    (`dropped_above_clearance`) and those assembly dropped (`dropped`, with their reasons).
+    The gateway answers these as response headers; the report itself stays on the call record.
+    """
+    withheld = report.get("dropped_above_clearance") or []
+    assembled = [entry for entry in report.get("dropped") or [] if entry.get("kind") == "document"]
+    above = len(withheld) + sum(1 for entry in assembled if entry.get("reason") == ABOVE_CLEARANCE)
+    return len(withheld) + len(assembled), above

@@ -78,6 +78,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         if exc.status_code == 401:
             response["WWW-Authenticate"] = 'Bearer realm="api"'
+        retry_after = getattr(exc, "retry_after", None)  # a refusal that waiting ends (a budget's period)
+        if retry_after is not None:
+            response["Retry-After"] = str(retry_after)
         return response
     if isinstance(exc, exceptions.ValidationError):
         return _validation_response(exc.detail)
