@@ -1,10 +1,12 @@
 """Per-process caches invalidated in every process at once.
 
 Each cached subject (a prompt name, an application's policy, a team's catalog...) has a
-generation token in Django's shared cache (Redis in production, locmem in the embedded
-single-process default). A process keeps values keyed by that token; a change writes a
-new token, so every process misses on its next lookup and reloads from the database. No
-database query on a hit.
+generation token in Django's shared cache (Redis in production, one SQLite file under the
+var folder in the embedded default: controlplane.cache.SQLiteCache). A process keeps values
+keyed by that token; a change writes a new token, so every process (web server, worker,
+`manage.py` commands) misses on its next lookup and reloads from the database. No database
+query on a hit. The shared cache must be shared: with `locmemcache://` a change made by
+another process is never seen.
 
 Epoch: one shared-cache read per request step, however many tokens the step reads.
 Every `generation_write` writes the subject's new token and THEN a new random token under

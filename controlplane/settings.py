@@ -98,7 +98,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://controlplane")}
+# The shared cache holds the generation tokens every process reads to drop stale per-process
+# caches (controlplane.generation_cache), so it must be shared by the web server, the worker and
+# `manage.py` commands. The default, `sqlitecache://`, is one SQLite file under VAR_DIR
+# (`sqlitecache:///absolute/path.sqlite3` names another file); production sets `redis://...`.
+# `locmemcache://` is per process: a change made by another process is not seen until a restart.
+_CACHE_URL = env.str("CACHE_URL", default="sqlitecache://")
+if _CACHE_URL.startswith("sqlitecache://"):
+    CACHES = {
+        "default": {
+            "BACKEND": "controlplane.cache.SQLiteCache",
+            "LOCATION": _CACHE_URL.removeprefix("sqlitecache://") or str(VAR_DIR / "cache.sqlite3"),
+        }
+    }
+else:
+    CACHES = {"default": env.cache_url_config(_CACHE_URL)}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     CACHES["default"]["BACKEND"] = "controlplane.cache.RedisCache"  # one redis-py client per pool
 
