@@ -373,7 +373,7 @@ def budget_reserve(
         from costs.pricing import price_for  # a cycle at import time otherwise: pricing is light
 
         def output_price(name: str) -> Decimal:
-            price = price_for(model=name, at=at)
+            price = price_for(team_id=team_id, model=name, at=at)
             return price.output_per_million if price is not None else Decimal(0)
 
         reservation.downgrade_to = min((rule.downgrade_model for rule in downgrades), key=output_price)

@@ -32,22 +32,51 @@ def units_to_usd(units: int) -> Decimal:
 
 
 class ModelPrice(models.Model):
-    """The price of a model from `effective_from` on, until the next row of the same model."""
+    """The price of a catalog model from `effective_from` on, until the next row of the same model.
 
-    model = models.CharField(max_length=200)
+    A row belongs to one model of the gateway's catalog (`language_model`): a team's own
+    model has its own prices, whatever its name. A row without a model is a list price by
+    name (the seeded price book): it prices no call the gateway serves; a shared catalog model
+    created later under that name takes over its rows (costs.pricing.list_prices_adopt).
+    `is_free` says in so many words that the model costs nothing (every price zero), which is
+    different from a model nobody priced: calls to that one are refused while a budget applies.
+    """
+
+    language_model = models.ForeignKey(
+        "gateway.LanguageModel", null=True, blank=True, on_delete=models.CASCADE, related_name="prices"
+    )
+    model = models.CharField(max_length=200)  # the model's name, kept with the row for history and list prices
     input_per_million = models.DecimalField(max_digits=12, decimal_places=6)
     output_per_million = models.DecimalField(max_digits=12, decimal_places=6)
     cached_input_per_million = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    is_free = models.BooleanField(default=False)
     effective_from = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["model", "-effective_from"]
         constraints = [
-            models.UniqueConstraint(fields=["model", "effective_from"], name="modelprice_unique_model_from"),
+            models.UniqueConstraint(
+                fields=["language_model", "effective_from"],
+                condition=models.Q(language_model__isnull=False),
+                name="modelprice_unique_catalog_model_from",
+            ),
+            models.UniqueConstraint(
+                fields=["model", "effective_from"],
+                condition=models.Q(language_model__isnull=True),
+                name="modelprice_unique_list_model_from",
+            ),
             models.CheckConstraint(
                 condition=models.Q(input_per_million__gte=0, output_per_million__gte=0),
                 name="modelprice_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(is_free=False)
+                | (
+                    models.Q(input_per_million=0, output_per_million=0)
+                    & (models.Q(cached_input_per_million__isnull=True) | models.Q(cached_input_per_million=0))
+                ),
+                name="modelprice_free_costs_zero",
             ),
         ]
 

@@ -88,7 +88,11 @@ def _cheaper_tier_refresh(*, now: datetime) -> int:
         for row in rows:
             model, cheaper = row["response_model"], CHEAPER_TIER[row["response_model"]]
             cheaper_cost = call_cost(
-                model=cheaper, input_tokens=row["input_tokens"], output_tokens=row["output_tokens"], at=now
+                team_id=row["team_id"],
+                model=cheaper,
+                input_tokens=row["input_tokens"],
+                output_tokens=row["output_tokens"],
+                at=now,
             )
             savings = (Decimal(row["cost"] or 0) - cheaper_cost).quantize(Decimal("0.01"))
             subject = f"application {row['application_id']} / {model}"
@@ -162,7 +166,7 @@ def _replace(kind: str, suggestions: list[Suggestion]) -> int:
 
 
 def _input_price(*, model: str, at: datetime) -> Decimal | None:
-    price = price_for(model=model, at=at)
+    price = price_for(team_id=None, model=model, at=at)  # the shared catalog's (or list) price: an estimate
     return price.input_per_million if price is not None else None
 
 

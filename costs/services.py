@@ -1,7 +1,8 @@
 """Writes for prices and budgets, and the functions the gateway calls on its hot path.
 
 The gateway imports from here only:
-- `price_for`, `call_cost`, `worst_case_cost`, `price_set` (costs.pricing)
+- `price_for`, `call_cost`, `worst_case_cost`, `ModelUnpriced`, `price_set`, `prices_changed`,
+  `list_prices_adopt` (costs.pricing); `budgets_apply`
 - `budget_reserve`, `budget_settle`, `budget_settle_many`, `budget_release`, `Reservation`,
   `BudgetExceeded` (costs.budgets)
 - `rollups_apply` (costs.rollups)
@@ -21,7 +22,7 @@ from django.utils import timezone
 from accounts import roles as account_roles
 from accounts.caller import Caller
 from accounts.models import ApiKey, Application, Team
-from controlplane.errors import PermissionDenied, ValidationFailed
+from controlplane.errors import ValidationFailed
 from controlplane.ids import parse_whole_number
 from costs import permissions, secrets
 from costs.budgets import (
@@ -40,16 +41,26 @@ from costs.models import (
     BudgetPeriod,
     BudgetScope,
     CostRollup,
-    ModelPrice,
     RollupDimension,
     RollupGranularity,
     usd_to_units,
 )
-from costs.pricing import call_cost, known_models, price_for, prices_changed, worst_case_cost
+from costs.pricing import (
+    ModelUnpriced,
+    call_cost,
+    catalog_model_id,
+    known_models,
+    list_prices_adopt,
+    price_for,
+    price_set,
+    prices_changed,
+    worst_case_cost,
+)
 from costs.rollups import rollups_apply
 
 __all__ = [
     "BudgetExceeded",
+    "ModelUnpriced",
     "Reservation",
     "budget_create",
     "budget_delete",
@@ -58,9 +69,13 @@ __all__ = [
     "budget_settle",
     "budget_settle_many",
     "budget_update",
+    "budgets_apply",
     "call_cost",
+    "catalog_model_id",
+    "list_prices_adopt",
     "price_for",
     "price_set",
+    "prices_changed",
     "rollups_apply",
     "worst_case_cost",
 ]
@@ -68,52 +83,24 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-# Prices ----------------------------------------------------------------------------
-
-
-def price_set(
-    *,
-    caller: Caller | None,
-    model: str,
-    input_per_million: Decimal,
-    output_per_million: Decimal,
-    cached_input_per_million: Decimal | None = None,
-    effective_from: datetime,
-) -> ModelPrice:
-    """Set `model`'s price from `effective_from` on. Prices are global: only operators
-    (superusers) or trusted code (caller=None, the gateway's model catalog) may set them.
-    Costs already recorded are never rewritten."""
-    if caller is not None and not (caller.user is not None and caller.user.is_superuser):
-        raise PermissionDenied("Only operators (superusers) can set model prices: prices apply to every team.")
-    model = model.strip()
-    if not model:
-        raise ValidationFailed("Give the model name the price applies to.", param="model")
-    for name, value in (
-        ("input_per_million", input_per_million),
-        ("output_per_million", output_per_million),
-        ("cached_input_per_million", cached_input_per_million),
-    ):
-        if value is not None and value < 0:
-            raise ValidationFailed(f"{name} must be zero or more (USD per million tokens).", param=name)
-    if timezone.is_naive(effective_from):
-        raise ValidationFailed(
-            "effective_from needs a time zone (for example 2025-01-01T00:00:00Z).", param="effective_from"
-        )
-    with transaction.atomic():
-        price, _ = ModelPrice.objects.update_or_create(
-            model=model,
-            effective_from=effective_from,
-            defaults={
-                "input_per_million": input_per_million,
-                "output_per_million": output_per_million,
-                "cached_input_per_million": cached_input_per_million,
-            },
-        )
-        prices_changed()
-    return price
-
-
 # Budgets ---------------------------------------------------------------------------
+
+
+def budgets_apply(
+    *, team_id: int, application_id: int, api_key_id: int | None, end_user: str, model: str, metadata: dict[str, Any]
+) -> bool:
+    """Whether any enabled budget applies to such a call (from the per-process budget cache)."""
+    from costs.budgets import applicable_rules
+
+    _, rules = applicable_rules(
+        team_id=team_id,
+        application_id=application_id,
+        api_key_id=api_key_id,
+        end_user=end_user,
+        model=model,
+        metadata=metadata or {},
+    )
+    return bool(rules)
 
 
 _AUDIT_ACTIONS = {
@@ -194,7 +181,7 @@ def _validate_scope(*, team: Team, scope: str, scope_value: str) -> str:
     return value
 
 
-def _validate_action(*, action: str, downgrade_model: str) -> str:
+def _validate_action(*, team_id: int, action: str, downgrade_model: str) -> str:
     model = (downgrade_model or "").strip()
     if action == BudgetAction.DOWNGRADE:
         if not model:
@@ -202,8 +189,8 @@ def _validate_action(*, action: str, downgrade_model: str) -> str:
                 "A downgrade budget needs downgrade_model: the cheaper model to call at the limit.",
                 param="downgrade_model",
             )
-        if price_for(model=model, at=timezone.now()) is None:
-            models = ", ".join(known_models(at=timezone.now()))
+        if price_for(team_id=team_id, model=model, at=timezone.now()) is None:
+            models = ", ".join(known_models(team_id=team_id, at=timezone.now()))
             raise ValidationFailed(
                 f"Unknown downgrade model '{model}': it has no price. Use one of: {models}.", param="downgrade_model"
             )
@@ -276,7 +263,7 @@ def budget_create(
         amount_usd=_validate_amount(amount_usd),
         thresholds=_validate_thresholds(thresholds if thresholds is not None else [50, 80, 100]),
         action=action,
-        downgrade_model=_validate_action(action=action, downgrade_model=downgrade_model),
+        downgrade_model=_validate_action(team_id=team.id, action=action, downgrade_model=downgrade_model),
         alert_emails=list(alert_emails or []),
         webhook_url=webhook_url,
         webhook_secret_encrypted=secrets.encrypt(secret),
@@ -328,7 +315,9 @@ def budget_update(*, caller: Caller | None, budget: Budget, **changes: Any) -> B
         downgrade_model = changes.get(
             "downgrade_model", budget.downgrade_model if action == BudgetAction.DOWNGRADE else ""
         )
-        changes["downgrade_model"] = _validate_action(action=action, downgrade_model=downgrade_model)
+        changes["downgrade_model"] = _validate_action(
+            team_id=budget.team_id, action=action, downgrade_model=downgrade_model
+        )
     if "name" in changes:
         changes["name"] = str(changes["name"]).strip()
     with transaction.atomic():

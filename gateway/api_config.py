@@ -59,6 +59,8 @@ class PriceSerializer(serializers.Serializer):
     input_per_million = serializers.DecimalField(max_digits=12, decimal_places=6)
     output_per_million = serializers.DecimalField(max_digits=12, decimal_places=6)
     cached_input_per_million = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    is_free = serializers.BooleanField()
+    effective_from = serializers.DateTimeField()
 
 
 class LanguageModelSerializer(serializers.ModelSerializer):
@@ -89,7 +91,7 @@ class LanguageModelSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PriceSerializer(allow_null=True))
     def get_price(self, model: LanguageModel) -> dict[str, Any] | None:
-        price = selectors.model_price(name=model.name, at=self.context.get("now") or timezone.now())
+        price = selectors.model_price(model=model, at=self.context.get("now") or timezone.now())
         return PriceSerializer(price).data if price is not None else None
 
 
@@ -169,6 +171,11 @@ class PriceInputMixin(serializers.Serializer):
     cached_input_per_million = serializers.DecimalField(
         max_digits=12, decimal_places=6, min_value=Decimal(0), required=False, allow_null=True
     )
+    is_free = serializers.BooleanField(
+        required=False,
+        help_text="true: the model costs nothing (no amounts, or zeros). A model with neither a price nor "
+        "is_free is refused while a budget applies to the call.",
+    )
 
 
 class ModelUpdateInput(PriceInputMixin, StrictSerializer):
@@ -218,6 +225,7 @@ def _pop_price(data: dict[str, Any]) -> services.Price | None:
         input_per_million=data.pop("input_per_million", None),
         output_per_million=data.pop("output_per_million", None),
         cached_input_per_million=data.pop("cached_input_per_million", None),
+        is_free=data.pop("is_free", None),
     )
 
 

@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -31,6 +32,12 @@ from observability.models import CallStatus
 from prompts.context import dropped_document_counts
 
 logger = logging.getLogger("gateway")
+
+
+def cost_text(cost: Any) -> str:
+    """A call's cost in USD in fixed notation to the 1e-8 of Call.cost_usd: "0.00000000", never "0E-8"."""
+    return f"{Decimal(str(cost)):.8f}"
+
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -242,7 +249,7 @@ class Exchange:
             headers["x-controlplane-documents-dropped-above-clearance"] = str(above_clearance)
         if record is not None:
             headers["x-controlplane-overhead-ms"] = f"{record['gateway_overhead_ms']:.2f}"
-            headers["x-controlplane-cost-usd"] = record["cost_usd"]
+            headers["x-controlplane-cost-usd"] = cost_text(record["cost_usd"])
         return headers
 
     async def call_upstream(self, plan: Plan, *, stream: bool) -> upstream.Outcome | None:
@@ -397,7 +404,7 @@ class Exchange:
         record = (await run_sync(finish, plan=plan, result=result)).record
         if result.status == CallStatus.SUCCESS:
             trailer = (
-                f": x-controlplane-cost-usd={record['cost_usd']} "
+                f": x-controlplane-cost-usd={cost_text(record['cost_usd'])} "
                 f"x-controlplane-overhead-ms={record['gateway_overhead_ms']:.2f}\n\n"
             )
             await self.send({"type": "http.response.body", "body": trailer.encode(), "more_body": True})

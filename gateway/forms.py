@@ -47,6 +47,7 @@ class LanguageModelForm(forms.Form):
     input_per_million = forms.DecimalField(required=False, max_digits=12, decimal_places=6)
     output_per_million = forms.DecimalField(required=False, max_digits=12, decimal_places=6)
     cached_input_per_million = forms.DecimalField(required=False, max_digits=12, decimal_places=6)
+    is_free = forms.BooleanField(required=False)
 
 
 class RoutingForm(forms.Form):

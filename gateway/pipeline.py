@@ -245,10 +245,30 @@ def _reserve_budget(plan: Plan) -> None:
     max_tokens = request.max_output_tokens or max(
         1, min(settings.GATEWAY_BUDGET_DEFAULT_MAX_TOKENS, first.context_window - input_tokens)
     )
-    amount = max(
-        costs.worst_case_cost(model=model.name, input_tokens=input_tokens, max_tokens=max_tokens, at=plan.started_at)
-        for model in plan.chain
-    )
+    try:
+        amount = max(
+            costs.worst_case_cost(
+                team_id=key.team_id,
+                model=model.name,
+                model_id=model.id,
+                input_tokens=input_tokens,
+                max_tokens=max_tokens,
+                at=plan.started_at,
+            )
+            for model in plan.chain
+        )
+    except costs.ModelUnpriced as unpriced:
+        # Nothing bounds an unpriced model's cost: refused (nothing reserved) while a budget applies.
+        if costs.budgets_apply(
+            team_id=key.team_id,
+            application_id=key.application_id,
+            api_key_id=key.api_key_id,
+            end_user=request.user,
+            model=first.name,
+            metadata=request.metadata,
+        ):
+            raise Refused(key=key, error=unpriced, record=refusal_record(plan, unpriced)) from None
+        return
     try:
         reservation = costs.budget_reserve(
             team_id=key.team_id,
@@ -292,13 +312,13 @@ class Result:
     from_cache: bool = False  # served from the semantic cache: no upstream cost
 
 
-def call_cost(*, model: str, usage: Usage, at: Any) -> Decimal:
-    try:
-        from costs.services import call_cost as price_call
-    except ImportError:  # the costs app has no pricing yet
-        return Decimal(0)
-    return price_call(
+def call_cost(*, team_id: int, model: str, usage: Usage, at: Any, model_id: int | None = None) -> Decimal:
+    """What the call cost at the price of the catalog model that served it (`model_id`, else
+    the model `team_id` calls `model`: its own first, never a shared model's price for it)."""
+    return costs.call_cost(
+        team_id=team_id,
         model=model,
+        model_id=model_id,
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cached_tokens=usage.cached_tokens,
@@ -337,7 +357,7 @@ def _routing_saved(plan: Plan, result: Result, cost: Decimal) -> Decimal:
     """What the baseline model would have cost for the same tokens, minus what was paid."""
     if result.served is None or not plan.baseline_model or plan.baseline_model == result.served.name:
         return Decimal(0)
-    baseline = call_cost(model=plan.baseline_model, usage=result.usage, at=plan.started_at)
+    baseline = call_cost(team_id=plan.key.team_id, model=plan.baseline_model, usage=result.usage, at=plan.started_at)
     return max(Decimal(0), baseline - cost)
 
 
@@ -346,7 +366,17 @@ def finish(*, plan: Plan, result: Result) -> Finished:
     blocked = _check_output(plan, result)
     model_name = result.served.name if result.served else plan.request.model
     priced = result.served is not None and not result.from_cache
-    cost = call_cost(model=model_name, usage=result.usage, at=plan.started_at) if priced else Decimal(0)
+    cost = (
+        call_cost(
+            team_id=plan.key.team_id,
+            model=model_name,
+            model_id=result.served.id if result.served is not None else None,
+            usage=result.usage,
+            at=plan.started_at,
+        )
+        if priced
+        else Decimal(0)
+    )
     settlement = None
     if plan.reservation is not None and plan.reservation.items:
         # Settled by the call recorder with the record (off the response path; see costs.budgets).

@@ -103,11 +103,11 @@ def policy_for(*, application_id: int) -> PolicyConfig | None:
     )
 
 
-def output_price(model: str, *, at: datetime) -> Decimal | None:
-    """USD per million output tokens of `model` at `at` (None: no price known)."""
+def output_price(model: str, *, team_id: int | None, at: datetime) -> Decimal | None:
+    """USD per million output tokens of the model `team_id` calls `model` at `at` (None: no price known)."""
     from costs.services import price_for
 
-    price = price_for(model=model, at=at)
+    price = price_for(team_id=team_id, model=model, at=at)
     return price.output_per_million if price is not None else None
 
 
@@ -133,15 +133,17 @@ def decide(
     at: datetime | None = None,
     is_available: Callable[[str], bool] | None = None,
     score: Callable[[Sequence[Any]], float] = _score,
+    team_id: int | None = None,
 ) -> RouteDecision:
-    """Apply `config` to one request. `is_available(name)`: whether the team can call the model
+    """Apply `config` to one request (`team_id`: whose catalog prices the models; None: shared).
+    `is_available(name)`: whether the team can call the model
     now (route() asks the catalog; the simulation assumes every configured model is)."""
     if config is None:
         return RouteDecision(requested_model, (), "requested model (no routing policy)", "", None, requested_model)
     if config.policy == RoutingPolicyKind.COMPLEXITY and config.tiers:
         return _by_complexity(config, messages=messages, is_available=is_available, score=score)
     if config.policy == RoutingPolicyKind.COST_CAP and config.max_price is not None:
-        return _by_price(config, requested_model=requested_model, at=at or timezone.now())
+        return _by_price(config, requested_model=requested_model, at=at or timezone.now(), team_id=team_id)
     reason = f"policy fixed: {config.model}" if config.model else "policy fixed: requested model"
     model = config.model or requested_model
     return RouteDecision(model, _chain(model, config.fallbacks), reason, "", None, requested_model or model)
@@ -176,16 +178,16 @@ def _by_complexity(
     return RouteDecision(model, _chain(model, config.fallbacks), reason, tier, round(value, 4), large)
 
 
-def _by_price(config: PolicyConfig, *, requested_model: str, at: datetime) -> RouteDecision:
+def _by_price(config: PolicyConfig, *, requested_model: str, at: datetime, team_id: int | None) -> RouteDecision:
     cap = config.max_price
     if cap is None:  # pragma: no cover - decide() checked it
         raise ValueError("cost_cap needs max_price")
     preferred = config.model or requested_model
-    preferred_price = output_price(preferred, at=at) if preferred else None
+    preferred_price = output_price(preferred, team_id=team_id, at=at) if preferred else None
     if preferred_price is not None and preferred_price <= cap:
         reason = f"cost cap ${_usd(cap)}/M output: {preferred} (${_usd(preferred_price)}) within the cap"
         return RouteDecision(preferred, _chain(preferred, config.fallbacks), reason, "", None, preferred)
-    priced = [(tier, name, output_price(name, at=at)) for tier, name in config.tiers]
+    priced = [(tier, name, output_price(name, team_id=team_id, at=at)) for tier, name in config.tiers]
     within = [(tier, name, price) for tier, name, price in priced if price is not None and price <= cap]
     over = (
         f"{preferred} (${_usd(preferred_price)})"
@@ -216,4 +218,5 @@ def route(*, team_id: int, application_id: int, requested_model: str, messages: 
         requested_model=requested_model,
         messages=messages,
         is_available=lambda name: model_for(team_id=team_id, name=name) is not None,
+        team_id=team_id,
     )

@@ -87,11 +87,11 @@ def model_get(*, caller: Caller, model_id: int | str) -> LanguageModel:
         raise NotFound(f"No model with id {model_id} exists in your teams or the shared catalog.") from None
 
 
-def model_price(*, name: str, at: datetime) -> ModelPrice | None:
-    """The price in force for a model name (prices live in the costs app, keyed by name)."""
+def model_price(*, model: LanguageModel, at: datetime) -> ModelPrice | None:
+    """The catalog model's price in force at `at` (prices live in the costs app, one history per model)."""
     from costs import services as costs_services
 
-    return costs_services.price_for(model=name, at=at)
+    return costs_services.price_for(team_id=model.team_id, model=model.name, at=at, model_id=model.id)
 
 
 def routing_get(*, caller: Caller, application_id: int | str) -> tuple[Application, RoutingPolicy]:
@@ -198,8 +198,10 @@ def routing_simulate(
             messages=call.request_messages or [],
             at=call.created_at,
             score=_fixed_score(call_score or 0.0),
+            team_id=application.team_id,
         )
         projected_cost = call_cost(
+            team_id=application.team_id,
             model=decision.model,
             input_tokens=call.input_tokens,
             output_tokens=call.output_tokens,

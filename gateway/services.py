@@ -464,11 +464,16 @@ def _validate_model_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens. `cached_input_per_million=None`: cached input costs the input price."""
+    """USD per million tokens. `cached_input_per_million=None`: cached input costs the input price.
+    `is_free`: the model costs nothing, said in so many words (every amount zero)."""
 
     input_per_million: Decimal
     output_per_million: Decimal
     cached_input_per_million: Decimal | None = None
+    is_free: bool = False
+
+
+FREE = Price(input_per_million=Decimal(0), output_per_million=Decimal(0), is_free=True)
 
 
 def price_from(
@@ -476,15 +481,27 @@ def price_from(
     input_per_million: Decimal | None,
     output_per_million: Decimal | None,
     cached_input_per_million: Decimal | None = None,
+    is_free: bool | None = None,
 ) -> Price | None:
-    """A price from optional form or API fields: none given -> None; input and output go together."""
-    if input_per_million is None and output_per_million is None and cached_input_per_million is None:
+    """A price from optional form or API fields: none given -> None; input and output go together;
+    `is_free` alone marks the model free (with amounts, they must be zero)."""
+    amounts = (input_per_million, output_per_million, cached_input_per_million)
+    if is_free:
+        for name, value in zip(
+            ("input_per_million", "output_per_million", "cached_input_per_million"), amounts, strict=True
+        ):
+            if value:
+                raise ValidationFailed(
+                    f"A free model costs nothing: leave {name} empty or zero, or unset is_free.", param=name
+                )
+        return FREE
+    if all(value is None for value in amounts):
         return None
     for name, value in (("input_per_million", input_per_million), ("output_per_million", output_per_million)):
         if value is None:
             raise ValidationFailed(
                 f"{name} is required with a price: give input_per_million and output_per_million "
-                "(USD per million tokens).",
+                "(USD per million tokens), or is_free.",
                 param=name,
             )
     for name, value in (
@@ -501,24 +518,41 @@ def price_from(
     )
 
 
-def _set_price(*, caller: Caller | None, model: str, price: Price) -> None:
+def model_price_current(*, model: LanguageModel) -> Price | None:
+    """The catalog model's price in force now (None: it has none)."""
     from costs import services as costs_services
 
-    current = costs_services.price_for(model=model, at=timezone.now())
-    if current is not None and (
-        current.input_per_million,
-        current.output_per_million,
-        current.cached_input_per_million,
-    ) == (price.input_per_million, price.output_per_million, price.cached_input_per_million):
-        return
+    current = costs_services.price_for(team_id=model.team_id, model=model.name, at=timezone.now(), model_id=model.id)
+    if current is None:
+        return None
+    return Price(
+        input_per_million=current.input_per_million,
+        output_per_million=current.output_per_million,
+        cached_input_per_million=current.cached_input_per_million,
+        is_free=current.is_free,
+    )
+
+
+def _price_differs(model: LanguageModel, price: Price) -> bool:
+    return model_price_current(model=model) != price
+
+
+def _set_price(*, caller: Caller | None, model: LanguageModel, price: Price) -> bool:
+    """Price the model from now on unless that is its price already (then nothing is written)."""
+    from costs import services as costs_services
+
+    if not _price_differs(model, price):
+        return False
     costs_services.price_set(
         caller=caller,
         model=model,
         input_per_million=price.input_per_million,
         output_per_million=price.output_per_million,
         cached_input_per_million=price.cached_input_per_million,
+        is_free=price.is_free,
         effective_from=timezone.now(),
     )
+    return True
 
 
 def model_create(
@@ -534,6 +568,8 @@ def model_create(
     is_enabled: bool = True,
     price: Price | None = None,
 ) -> LanguageModel:
+    from costs import services as costs_services
+
     team_id = team.id if team is not None else None
     require_catalog_manager(caller, team_id=team_id, action="add models")
     model_name = _validate_name(name, max_length=200)
@@ -555,8 +591,14 @@ def model_create(
             model = LanguageModel.objects.create(
                 team=team, name=model_name, provider=resolved_provider, fallbacks=chain, **values
             )
+            # A new name may shadow a shared one for the team, and a shared model takes over the
+            # list prices of its name: either way every process's price table reloads.
+            if team is None:
+                costs_services.list_prices_adopt(model=model)
+            else:
+                costs_services.prices_changed()
             if price is not None:
-                _set_price(caller=caller, model=model_name, price=price)
+                _set_price(caller=caller, model=model, price=price)
             catalog_changed()
     except IntegrityError:
         raise Conflict(f"A model named '{model_name}' already exists.", param="name") from None
@@ -596,7 +638,7 @@ def model_update(
                 setattr(model, name, values[name])
             model.save(update_fields=[*changed, "updated_at"])
         if price is not None:
-            _set_price(caller=caller, model=model.name, price=price)
+            _set_price(caller=caller, model=model, price=price)
         if changed or price is not None:
             catalog_changed()
     if changed:
@@ -684,11 +726,11 @@ def _validate_tiers(value: Any, *, policy: str, visible: set[str]) -> dict[str, 
     return tiers
 
 
-def _check_cap_reachable(tiers: dict[str, str], max_price: Decimal) -> None:
+def _check_cap_reachable(tiers: dict[str, str], max_price: Decimal, *, team_id: int) -> None:
     from gateway.routing import output_price
 
     now = timezone.now()
-    prices = {name: output_price(name, at=now) for name in tiers.values()}
+    prices = {name: output_price(name, team_id=team_id, at=now) for name in tiers.values()}
     if not any(price is not None and price <= max_price for price in prices.values()):
         listed = ", ".join(
             f"{name} {'$' + format(price.normalize(), 'f') if price is not None else 'no price'}"
@@ -741,7 +783,7 @@ def routing_check(
     threshold_value = DEFAULT_THRESHOLD if threshold is None else _validate_threshold(threshold)
     cap = _validate_max_price(max_price, policy=policy)
     if policy == RoutingPolicyKind.COST_CAP and cap is not None:
-        _check_cap_reachable(tier_names, cap)
+        _check_cap_reachable(tier_names, cap, team_id=application.team_id)
     chain = _validate_fallbacks(
         list(fallbacks) if fallbacks is not None else [],
         visible=visible,
@@ -950,9 +992,9 @@ def catalog_apply(
                         fallbacks=list(model_spec.fallbacks),
                         is_enabled=model_spec.is_enabled,
                     )
-                    price_changed = model_spec.price is not None and _price_differs(model_spec.name, model_spec.price)
-                    if price_changed and model_spec.price is not None:
-                        _set_price(caller=None, model=model_spec.name, price=model_spec.price)
+                    price_changed = model_spec.price is not None and _set_price(
+                        caller=None, model=model, price=model_spec.price
+                    )
                 except ApplicationError as error:
                     raise CatalogEntryError("models", index, error) from None
                 old_state = before.get(model_spec.name)
@@ -976,17 +1018,6 @@ def catalog_apply(
     except _DryRun:
         pass
     return lines, changes
-
-
-def _price_differs(model: str, price: Price) -> bool:
-    from costs import services as costs_services
-
-    current = costs_services.price_for(model=model, at=timezone.now())
-    return current is None or (
-        current.input_per_million,
-        current.output_per_million,
-        current.cached_input_per_million,
-    ) != (price.input_per_million, price.output_per_million, price.cached_input_per_million)
 
 
 def _apply_provider(team: Team | None, spec: ProviderSpec) -> tuple[str, bool]:

@@ -64,6 +64,8 @@ def catalog_page(request: HttpRequest) -> HttpResponse:
     models = list(selectors.model_list(caller=caller))
     for entry in [*providers, *models]:
         entry.can_manage = _can_manage(caller, entry.team_id)  # type: ignore[attr-defined]  # for the template
+    for model in models:
+        model.price = services.model_price_current(model=model)  # type: ignore[attr-defined]  # for the template
     applications = list(account_selectors.application_list(caller=caller).select_related("routing").order_by("name"))
     context = {
         "providers": providers,
@@ -196,6 +198,7 @@ def _model_form_context(
     if request.method == "POST":
         initial["provider"] = request.POST.get("provider", "")
         initial.update({name: request.POST.get(name, "") for name in forms.PRICE_FIELDS})
+        initial["is_free"] = bool(request.POST.get("is_free"))
     else:
         initial["provider"] = str(model.provider_id) if model is not None else ""
         initial["fallbacks"] = ", ".join(model.fallbacks) if model is not None else ""
@@ -207,6 +210,7 @@ def _model_form_context(
         "providers": [provider for provider in selectors.provider_list(caller=caller) if provider.is_enabled],
         "tiers": ModelTier.choices,
         "initial": initial,
+        "price": services.model_price_current(model=model) if model is not None else None,
         "nav_current": NAV,
         **extra,
     }
@@ -218,6 +222,7 @@ def _model_values(request: HttpRequest) -> tuple[dict[str, Any], services.Price 
         input_per_million=data.pop("input_per_million"),
         output_per_million=data.pop("output_per_million"),
         cached_input_per_million=data.pop("cached_input_per_million"),
+        is_free=data.pop("is_free"),
     )
     data["fallbacks"] = forms.names(data["fallbacks"])
     return data, price
@@ -270,6 +275,7 @@ def model_enabled(request: HttpRequest, model_id: int) -> HttpResponse:
     if not request.htmx:  # type: ignore[attr-defined]  # django-htmx
         return redirect("gateway:catalog")
     model.can_manage = True  # type: ignore[attr-defined]  # the update above proved it
+    model.price = services.model_price_current(model=model)  # type: ignore[attr-defined]  # for the template
     return render(request, "gateway/partials/_model_row.html", {"model": model})
 
 

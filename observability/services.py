@@ -136,6 +136,7 @@ def _ingest_record(*, application: Application, api_key_id: int | None, data: di
     cost = data.get("cost_usd")
     if cost is None:
         cost = call_cost(
+            team_id=application.team_id,
             model=response_model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,

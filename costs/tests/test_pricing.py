@@ -18,31 +18,31 @@ pytestmark = pytest.mark.django_db
 
 def test_call_cost_charges_uncached_input_cached_input_and_output_at_the_seeded_prices():
     # gpt-4o: 2.50 input, 1.25 cached input, 10.00 output per million tokens.
-    cost = call_cost(model="gpt-4o", input_tokens=1000, output_tokens=500, cached_tokens=200, at=NOW)
+    cost = call_cost(team_id=None, model="gpt-4o", input_tokens=1000, output_tokens=500, cached_tokens=200, at=NOW)
 
     assert cost == Decimal("0.00725000")  # 800 * 2.5 + 200 * 1.25 + 500 * 10 = 7250 per million
 
 
 def test_cached_tokens_cost_the_input_price_when_the_model_has_no_cached_price():
-    cost = call_cost(model="gpt-4-turbo", input_tokens=1000, output_tokens=0, cached_tokens=1000, at=NOW)
+    cost = call_cost(team_id=None, model="gpt-4-turbo", input_tokens=1000, output_tokens=0, cached_tokens=1000, at=NOW)
 
     assert cost == Decimal("0.01000000")
 
 
 def test_the_local_model_is_free_and_an_unknown_model_costs_zero():
-    assert call_cost(model="smollm2-135m", input_tokens=10_000, output_tokens=10_000, at=NOW) == 0
-    assert call_cost(model="no-such-model", input_tokens=10_000, output_tokens=10_000, at=NOW) == 0
-    assert price_for(model="no-such-model", at=NOW) is None
+    assert call_cost(team_id=None, model="smollm2-135m", input_tokens=10_000, output_tokens=10_000, at=NOW) == 0
+    assert call_cost(team_id=None, model="no-such-model", input_tokens=10_000, output_tokens=10_000, at=NOW) == 0
+    assert price_for(team_id=None, model="no-such-model", at=NOW) is None
 
 
 def test_a_dated_snapshot_costs_what_its_alias_costs():
-    assert call_cost(model="gpt-4o-mini-2024-07-18", input_tokens=1_000_000, output_tokens=0, at=NOW) == Decimal(
-        "0.15000000"
-    )
+    assert call_cost(
+        team_id=None, model="gpt-4o-mini-2024-07-18", input_tokens=1_000_000, output_tokens=0, at=NOW
+    ) == Decimal("0.15000000")
 
 
 def test_worst_case_cost_prices_every_input_token_at_full_price_plus_max_tokens_of_output():
-    cost = worst_case_cost(model="gpt-4o-mini", input_tokens=2000, max_tokens=1000, at=NOW)
+    cost = worst_case_cost(team_id=None, model="gpt-4o-mini", input_tokens=2000, max_tokens=1000, at=NOW)
 
     assert cost == Decimal("0.00090000")  # 2000 * 0.15 + 1000 * 0.60 per million
 
@@ -60,29 +60,31 @@ def test_a_price_change_applies_from_its_date_and_not_before():
     )
 
     # then calls before it keep the old price and calls from it on get the new one
-    assert call_cost(model="gpt-4o", input_tokens=1_000_000, output_tokens=0, at=tomorrow - timedelta(seconds=1)) == (
-        Decimal("2.50000000")
+    assert call_cost(
+        team_id=None, model="gpt-4o", input_tokens=1_000_000, output_tokens=0, at=tomorrow - timedelta(seconds=1)
+    ) == (Decimal("2.50000000"))
+    assert call_cost(team_id=None, model="gpt-4o", input_tokens=1_000_000, output_tokens=0, at=tomorrow) == Decimal(
+        "1.00000000"
     )
-    assert call_cost(model="gpt-4o", input_tokens=1_000_000, output_tokens=0, at=tomorrow) == Decimal("1.00000000")
     assert ModelPrice.objects.filter(model="gpt-4o").count() == 2
 
 
 def test_prices_are_cached_in_process_and_reloaded_when_the_generation_changes():
     # given a warm cache
-    assert price_for(model="gpt-4o", at=NOW).input_per_million == Decimal("2.5")  # type: ignore[union-attr]
+    assert price_for(team_id=None, model="gpt-4o", at=NOW).input_per_million == Decimal("2.5")  # type: ignore[union-attr]
     # when another process changes the row without bumping the generation, this process does not see it
     ModelPrice.objects.filter(model="gpt-4o").update(input_per_million=Decimal("9"))
-    assert price_for(model="gpt-4o", at=NOW).input_per_million == Decimal("2.5")  # type: ignore[union-attr]
+    assert price_for(team_id=None, model="gpt-4o", at=NOW).input_per_million == Decimal("2.5")  # type: ignore[union-attr]
     # when the generation is bumped (as price_set does), every process reloads
     prices_changed()
-    assert price_for(model="gpt-4o", at=NOW).input_per_million == Decimal("9")  # type: ignore[union-attr]
+    assert price_for(team_id=None, model="gpt-4o", at=NOW).input_per_million == Decimal("9")  # type: ignore[union-attr]
 
 
 def test_a_cached_price_lookup_makes_no_database_query(django_assert_num_queries):
-    price_for(model="gpt-4o", at=NOW)
+    price_for(team_id=None, model="gpt-4o", at=NOW)
 
     with django_assert_num_queries(0):
-        call_cost(model="gpt-4o", input_tokens=10, output_tokens=10, at=NOW)
+        call_cost(team_id=None, model="gpt-4o", input_tokens=10, output_tokens=10, at=NOW)
 
 
 def test_only_operators_or_trusted_code_set_prices():

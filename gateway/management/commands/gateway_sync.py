@@ -1,6 +1,8 @@
 """gateway_sync FILE: load providers, models and routing from a YAML file (catalog as code).
 
-Idempotent (a second run changes nothing and says so); all or nothing; `--dry-run` writes
+Each model's price belongs to that model of the catalog (`--team`: the team's model, whatever
+its name); a changed price applies from now on and is audited. Idempotent (a second run
+changes nothing and says so); all or nothing; `--dry-run` writes
 nothing; `--team T` for a team's entries (default: the shared catalog).
 
     providers:
@@ -16,6 +18,11 @@ nothing; `--team T` for a team's entries (default: the shared catalog).
         tier: large
         fallbacks: [gpt-4o-mini]
         price: {input_per_million: 2.5, output_per_million: 10, cached_input_per_million: 1.25}
+      - name: team-llama
+        provider: openai
+        provider_model: llama-3.1-8b
+        price: {is_free: true}              # says it costs nothing; a model with no price at all
+                                            # is refused while a budget applies to its calls
     routing:
       - application: demo-app
         team: Demo                          # optional with --team
@@ -55,7 +62,8 @@ PROVIDER_KEYS = (
     "is_enabled",
 )
 MODEL_KEYS = ("name", "provider", "provider_model", "context_window", "tier", "fallbacks", "is_enabled", "price")
-PRICE_KEYS = ("input_per_million", "output_per_million", "cached_input_per_million")
+AMOUNT_KEYS = ("input_per_million", "output_per_million", "cached_input_per_million")
+PRICE_KEYS = (*AMOUNT_KEYS, "is_free")
 ROUTING_KEYS = ("application", "team", "policy", "model", "fallbacks")
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -170,7 +178,13 @@ def _model(entry: dict[str, Any]) -> ModelSpec:
             raise ValidationFailed(
                 f"price: unknown key '{unknown[0]}'; allowed: {', '.join(PRICE_KEYS)}.", param=str(unknown[0])
             )
-        price = price_from(**{key: _decimal(price_entry.get(key), param=key) for key in PRICE_KEYS})
+        is_free = price_entry.get("is_free")
+        if is_free is not None and not isinstance(is_free, bool):
+            raise ValidationFailed("is_free must be true or false.", param="is_free")
+        price = price_from(
+            **{key: _decimal(price_entry.get(key), param=key) for key in AMOUNT_KEYS},
+            is_free=is_free,
+        )
     defaults = ModelSpec(name="", provider="", provider_model="")
     return ModelSpec(
         name=str(_required(entry, "name", "model")),
