@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 from controlplane.bulk import bulk_insert
 from controlplane.errors import Conflict, ValidationFailed
 from observability.models import Call, CallSource, CallStatus
+from observability.records import fit_record
 
 if TYPE_CHECKING:
     from accounts.caller import Caller
@@ -29,7 +30,11 @@ _NOT_FIELDS = {"budget_settlement"}
 
 
 def call_from_record(record: dict[str, Any]) -> Call:
-    """A Call from a JSON-ready record (what the spool and the recorder queue hold)."""
+    """A Call from a JSON-ready record (what the spool and the recorder queue hold).
+
+    `record` must be fitted to the columns first (`observability.records.fit_record`):
+    `calls_store` does it for every record it is given, whoever built it.
+    """
     values = {_FOREIGN_KEYS.get(name, name): value for name, value in record.items() if name not in _NOT_FIELDS}
     values["id"] = uuid.UUID(str(values["id"]))
     for name in _DATETIME_FIELDS:
@@ -53,7 +58,11 @@ def calls_store(*, records: Sequence[dict[str, Any]], assume_new: bool = False) 
     own queue), so the existence check is skipped; if one was stored after all (a retried
     batch whose commit had succeeded), the insert fails on its key and the batch is stored
     again with the check.
+
+    Every record is fitted to the columns first (`observability.records`): a value a client
+    or provider sent can never make the database reject the batch.
     """
+    records = [fit_record(record) for record in records]
     calls = [call_from_record(record) for record in records]
     if assume_new:
         try:
