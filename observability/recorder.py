@@ -7,6 +7,11 @@ its records are stored. Each live process holds an exclusive lock on its segment
 nobody holds (its process crashed, or the database was down when it stopped) is replayed
 by `recover_orphans()`, idempotently, when a recorder starts and by `manage.py calls_recover`.
 
+A record the database rejects never stops the writer: the batch is split until the record
+is found, the others are stored and it is dead-lettered (`observability.deadletter`: kept
+in the spool's `dead-letter/` folder, its budget settled, replayable with
+`manage.py calls_deadletter`).
+
 What is at risk: records written to the spool but not yet stored survive a process crash;
 an operating-system crash can lose what the kernel had not yet written to disk (set
 GATEWAY_SPOOL_FSYNC=true to fsync every record, at a latency cost).
@@ -29,7 +34,7 @@ import orjson
 from django.conf import settings
 
 from controlplane.db import work_cycle
-from observability.services import calls_store
+from observability.deadletter import DeadLetters, calls_store_isolating
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +69,9 @@ class CallRecorder:
         self._idle.set()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self.dead_letters = DeadLetters(directory)
         self.stored_total = 0
+        self.rejected_total = 0  # dead-lettered (observability.deadletter)
         self.failures = 0
 
     # Producer side (request path) ---------------------------------------------------
@@ -118,19 +125,22 @@ class CallRecorder:
                     break
                 try:
                     with work_cycle():
-                        calls_store(records=[record for _, record in batch], assume_new=True)
-                except Exception:
+                        outcome = calls_store_isolating(
+                            records=[record for _, record in batch], dead_letters=self.dead_letters, assume_new=True
+                        )
+                except Exception:  # not about the records (the database is unreachable): retry them all
                     self.failures += 1
                     logger.exception("storing call records failed; will retry", extra={"records": len(batch)})
                     time.sleep(min(5.0, 0.2 * self.failures))
                     continue
                 self.failures = 0
                 with self._lock:
-                    for _ in batch:
+                    for _ in batch:  # stored or dead-lettered: either way out of the spool
                         segment, _record = self._queue.popleft()
                         segment.stored += 1
                         self._delete_if_done(segment)
-                    self.stored_total += len(batch)
+                    self.stored_total += len(batch) - outcome.rejected
+                    self.rejected_total += outcome.rejected
                 if len(batch) < self.batch_size and not self._drain.is_set():
                     # No backlog: what arrived while this batch was stored waits for the next
                     # interval, so that batches grow with the load (one record per batch costs
@@ -150,7 +160,10 @@ class CallRecorder:
     # Recovery -------------------------------------------------------------------------
 
     def recover_orphans(self) -> int:
-        """Store the records of segments no live process holds; returns how many were read."""
+        """Store the records of segments no live process holds; returns how many were read.
+
+        Records the database rejects are dead-lettered like the writer's (a poisoned line
+        never blocks its segment); an unreachable database raises, and the segment stays."""
         recovered = 0
         for path in sorted(self.directory.glob("calls-*.jsonl")):
             with open(path, "rb") as handle:
@@ -161,11 +174,18 @@ class CallRecorder:
                 records = []
                 for line in handle:
                     try:
-                        records.append(orjson.loads(line))
+                        item = orjson.loads(line)
                     except orjson.JSONDecodeError:
+                        item = None
+                    if isinstance(item, dict):
+                        records.append(item)
+                    else:
                         logger.warning("skipping a torn spool line", extra={"spool": str(path)})
                 for start in range(0, len(records), self.batch_size):
-                    calls_store(records=records[start : start + self.batch_size])
+                    outcome = calls_store_isolating(
+                        records=records[start : start + self.batch_size], dead_letters=self.dead_letters
+                    )
+                    self.rejected_total += outcome.rejected
                 recovered += len(records)
             path.unlink(missing_ok=True)
         return recovered

@@ -12,9 +12,16 @@ from observability.recorder import CallRecorder
 class Command(BaseCommand):
     help = (
         "Store the call records left in spool files by gateway processes that stopped before "
-        "storing them (idempotent: records already stored are skipped)."
+        "storing them (idempotent: records already stored are skipped). Records the database "
+        "rejects are dead-lettered (manage.py calls_deadletter), never left to block the spool."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        count = CallRecorder(Path(settings.GATEWAY_SPOOL_DIR)).recover_orphans()
+        recorder = CallRecorder(Path(settings.GATEWAY_SPOOL_DIR))
+        count = recorder.recover_orphans()
         self.stdout.write(f"Recovered {count} spooled call records.")
+        if recorder.rejected_total:
+            self.stdout.write(
+                f"{recorder.rejected_total} of them were rejected by the database and dead-lettered in "
+                f"{recorder.dead_letters.path}; see `manage.py calls_deadletter list`."
+            )
