@@ -95,13 +95,16 @@ def phase_generate(events: int) -> dict[str, Any]:
     chunk = 20000
     sequence, previous = 0, chain.GENESIS_HASH
     sealed_at = datetime.datetime.now(datetime.UTC)
-    columns = ["sequence", *chain.CONTENT_FIELDS, "previous_hash", "hash", "sealed_at"]
+    columns = ["sequence", "chain_format", *chain.CONTENT_FIELDS, "previous_hash", "hash", "sealed_at"]
     json_indexes = {columns.index(name) for name in ("before", "after", "metadata")}
     for offset in range(0, events, chunk):
         batch = [values(index) for index in range(offset, min(events, offset + chunk))]
         links = list(chain.chain_rows(batch, start_sequence=sequence, start_hash=previous))
         sequence, previous = links[-1][0], links[-1][2]
-        rows = [[link[0], *row, link[1], link[2], sealed_at] for row, link in zip(batch, links, strict=True)]
+        rows = [
+            [link[0], chain.CURRENT_CHAIN_FORMAT, *row, link[1], link[2], sealed_at]
+            for row, link in zip(batch, links, strict=True)
+        ]
         if connection.vendor == "postgresql":
             buffer = io.StringIO()
             for row in rows:

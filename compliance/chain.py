@@ -1,8 +1,26 @@
 """The hash chain: canonical content, sealing in order, signed checkpoints, verification.
 
-hash(n) = sha256(hash(n-1) + "\\n" + canonical(n)), with hash(0) = GENESIS_HASH, where
-canonical(n) is compact JSON (sorted keys, UTF-8) of the event's sequence number and every
-recorded field, as read back from the database (so that what is hashed is what is stored).
+hash(n) = sha256(hash(n-1) + "\\n" + canonical(n)), with hash(0) = GENESIS_HASH. What
+canonical(n) is depends on the event's chain format (`chain_format`, stored on the event
+and exported with it), fixed when the event is sealed:
+
+- Format 2 (current): RFC 8785 (JSON Canonicalization Scheme) of the JSON object
+  {"sequence": n, "chain_format": 2, <every field of CONTENT_FIELDS>: value}, which is the
+  exported row without its `previous_hash` and `hash`. One addition to RFC 8785: an integer
+  outside I-JSON's exact range (|n| > 2**53 - 1), which RFC 8785 cannot encode exactly, is
+  canonicalised as the string of its decimal digits.
+- Format 1 (events sealed before format 2 existed): orjson's compact encoding, keys sorted,
+  of the array [n, created_at, <the other CONTENT_FIELDS values in order>]. orjson and
+  json.dumps(sort_keys=True) differ on some floats (1e-05), which is why format 2 exists.
+  Format-1 events are never re-hashed (the trail is append-only): they keep verifying
+  with format 1, and format 2 starts with the first event sealed after the upgrade.
+
+A format never goes back along the chain (the verifier reports a downgrade), and format 2
+hashes its own number, so an event cannot be relabelled to an older format without
+breaking its hash. A later format (a keyed HMAC chain, for example) is one more entry in
+`_CANONICAL` and `_DIGEST` and a new CURRENT_CHAIN_FORMAT. docs/audit-verification.md
+shows how a third party verifies an export with compliance/verify_export.py.
+
 A verifier with only an export can recompute each row's hash from the row itself.
 
 Sealing takes a lock (a transaction-scoped advisory lock on PostgreSQL; SQLite serialises
@@ -23,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import rfc8785
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -57,10 +76,69 @@ def format_time(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).isoformat(timespec="microseconds")
 
 
+# RFC 8785 encodes numbers as IEEE-754 doubles: integers beyond this are not exact.
+_SAFE_INTEGER = 2**53 - 1
+
+
+def _exact_integers(value: Any) -> Any:
+    """`value` with every integer beyond I-JSON's exact range as the string of its digits."""
+    if type(value) is int and not -_SAFE_INTEGER <= value <= _SAFE_INTEGER:
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _exact_integers(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_exact_integers(item) for item in value]
+    return value
+
+
+def _orjson_is_canonical(value: Any) -> bool:
+    """Whether orjson (keys sorted, 53-bit integers) writes `value` byte for byte as RFC 8785 does.
+
+    They write strings, booleans, null and integers identically (checked for every code point
+    by compliance/tests/test_canonical.py; orjson refuses integers beyond 2**53 - 1 with
+    OPT_STRICT_INTEGER) and sort ASCII keys alike; they differ on floats (1e-05, 1.0, -0.0) and
+    may sort non-ASCII keys differently (RFC 8785 sorts by UTF-16 code units). orjson is about
+    80 times faster than the rfc8785 package, which keeps verification fast. Written as loops
+    with the checks inline: this runs for every event sealed or verified.
+    """
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            item_kind = type(item)
+            if item_kind is str or item is None or item_kind is int or item_kind is bool:
+                continue
+            if (item_kind is dict or item_kind is list) and _orjson_is_canonical(item):
+                continue
+            return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str or item is None or item_kind is int or item_kind is bool:
+                continue
+            if (item_kind is dict or item_kind is list) and _orjson_is_canonical(item):
+                continue
+            return False
+        return True
+    return kind is str or value is None or kind is int or kind is bool
+
+
 def canonical_json(payload: Any) -> bytes:
-    """Compact JSON, keys sorted, UTF-8: orjson with OPT_SORT_KEYS (byte-identical to
-    json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) for JSON values),
-    falling back to the standard library for what orjson cannot encode (integers beyond 64 bits)."""
+    """RFC 8785 (JSON Canonicalization Scheme), integers beyond 2**53 - 1 as strings of digits.
+
+    Never raises for a JSON value (what a JSON column gives back): sealing must not stop."""
+    if _orjson_is_canonical(payload):
+        try:
+            return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
+        except orjson.JSONEncodeError:
+            pass  # an integer beyond the exact range
+    return rfc8785.dumps(_exact_integers(payload))
+
+
+def _canonical_json_format_1(payload: Any) -> bytes:
+    """Format 1: orjson with sorted keys, the standard library for integers beyond 64 bits."""
     try:
         return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     except TypeError:
@@ -76,23 +154,75 @@ def load_json(text: str | None) -> Any:
         return json.loads(text)  # integers beyond 64 bits
 
 
-def canonical_content(sequence: int, values: Sequence[Any]) -> bytes:
-    """The bytes hashed for an event: `values` follow CONTENT_FIELDS (created_at as a datetime,
-    or already formatted by format_time)."""
+def _formatted(values: Sequence[Any]) -> list[Any]:
     created_at = values[0]
-    payload = [sequence, created_at if isinstance(created_at, str) else format_time(created_at), *values[1:]]
+    return [created_at if isinstance(created_at, str) else format_time(created_at), *values[1:]]
+
+
+def _canonical_format_1(sequence: int, values: Sequence[Any]) -> bytes:
+    return _canonical_json_format_1([sequence, *_formatted(values)])
+
+
+_BEFORE, _AFTER, _METADATA = (CONTENT_FIELDS.index(name) for name in ("before", "after", "metadata"))
+
+
+def _canonical_format_2(sequence: int, values: Sequence[Any]) -> bytes:
+    # A hot path (every event sealed or verified), hence no zip(strict=True) and no generators:
+    # `values` always come from values_list(*CONTENT_FIELDS).
+    payload = dict(zip(CONTENT_FIELDS, values))  # noqa: B905 - see above
+    created_at = values[0]
+    if not isinstance(created_at, str):
+        payload["created_at"] = format_time(created_at)
+    payload["sequence"] = sequence
+    payload["chain_format"] = 2
+    # The other fields are strings, integers or null by the table's schema: only the JSON
+    # columns need the check.
+    if (
+        _orjson_is_canonical(values[_BEFORE])
+        and _orjson_is_canonical(values[_AFTER])
+        and _orjson_is_canonical(values[_METADATA])
+    ):
+        try:
+            return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
+        except orjson.JSONEncodeError:
+            pass  # an integer beyond the exact range
     return canonical_json(payload)
 
 
-def link_hash(previous_hash: str, sequence: int, values: Sequence[Any]) -> str:
+def _sha256_link(previous_hash: str, content: bytes) -> str:
     digest = hashlib.sha256(previous_hash.encode())
     digest.update(b"\n")
-    digest.update(canonical_content(sequence, values))
+    digest.update(content)
     return digest.hexdigest()
 
 
+CHAIN_FORMAT_ORJSON = 1
+CHAIN_FORMAT_RFC8785 = 2
+CURRENT_CHAIN_FORMAT = CHAIN_FORMAT_RFC8785
+# Per format: how an event's content is canonicalised, and how a link is hashed.
+_CANONICAL = {CHAIN_FORMAT_ORJSON: _canonical_format_1, CHAIN_FORMAT_RFC8785: _canonical_format_2}
+_DIGEST = {CHAIN_FORMAT_ORJSON: _sha256_link, CHAIN_FORMAT_RFC8785: _sha256_link}
+CHAIN_FORMATS = frozenset(_CANONICAL)
+
+
+def canonical_content(sequence: int, values: Sequence[Any], *, chain_format: int = CURRENT_CHAIN_FORMAT) -> bytes:
+    """The bytes hashed for an event: `values` follow CONTENT_FIELDS (created_at as a datetime,
+    or already formatted by format_time)."""
+    return _CANONICAL[chain_format](sequence, values)
+
+
+def link_hash(
+    previous_hash: str, sequence: int, values: Sequence[Any], *, chain_format: int = CURRENT_CHAIN_FORMAT
+) -> str:
+    return _DIGEST[chain_format](previous_hash, canonical_content(sequence, values, chain_format=chain_format))
+
+
 def chain_rows(
-    rows: Iterable[Sequence[Any]], *, start_sequence: int, start_hash: str
+    rows: Iterable[Sequence[Any]],
+    *,
+    start_sequence: int,
+    start_hash: str,
+    chain_format: int = CURRENT_CHAIN_FORMAT,
 ) -> Iterator[tuple[int, str, str]]:
     """For rows of CONTENT_FIELDS values in chain order: (sequence, previous hash, hash) each.
 
@@ -101,7 +231,7 @@ def chain_rows(
     sequence, previous = start_sequence, start_hash
     for values in rows:
         sequence += 1
-        current = link_hash(previous, sequence, values)
+        current = link_hash(previous, sequence, values, chain_format=chain_format)
         yield sequence, previous, current
         previous = current
 
@@ -146,14 +276,23 @@ def seal_pending(*, batch_size: int = SEAL_BATCH_SIZE, max_batches: int = 50) ->
                 break
             now = timezone.now()
             updates = [
-                AuditEvent(id=row[0], sequence=sequence, previous_hash=previous, hash=current, sealed_at=now)
+                AuditEvent(
+                    id=row[0],
+                    sequence=sequence,
+                    chain_format=CURRENT_CHAIN_FORMAT,
+                    previous_hash=previous,
+                    hash=current,
+                    sealed_at=now,
+                )
                 for row, (sequence, previous, current) in zip(
                     pending,
                     chain_rows((row[1:] for row in pending), start_sequence=head.sequence, start_hash=head.hash),
                     strict=True,
                 )
             ]
-            AuditEvent.objects.bulk_update(updates, ["sequence", "previous_hash", "hash", "sealed_at"], batch_size=500)
+            AuditEvent.objects.bulk_update(
+                updates, ["sequence", "chain_format", "previous_hash", "hash", "sealed_at"], batch_size=500
+            )
             sealed += len(updates)
         if len(pending) < batch_size:
             break
@@ -173,8 +312,11 @@ def signing_key_id() -> str:
 
 
 def sign(payload: dict[str, Any]) -> str:
-    message = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return hmac.new(signing_key(), message, hashlib.sha256).hexdigest()
+    """HMAC-SHA256 over the payload's canonical JSON (RFC 8785). Checkpoints and manifests hold
+    only ASCII keys, strings and small integers, for which this is byte for byte what
+    json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) gave before: the
+    signatures made then still verify."""
+    return hmac.new(signing_key(), canonical_json(payload), hashlib.sha256).hexdigest()
 
 
 def signature_matches(payload: dict[str, Any], signature: str) -> bool:
@@ -263,8 +405,9 @@ def verify_chain(*, chunk_size: int = VERIFY_CHUNK_SIZE) -> VerificationReport:
     checkpoints = _valid_checkpoints(report)
     expected_sequence = 0
     previous = GENESIS_HASH
+    highest_format = 0
     for row in _sealed_rows(chunk_size):
-        sequence, stored_previous, stored_hash = row[0], row[1], row[2]
+        sequence, chain_format, stored_previous, stored_hash = row[0], row[1], row[2], row[3]
         expected_sequence += 1
         if sequence != expected_sequence:
             missing = (
@@ -280,8 +423,18 @@ def verify_chain(*, chunk_size: int = VERIFY_CHUNK_SIZE) -> VerificationReport:
                 f"event #{sequence} links to previous hash {stored_previous[:16]}… but the event before it "
                 f"hashes to {previous[:16]}… (a row was deleted, inserted or reordered).",
             )
-        if link_hash(stored_previous, sequence, row[3:]) != stored_hash:
-            report.fail(sequence, f"event #{sequence} does not match its hash: its content was edited.")
+        if chain_format not in CHAIN_FORMATS:
+            report.fail(sequence, f"event #{sequence} names chain format {chain_format}, which does not exist.")
+        elif chain_format < highest_format:
+            report.fail(
+                sequence,
+                f"event #{sequence} uses chain format {chain_format} after events of format {highest_format}: "
+                "formats never go back (the event was relabelled).",
+            )
+        else:
+            if link_hash(stored_previous, sequence, row[4:], chain_format=chain_format) != stored_hash:
+                report.fail(sequence, f"event #{sequence} does not match its hash: its content was edited.")
+            highest_format = chain_format
         checkpoint = checkpoints.get(sequence)
         if checkpoint is not None and checkpoint.head_hash != stored_hash:
             report.fail(
@@ -335,13 +488,13 @@ def _valid_checkpoints(report: VerificationReport) -> dict[int, AuditCheckpoint]
 # per-row converters would make verification several times slower. Outside a transaction a
 # second thread fetches the next chunk while this one hashes (the database works meanwhile).
 _SEALED_ROWS_SQL = """
-SELECT sequence, previous_hash, hash,
+SELECT sequence, chain_format, previous_hash, hash,
        to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
        actor_type, actor_user_id, actor_api_key_id, actor_label, action, target_type, target_id,
        team_id, application_id, before::text, after::text, metadata::text, request_id, ip_address
 FROM compliance_auditevent WHERE sequence > %s ORDER BY sequence LIMIT %s
 """
-_JSON_POSITIONS = (13, 14, 15)  # before, after, metadata in _SEALED_ROWS_SQL
+_JSON_POSITIONS = (14, 15, 16)  # before, after, metadata in _SEALED_ROWS_SQL
 
 
 def _fetch_chunks(chunk_size: int) -> Iterator[list[tuple[Any, ...]]]:
@@ -394,12 +547,12 @@ def _prefetched_chunks(chunk_size: int) -> Iterator[list[tuple[Any, ...]]]:
 
 
 def _sealed_rows(chunk_size: int) -> Iterator[Sequence[Any]]:
-    """(sequence, previous_hash, hash, *CONTENT_FIELDS) of sealed events in chain order, in chunks."""
+    """(sequence, chain_format, previous_hash, hash, *CONTENT_FIELDS) of sealed events in chain order."""
     if connection.vendor != "postgresql":
         yield from (
             AuditEvent.objects.filter(sequence__isnull=False)
             .order_by("sequence")
-            .values_list("sequence", "previous_hash", "hash", *CONTENT_FIELDS)
+            .values_list("sequence", "chain_format", "previous_hash", "hash", *CONTENT_FIELDS)
             .iterator(chunk_size=chunk_size)
         )
         return

@@ -2,8 +2,9 @@
 
 Rows are read in chunks (`.iterator(chunk_size=...)`, a server-side cursor on PostgreSQL),
 encoded a chunk at a time and hashed as they go. Every row carries its sequence number,
-previous hash and hash, so a reader can recompute each row's hash (compliance/chain.py)
-and, for an unfiltered export, the whole chain.
+chain format, previous hash and hash, so a reader can recompute each row's hash
+(compliance/chain.py) and, for an unfiltered export, the whole chain: compliance/verify_export.py,
+which imports nothing from the project, does that (docs/audit-verification.md).
 
 The manifest (row count, sha256 of the file, chain head, filters, exporter, times) is
 signed like the checkpoints (HMAC-SHA256 with AUDIT_SIGNING_KEY). Where it goes:
@@ -32,7 +33,7 @@ from compliance.models import AuditEvent, AuditExport, ExportFormat
 
 # Everything an auditor needs to re-hash the chain: derived from the hashed fields, so that a
 # field added to the hash is exported too.
-EXPORT_COLUMNS: tuple[str, ...] = ("sequence", *CONTENT_FIELDS, "previous_hash", "hash")
+EXPORT_COLUMNS: tuple[str, ...] = ("sequence", "chain_format", *CONTENT_FIELDS, "previous_hash", "hash")
 _JSON_COLUMNS = frozenset({"before", "after", "metadata"})
 _CREATED_AT = EXPORT_COLUMNS.index("created_at")
 _JSON_INDEXES = tuple(EXPORT_COLUMNS.index(name) for name in _JSON_COLUMNS)

@@ -11,6 +11,8 @@ an event outlives what it names and no cascade can ever delete it.
 
 from __future__ import annotations
 
+import json
+
 from django.db import models
 
 from controlplane.ids import uuid7
@@ -42,6 +44,8 @@ class AuditEvent(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=128, blank=True, default="")
     ip_address = models.CharField(max_length=45, blank=True, default="")  # normalised by ipaddress
+    # How the event was hashed (compliance/chain.py): set when sealed, 0 while pending.
+    chain_format = models.PositiveSmallIntegerField(default=0)
     previous_hash = models.CharField(max_length=64, blank=True, default="")
     hash = models.CharField(max_length=64, blank=True, default="")
     sealed_at = models.DateTimeField(null=True, blank=True)
@@ -137,6 +141,16 @@ class AuditExport(models.Model):
     @property
     def filename(self) -> str:
         return f"audit-{self.id}.{self.format}"
+
+    @property
+    def manifest_json(self) -> str:
+        """The signed manifest as the JSON a verifier reads (docs/audit-verification.md), as an
+        export job writes it to `<file>.manifest.json`."""
+        return json.dumps(self.manifest, indent=2, ensure_ascii=False) if self.manifest is not None else ""
+
+    @property
+    def filters_json(self) -> str:
+        return json.dumps(self.filters, ensure_ascii=False, sort_keys=True)
 
 
 class RetentionPolicy(models.Model):

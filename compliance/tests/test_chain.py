@@ -119,7 +119,10 @@ def test_an_inserted_row_is_reported_even_with_a_correct_hash_of_its_own(sealed_
         )
         values = AuditEvent.objects.filter(pk=forged.pk).values_list(*chain.CONTENT_FIELDS).get()
         AuditEvent.objects.filter(pk=forged.pk).update(
-            sequence=3, previous_hash=events[1].hash, hash=chain.link_hash(events[1].hash, 3, values)
+            sequence=3,
+            chain_format=chain.CURRENT_CHAIN_FORMAT,
+            previous_hash=events[1].hash,
+            hash=chain.link_hash(events[1].hash, 3, values),
         )
 
     report = chain.verify_chain()

@@ -192,5 +192,26 @@ def test_export_job_runs_on_a_real_worker_and_is_downloadable(team_a, page_clien
     assert audit_export.manifest["manifest"]["row_count"] == audit_export.row_count >= 5
     download = client.get(f"/compliance/exports/{audit_export.id}/download/")
     assert download.status_code == 200
-    assert b"".join(download.streaming_content).startswith(b"sequence,created_at,actor_type")
+    assert b"".join(download.streaming_content).startswith(b"sequence,chain_format,created_at,actor_type")
     assert AuditEvent.objects.filter(action=Action.AUDIT_EXPORT, target_id=str(audit_export.id)).count() == 1
+
+
+def test_the_exports_table_shows_each_manifest_as_verifiable_json(team_a, client_for, page_client_for):
+    import html
+    import json
+    import re
+
+    record(team_a, after={"ratio": 1e-05})
+    chain.seal_pending()
+    officer = team_a.members[Role.COMPLIANCE_OFFICER]
+    streamed = client_for(officer).get("/api/v1/audit/export/", {"format": "jsonl", "team": team_a.team.id})
+    b"".join(streamed.streaming_content)
+    audit_export = AuditExport.objects.get()
+
+    body = text(page_client_for(officer).get("/compliance/exports/"))
+
+    [shown] = re.findall(r"<summary>manifest \(JSON\)</summary><pre><code>(.*?)</code></pre>", body, re.DOTALL)
+    signed = json.loads(html.unescape(shown))
+    assert signed == audit_export.manifest
+    assert chain.signature_matches(signed["manifest"], signed["signature"])
+    assert f"<code>{html.escape(json.dumps({'team': team_a.team.id}))}</code>" in body
