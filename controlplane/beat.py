@@ -8,6 +8,12 @@ BEAT_SCHEDULE = {
 BEAT_SCHEDULE["costs-budget-alerts-check"] = {"task": "costs.tasks.budget_alerts_check", "schedule": 300.0}
 BEAT_SCHEDULE["costs-spend-anomalies-check"] = {"task": "costs.tasks.spend_anomalies_check", "schedule": 3600.0}
 BEAT_SCHEDULE["costs-recommendations-refresh"] = {"task": "costs.tasks.recommendations_refresh", "schedule": 86400.0}
+# Reservations nothing settled (a gateway process killed mid-call): released once older than
+# any call can last (GATEWAY_TOTAL_TIMEOUT_SECONDS plus costs.budgets.RECLAIM_MARGIN).
+BEAT_SCHEDULE["costs-budget-reservations-reclaim"] = {
+    "task": "costs.tasks.budget_reservations_reclaim",
+    "schedule": 60.0,
+}
 
 # Compliance: seal audit events into the hash chain within seconds, sign the head every
 # minute, purge call content past each team's retention period hourly.

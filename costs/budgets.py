@@ -12,11 +12,27 @@ PostgreSQL re-evaluates the condition on the latest row version after a concurre
 commits, so the check and the increment are one atomic step; SQLite serialises writers. If
 a blocking budget's update matches no row, the transaction rolls back and nothing is reserved.
 
+Every reservation is durable: the same statement that reserves on a period row inserts a
+`BudgetReservation` row (`reservation_id` = the gateway's call id) naming what it holds,
+
+    WITH reserved AS (UPDATE costs_budgetperiod SET ... WHERE ... RETURNING id)
+    INSERT INTO costs_budgetreservation (...) SELECT ... FROM reserved
+
+one round trip on PostgreSQL, as before (SQLite, which has no UPDATE inside WITH, runs the
+UPDATE and the INSERT in one local transaction). Whoever moves a row out of `open` (settle or
+release: `UPDATE ... WHERE state = 'open' RETURNING units`) gives its units back to the period
+row, in the same transaction; a second settle or release of the same reservation finds no
+open row and gives nothing back, so nothing is returned twice whatever the order.
+
 The gateway settles off the response path: the call record carries its reservation
 (`Reservation.settlement()`) and the call recorder settles a whole batch with the records it
 stores (`budget_settle_many`, in the same transaction, so a replayed record never settles
 twice). Until then the worst case stays reserved: a budget is briefly held a little more
-than spent, never less.
+than spent, never less. A call that fails after reserving releases at once (`budget_release`);
+one whose process died (or whose record never arrived) is settled from its stored record or
+released by the periodic `budget_reservations_reclaim`, once it is older than any call can
+last. Lock order everywhere: reservation rows, then period rows in id order (a reservation
+only inserts new reservation rows, so it never waits on one).
 
 The common case, a team without budgets, costs one shared-cache read: each process keeps
 every team's budget definitions keyed by a per-team generation token that budget writes
@@ -27,6 +43,7 @@ from __future__ import annotations
 
 import math
 import threading
+import uuid
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -35,17 +52,23 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Field
+from django.utils import timezone
 
 from accounts.models import Team
 from controlplane.errors import ApplicationError
 from controlplane.generation_cache import generation_bump_key, generation_token
+from controlplane.ids import uuid7
 from costs.models import (
     Budget,
     BudgetAction,
     BudgetPeriod,
     BudgetPeriodKind,
+    BudgetReservation,
     BudgetScope,
+    ReservationState,
     usd_text,
     usd_to_units,
 )
@@ -265,6 +288,7 @@ class Reservation:
     team_id: int
     amount: Decimal
     at: datetime
+    id: uuid.UUID = field(default_factory=uuid7)  # the gateway's call id; names its BudgetReservation rows
     items: tuple[ReservationItem, ...] = ()
     downgrade_to: str | None = None
     downgraded_by: tuple[int, ...] = ()  # ids of the downgrade budgets that tripped
@@ -276,6 +300,7 @@ class Reservation:
         _require_open(self)
         return {
             "team": self.team_id,
+            "reservation": str(self.id),
             "items": [[item.period_id, item.units] for item in self.items],
             "actual": str(actual),
         }
@@ -287,6 +312,19 @@ _RESERVE_IF_FITS = (
     "WHERE id = %s AND spent_units + reserved_units + %s <= limit_units"
 )
 _RESERVE = f"UPDATE {_TABLE} SET reserved_units = reserved_units + %s WHERE id = %s"  # noqa: S608 - constant
+_ROWS = BudgetReservation._meta.db_table
+_RECORD_ROW = (
+    f"INSERT INTO {_ROWS} (reservation_id, period_id, units, state, created_at) "  # noqa: S608 - constant
+    "SELECT %s, id, %s, 'open', %s FROM reserved"
+)
+# PostgreSQL: the reservation and its row in one statement (one round trip, atomic on its own).
+_RESERVE_IF_FITS_AND_RECORD = f"WITH reserved AS ({_RESERVE_IF_FITS} RETURNING id) {_RECORD_ROW}"
+_RESERVE_AND_RECORD = f"WITH reserved AS ({_RESERVE} RETURNING id) {_RECORD_ROW}"
+_INSERT_ROW = (
+    f"INSERT INTO {_ROWS} (reservation_id, period_id, units, state, created_at) "  # noqa: S608 - constant
+    "VALUES (%s, %s, %s, 'open', %s)"
+)
+_RETURN = f"UPDATE {_TABLE} SET reserved_units = reserved_units - %s WHERE id = %s"  # noqa: S608 - constant
 _SETTLE = (
     f"UPDATE {_TABLE} SET reserved_units = reserved_units - %s, spent_units = spent_units + %s "  # noqa: S608 - constant
     "WHERE id = %s RETURNING budget_id, period_start, spent_units, limit_units"
@@ -336,8 +374,13 @@ def budget_reserve(
     metadata: dict[str, Any],
     amount: Decimal,
     at: datetime,
+    reservation_id: uuid.UUID | str | None = None,
 ) -> Reservation:
     """Reserve `amount` (the call's worst-case cost) against every budget that applies.
+
+    `reservation_id` (the gateway passes its call id, so that the reclaim can match the
+    reservation to the call's record) names the durable rows of this reservation; a new id
+    when None.
 
     Raises BudgetExceeded (429) and reserves nothing if a blocking budget would be crossed.
     A downgrade budget at its limit does not refuse: the amount is reserved against it all
@@ -353,6 +396,8 @@ def budget_reserve(
         metadata=metadata or {},
     )
     reservation = Reservation(team_id=team_id, amount=amount, at=at)
+    if reservation_id is not None:
+        reservation.id = reservation_id if isinstance(reservation_id, uuid.UUID) else uuid.UUID(reservation_id)
     if not rules:
         return reservation
     units = max(usd_to_units(amount), 0)
@@ -361,7 +406,7 @@ def budget_reserve(
         period_ids = rule_cache.period_ids(generation, targets)
         ordered = sorted(zip(period_ids, rules, strict=True), key=lambda pair: pair[0])
         try:
-            items, downgrades = _reserve_rows(ordered, units=units, model=model)
+            items, downgrades = _reserve_rows(ordered, units=units, model=model, reservation_id=reservation.id)
         except _StalePeriodCache:
             if attempt:
                 raise
@@ -385,29 +430,63 @@ class _StalePeriodCache(Exception):
     """A cached period row id no longer exists (its budget was deleted and recreated)."""
 
 
+_DB_FIELDS = {
+    "reservation_id": BudgetReservation._meta.get_field("reservation_id"),
+    "created_at": BudgetReservation._meta.get_field("created_at"),
+    "closed_at": BudgetReservation._meta.get_field("closed_at"),
+}
+
+
+def _db_value(field_name: str, value: Any) -> Any:
+    """A value as the database driver takes it (SQLite keeps UUIDs and datetimes as text)."""
+    field = _DB_FIELDS[field_name]
+    assert isinstance(field, Field)
+    return field.get_db_prep_value(value, connection)
+
+
+def _reserve_row(*, period_id: int, units: int, is_conditional: bool, row: list[Any]) -> bool:
+    """Reserve `units` on one period row (only if they fit, when `is_conditional`) and record
+    the reservation's row with it; whether it was reserved."""
+    reservation_id, created_at = row
+    if connection.vendor == "postgresql":
+        if is_conditional:
+            sql, params = _RESERVE_IF_FITS_AND_RECORD, [units, period_id, units, reservation_id, units, created_at]
+        else:
+            sql, params = _RESERVE_AND_RECORD, [units, period_id, reservation_id, units, created_at]
+        return _execute(sql, params) == 1
+    if is_conditional:
+        updated = _execute(_RESERVE_IF_FITS, [units, period_id, units])
+    else:
+        updated = _execute(_RESERVE, [units, period_id])
+    if updated:
+        _execute(_INSERT_ROW, [reservation_id, period_id, units, created_at])
+    return updated == 1
+
+
 def _reserve_rows(
-    ordered: list[tuple[int, BudgetRule]], *, units: int, model: str
+    ordered: list[tuple[int, BudgetRule]], *, units: int, model: str, reservation_id: uuid.UUID
 ) -> tuple[tuple[ReservationItem, ...], list[BudgetRule]]:
     items: list[ReservationItem] = []
     downgrades: list[BudgetRule] = []
     if units == 0:
-        # A free call (the local model) passes every budget; settle still records its cost, if any.
+        # A free call (the local model) passes every budget and holds nothing (no row to
+        # reclaim); settle still records its cost, if any.
         return tuple(ReservationItem(period_id, rule.id, 0) for period_id, rule in ordered), downgrades
-    # One budget (the common case) is one conditional UPDATE: atomic on its own, so no
+    row = [_db_value("reservation_id", reservation_id), _db_value("created_at", timezone.now())]
+    # One budget (the common case) on PostgreSQL is one statement: atomic on its own, so no
     # transaction (BEGIN and COMMIT would be two more round trips on the hot path).
-    with transaction.atomic() if len(ordered) > 1 else nullcontext():
+    is_one_statement = len(ordered) == 1 and connection.vendor == "postgresql"
+    with nullcontext() if is_one_statement else transaction.atomic():
         for period_id, rule in ordered:
             is_downgrade = rule.action == BudgetAction.DOWNGRADE
-            if is_downgrade and model == rule.downgrade_model:
-                updated = _execute(_RESERVE, [units, period_id])
-            else:
-                updated = _execute(_RESERVE_IF_FITS, [units, period_id, units])
-            if updated == 0:
+            is_conditional = not (is_downgrade and model == rule.downgrade_model)
+            reserved = _reserve_row(period_id=period_id, units=units, is_conditional=is_conditional, row=row)
+            if not reserved:
                 if not BudgetPeriod.objects.filter(pk=period_id).exists():
                     raise _StalePeriodCache
                 if not is_downgrade:
                     raise _exceeded(rule, period_id, units)  # rolls back every reservation above
-                _execute(_RESERVE, [units, period_id])
+                _reserve_row(period_id=period_id, units=units, is_conditional=False, row=row)
                 downgrades.append(rule)
             items.append(ReservationItem(period_id=period_id, budget_id=rule.id, units=units))
     return tuple(items), downgrades
@@ -430,21 +509,39 @@ def budget_settle(*, reservation: Reservation, actual: Decimal) -> None:
 def budget_settle_many(settlements: Iterable[dict[str, Any]]) -> None:
     """Settle many calls at once (the call recorder's batch), each from `Reservation.settlement()`.
 
-    One UPDATE per budget period row, rows in id order (no deadlock with reservations, which
-    take rows in the same order); a threshold is crossed once however many calls in the batch
-    crossed it. Call inside a transaction."""
+    The batch's open reservation rows are marked settled in one UPDATE; only what that UPDATE
+    moved out of `open` is given back (a reservation released meanwhile, by the gateway or the
+    reclaim, adds its actual cost and gives nothing back twice). Then one UPDATE per budget
+    period row, rows in id order (no deadlock with reservations, which take rows in the same
+    order); a threshold is crossed once however many calls in the batch crossed it. Call
+    inside a transaction."""
+    settlements = list(settlements)
+    held = _close_rows(
+        [
+            record["reservation"]
+            for record in settlements
+            if "reservation" in record and any(units for _, units in record["items"])
+        ],
+        state=ReservationState.SETTLED,
+    )
     per_period: dict[int, list[int]] = {}  # period id -> [reserved units to return, actual units]
     team_of: dict[int, int] = {}
     for record in settlements:
         actual_units = max(usd_to_units(Decimal(record["actual"])), 0)
+        # A settlement spooled before reservations had rows returns what it lists.
+        returned = held.get(uuid.UUID(record["reservation"]), {}) if "reservation" in record else None
         for period_id, units in record["items"]:
+            if record.get("only_if_open") and period_id not in (returned or {}):
+                continue  # the reclaim settles what nobody settled meanwhile, never twice
             totals = per_period.setdefault(period_id, [0, 0])
-            totals[0] += units
+            totals[0] += units if returned is None else returned.get(period_id, 0)
             totals[1] += actual_units
             team_of[period_id] = record["team"]
     crossings: dict[int, list[tuple[int, datetime, int, int, int]]] = {}
     for period_id in sorted(per_period):
         reserved, actual_units = per_period[period_id]
+        if not reserved and not actual_units:
+            continue
         with connection.cursor() as cursor:
             cursor.execute(_SETTLE, [reserved, actual_units, period_id])
             row = cursor.fetchone()
@@ -481,4 +578,113 @@ def _fire_crossings(team_id: int, crossings: list[tuple[int, datetime, int, int,
 
 def budget_release(*, reservation: Reservation) -> None:
     """Give the reservation back (the call failed before costing anything)."""
-    budget_settle(reservation=reservation, actual=Decimal(0))
+    _require_open(reservation)
+    if any(item.units for item in reservation.items):
+        budget_reservations_release(reservation_ids=[reservation.id])
+
+
+def _close_rows(reservation_ids: list[Any], *, state: str) -> dict[uuid.UUID, dict[int, int]]:
+    """Move these reservations' open rows to `state`; what each held, per period row, of the
+    rows this call moved (none of a reservation settled or released before)."""
+    if not reservation_ids:
+        return {}
+    closed: dict[uuid.UUID, dict[int, int]] = {}
+    for start in range(0, len(reservation_ids), 500):
+        chunk = [_db_value("reservation_id", uuid.UUID(str(value))) for value in reservation_ids[start : start + 500]]
+        sql = (
+            f"UPDATE {_ROWS} SET state = %s, closed_at = %s "  # noqa: S608 - constant table, placeholders only
+            f"WHERE state = 'open' AND reservation_id IN ({', '.join(['%s'] * len(chunk))}) "
+            "RETURNING reservation_id, period_id, units"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [state, _db_value("closed_at", timezone.now()), *chunk])
+            for reservation_id, period_id, units in cursor.fetchall():
+                held = closed.setdefault(uuid.UUID(str(reservation_id)), {})
+                held[period_id] = held.get(period_id, 0) + units
+    return closed
+
+
+def budget_reservations_release(*, reservation_ids: Iterable[uuid.UUID | str]) -> int:
+    """Give back what these reservations still hold (idempotent: a reservation already settled
+    or released gives nothing back). Returns how many reservations were released."""
+    with transaction.atomic():
+        closed = _close_rows(list(reservation_ids), state=ReservationState.RELEASED)
+        per_period: dict[int, int] = {}
+        for held in closed.values():
+            for period_id, units in held.items():
+                per_period[period_id] = per_period.get(period_id, 0) + units
+        for period_id in sorted(per_period):  # the lock order of reservations
+            _execute(_RETURN, [per_period[period_id], period_id])
+    return len(closed)
+
+
+# Reclaim: reservations nothing settled ------------------------------------------------
+
+# A call holds its reservation for at most the gateway's total timeout (its attempts), plus
+# the time its answer streams and its record takes to be stored; past this margin nothing
+# will settle it any more. Reclaiming earlier would leave the call's cost unreserved (it is
+# still counted as spent when its record arrives, never returned twice).
+RECLAIM_MARGIN = timedelta(minutes=10)
+# Closed rows are kept this long for inspection, then deleted (nothing reads them to settle).
+CLOSED_RESERVATION_RETENTION = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ReclaimResult:
+    settled: int  # reservations settled from the call record that carried no settlement
+    released: int  # reservations of calls with no record: given back
+    deleted: int  # closed rows past their retention
+
+
+def reclaim_age() -> timedelta:
+    return timedelta(seconds=settings.GATEWAY_TOTAL_TIMEOUT_SECONDS) + RECLAIM_MARGIN
+
+
+def budget_reservations_reclaim(*, older_than: timedelta | None = None) -> ReclaimResult:
+    """Settle or release every reservation still open `older_than` after it was made (default:
+    the gateway's total timeout plus RECLAIM_MARGIN): the call's process died, an unexpected
+    error skipped the release, or its record was set aside. A reservation whose call record
+    exists is settled at the record's cost; one without a record is released."""
+    from observability.models import Call  # the call record names the reservation (its id)
+
+    now = timezone.now()
+    cutoff = now - (reclaim_age() if older_than is None else older_than)
+    stale = list(
+        BudgetReservation.objects.filter(state=ReservationState.OPEN, created_at__lt=cutoff)
+        .values_list("reservation_id", flat=True)
+        .distinct()
+    )
+    settled = released = 0
+    for start in range(0, len(stale), 500):
+        chunk = stale[start : start + 500]
+        recorded = {
+            call_id: (team_id, cost)
+            for call_id, team_id, cost in Call.objects.filter(id__in=chunk).values_list("id", "team_id", "cost_usd")
+        }
+        if recorded:
+            periods: dict[uuid.UUID, list[list[int]]] = {}
+            for reservation_id, period_id in BudgetReservation.objects.filter(
+                reservation_id__in=list(recorded), state=ReservationState.OPEN
+            ).values_list("reservation_id", "period_id"):
+                periods.setdefault(reservation_id, []).append([period_id, 1])
+            with transaction.atomic():
+                budget_settle_many(
+                    {
+                        "team": team_id,
+                        "reservation": str(call_id),
+                        "items": periods.get(call_id, []),  # the units returned are read from the rows
+                        "actual": str(cost),
+                        "only_if_open": True,
+                    }
+                    for call_id, (team_id, cost) in recorded.items()
+                )
+            settled += len(recorded)
+        released += budget_reservations_release(
+            reservation_ids=[reservation_id for reservation_id in chunk if reservation_id not in recorded]
+        )
+    deleted, _ = (
+        BudgetReservation.objects.filter(closed_at__lt=now - CLOSED_RESERVATION_RETENTION)
+        .exclude(state=ReservationState.OPEN)
+        .delete()
+    )
+    return ReclaimResult(settled=settled, released=released, deleted=deleted)

@@ -193,6 +193,41 @@ class BudgetPeriod(models.Model):
         return units_to_usd(max(self.limit_units - self.spent_units - self.reserved_units, 0))
 
 
+class ReservationState(models.TextChoices):
+    OPEN = "open", "Open"
+    SETTLED = "settled", "Settled"
+    RELEASED = "released", "Released"
+
+
+class BudgetReservation(models.Model):
+    """What one call holds on one budget period row, written with the reservation itself (see
+    costs.budgets). Settling or releasing moves it out of `open` once: whoever changes the state
+    returns `units` to the period row, so nothing is given back twice. Rows still open long after
+    any call could have ended are released by the periodic reclaim (costs.tasks)."""
+
+    reservation_id = models.UUIDField()  # the gateway's call id: matches observability.Call.id
+    period = models.ForeignKey(BudgetPeriod, on_delete=models.CASCADE, related_name="reservations")
+    units = models.BigIntegerField()
+    state = models.CharField(max_length=8, choices=ReservationState.choices, default=ReservationState.OPEN)
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["reservation_id", "period"], name="budgetreservation_once_per_period"),
+            models.CheckConstraint(condition=models.Q(units__gt=0), name="budgetreservation_units_positive"),
+        ]
+        indexes = [
+            # The reclaim scans open rows by age; closed rows stay out of the index.
+            models.Index(fields=["created_at"], condition=models.Q(state="open"), name="reservation_open_by_age"),
+            models.Index(fields=["closed_at"], condition=~models.Q(state="open"), name="reservation_closed_by_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reservation {self.reservation_id} on period {self.period_id} ({self.state})"
+
+
 class BudgetAlert(models.Model):
     """A threshold crossing; the unique constraint makes it fire once per budget, threshold and period."""
 

@@ -40,3 +40,15 @@ def recommendations_refresh() -> int:
     from costs.recommendations import recommendations_refresh as refresh
 
     return refresh()
+
+
+@shared_task(acks_late=True, ignore_result=True, time_limit=300, soft_time_limit=270)
+def budget_reservations_reclaim(older_than_seconds: float | None = None) -> dict[str, int]:
+    """Settle or release reservations nothing settled (see costs.budgets); idempotent."""
+    from datetime import timedelta
+
+    from costs.budgets import budget_reservations_reclaim as reclaim
+
+    older_than = None if older_than_seconds is None else timedelta(seconds=older_than_seconds)
+    result = reclaim(older_than=older_than)
+    return {"settled": result.settled, "released": result.released, "deleted": result.deleted}

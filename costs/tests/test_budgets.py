@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.services import api_key_create
 from controlplane.testing import requires_postgresql
 from costs.budgets import BudgetExceeded, period_bounds
-from costs.models import BudgetAlert, BudgetPeriod
+from costs.models import BudgetAlert, BudgetPeriod, BudgetReservation
 from costs.services import budget_release, budget_reserve, budget_settle, budget_settle_many, budget_update
 from costs.tests.conftest import NOW
 
@@ -82,7 +82,8 @@ def test_reserve_then_settle_replaces_the_reservation_by_the_actual_cost(team_a,
     assert counters(budget) == (Decimal("0.75"), Decimal(0))
 
 
-def test_one_budget_is_reserved_by_one_statement_and_several_in_one_transaction(
+@requires_postgresql("the one-statement reservation is PostgreSQL's (SQLite has no UPDATE inside WITH)")
+def test_one_budget_is_reserved_with_its_durable_row_in_one_statement_and_several_in_one_transaction(
     team_a, make_budget, django_assert_num_queries
 ):
     make_budget(team_a.team, amount_usd=Decimal("10.00"))
@@ -92,11 +93,25 @@ def test_one_budget_is_reserved_by_one_statement_and_several_in_one_transaction(
         reserve(team_a, "0.10")
     make_budget(team_a.team, name="App", scope="application", scope_value=str(team_a.application.id))
     reserve(team_a, "0.10")
-    with django_assert_num_queries(4) as two:  # SAVEPOINT, two UPDATEs, RELEASE (inside the test's transaction)
+    with django_assert_num_queries(4) as two:  # SAVEPOINT, two statements, RELEASE (inside the test's transaction)
         reserve(team_a, "0.10")
 
-    assert one.captured_queries[0]["sql"].startswith("UPDATE")
-    assert [query["sql"].split()[0] for query in two.captured_queries] == ["SAVEPOINT", "UPDATE", "UPDATE", "RELEASE"]
+    assert one.captured_queries[0]["sql"].startswith("WITH reserved AS (UPDATE costs_budgetperiod")
+    assert "INSERT INTO costs_budgetreservation" in one.captured_queries[0]["sql"]
+    assert [query["sql"].split()[0] for query in two.captured_queries] == ["SAVEPOINT", "WITH", "WITH", "RELEASE"]
+    assert BudgetReservation.objects.filter(state="open").count() == 1 + 1 + 2 + 2  # one row per period held
+
+
+def test_on_sqlite_a_reservation_and_its_row_are_one_local_transaction(team_a, make_budget, django_assert_num_queries):
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's form of the reservation")
+    make_budget(team_a.team, amount_usd=Decimal("10.00"))
+    reserve(team_a, "0.10")
+
+    with django_assert_num_queries(4) as one:
+        reserve(team_a, "0.10")
+
+    assert [query["sql"].split()[0] for query in one.captured_queries] == ["SAVEPOINT", "UPDATE", "INSERT", "RELEASE"]
 
 
 def test_settling_many_calls_updates_each_period_once_and_fires_a_threshold_once(team_a, make_budget):
@@ -108,7 +123,8 @@ def test_settling_many_calls_updates_each_period_once_and_fires_a_threshold_once
         budget_settle_many(settlements)
 
     assert counters(budget) == (Decimal("6.00"), Decimal(0))
-    assert [query["sql"].split()[0] for query in queries.captured_queries].count("UPDATE") == 1
+    updates = [query["sql"].split()[:2] for query in queries.captured_queries if query["sql"].startswith("UPDATE")]
+    assert updates == [["UPDATE", "costs_budgetreservation"], ["UPDATE", "costs_budgetperiod"]]
     assert list(BudgetAlert.objects.filter(budget=budget).values_list("threshold", flat=True)) == [50]
 
 
