@@ -27,7 +27,17 @@ from controlplane.ids import parse_whole_number, uuid7
 from controlplane.logging import request_id_var
 from controlplane.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway import upstream
-from gateway.pipeline import Finished, Plan, Refused, Result, Usage, finish, prepare, record_refused
+from gateway.pipeline import (
+    Finished,
+    Plan,
+    Refused,
+    Result,
+    Usage,
+    finish,
+    prepare,
+    record_refused,
+    release_unsettled,
+)
 from observability.models import CallStatus
 from prompts.context import dropped_document_counts
 
@@ -218,12 +228,26 @@ class Exchange:
                 error.status_code, error.message, error.error_type, error.code, error.param, headers
             )
             return
-        if plan.cache_hit is not None:
-            await self.serve_from_cache(plan)
-        elif plan.request.stream and not plan.buffer_stream:
-            await self.stream(plan)
-        else:
-            await self.complete(plan)
+        try:
+            if plan.cache_hit is not None:
+                await self.serve_from_cache(plan)
+            elif plan.request.stream and not plan.buffer_stream:
+                await self.stream(plan)
+            else:
+                await self.complete(plan)
+        except BaseException:
+            await self.release_unsettled(plan)
+            raise
+
+    async def release_unsettled(self, plan: Plan) -> None:
+        """After an exception: give back the call's budget reservation unless its settlement
+        was handed to the recorder. Shielded: a cancelled request still releases."""
+        if plan.reservation is None or not plan.reservation.is_open:
+            return
+        try:
+            await asyncio.shield(run_sync(release_unsettled, plan=plan))
+        except Exception:
+            logger.exception("releasing a budget reservation failed; the periodic reclaim will release it")
 
     def _headers(self, plan: Plan, result: Result, finished: Finished | None) -> dict[str, str]:
         record = finished.record if finished is not None else None

@@ -46,6 +46,12 @@ PASS_THROUGH = {
 GATEWAY_FIELDS = {"model", "messages", "stream", "stream_options", "user", "metadata", "prompt", "documents"}
 ALLOWED = PASS_THROUGH | GATEWAY_FIELDS
 
+# How deeply arrays and objects may nest in a request body. The deepest legitimate shapes (a
+# tool's JSON schema, a structured content part) stay far below; the record of the call and the
+# body sent to the provider are serialised by orjson, which refuses structures deeper than 254
+# levels (a 500 after the budget was reserved, before this limit).
+MAX_NESTING_DEPTH = 64
+
 _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0, 2),
     "top_p": (0, 1),
@@ -161,9 +167,38 @@ def _documents(value: Any) -> list[dict[str, Any]]:
     return value
 
 
+def _path_text(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _check_nesting(body: dict[str, Any]) -> None:
+    """Refuse a body nested deeper than MAX_NESTING_DEPTH, naming where (iteratively: a deep
+    body must not exhaust the checker's own stack either)."""
+    stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(body, 1, ())]
+    while stack:
+        value, depth, path = stack.pop()
+        if depth > MAX_NESTING_DEPTH:
+            where = _path_text(path[:3])
+            raise ValidationFailed(
+                f"'{where}' nests arrays and objects more than {MAX_NESTING_DEPTH} levels deep; the request "
+                f"body may nest at most {MAX_NESTING_DEPTH} levels. Flatten it (message content is a string or "
+                "an array of content parts).",
+                code="nesting_too_deep",
+                param=where,
+            )
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1, (*path, key) if len(path) < 3 else path))
+
+
 def parse_chat_request(body: Any) -> ChatRequest:
     if not isinstance(body, dict):
         raise ValidationFailed("The request body must be a JSON object.")
+    _check_nesting(body)
     unknown = sorted(set(body) - ALLOWED)
     if unknown:
         raise _fail(f"Unrecognized request argument supplied: {', '.join(unknown)}.", unknown[0])

@@ -18,7 +18,7 @@ from compliance.guardrails import services as guardrails
 from compliance.guardrails.models import GuardrailPolicy, InjectionAction, PiiAction
 from controlplane.errors import ApplicationError, NotFound, ValidationFailed
 from costs import services as costs
-from costs.budgets import Reservation
+from costs.budgets import Reservation, budget_release, budget_reservations_release
 from gateway import breaker
 from gateway.catalog import ServedModel, model_for
 from gateway.chat import ChatRequest, parse_chat_request
@@ -230,9 +230,21 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
         if plan.cache_hit is not None:
             return plan  # served from the cache: no model call, nothing to reserve
 
-    _reserve_budget(plan)
-    plan.breaker_states = breaker.states(sorted({model.provider.id for model in plan.chain}))
+    try:
+        _reserve_budget(plan)
+        plan.breaker_states = breaker.states(sorted({model.provider.id for model in plan.chain}))
+    except BaseException:
+        release_unsettled(plan=plan)
+        raise
     return plan
+
+
+def release_unsettled(*, plan: Plan) -> None:
+    """Give back the budget reservation of a call that ends without handing a settlement to
+    the recorder (an exception anywhere after the reservation); a no-op once handed over."""
+    reservation = plan.reservation
+    if reservation is not None and reservation.is_open:
+        budget_release(reservation=reservation)
 
 
 def _reserve_budget(plan: Plan) -> None:
@@ -279,6 +291,7 @@ def _reserve_budget(plan: Plan) -> None:
             metadata=request.metadata,
             amount=amount,
             at=plan.started_at,
+            reservation_id=plan.call_id,  # the reclaim matches an open reservation to this call's record
         )
     except costs.BudgetExceeded as exceeded:
         raise Refused(key=key, error=exceeded, record=refusal_record(plan, exceeded)) from None
@@ -377,11 +390,6 @@ def finish(*, plan: Plan, result: Result) -> Finished:
         if priced
         else Decimal(0)
     )
-    settlement = None
-    if plan.reservation is not None and plan.reservation.items:
-        # Settled by the call recorder with the record (off the response path; see costs.budgets).
-        spent = result.served is not None and (result.usage.input_tokens or result.usage.output_tokens)
-        settlement = plan.reservation.settlement(cost if spent else Decimal(0))
     total_ms = (time.perf_counter() - plan.started) * 1000
     record = {
         "id": plan.call_id,
@@ -422,9 +430,20 @@ def finish(*, plan: Plan, result: Result) -> Finished:
         "guardrail_findings": plan.findings,
         "metadata": plan.request.metadata,
     }
-    if settlement is not None:
-        record["budget_settlement"] = settlement
-    recorder().submit(record)
+    reservation = plan.reservation
+    if reservation is not None and reservation.items:
+        # Settled by the call recorder with the record (off the response path; see costs.budgets).
+        # Taken last: an error building the record leaves it open, for release_unsettled.
+        spent = result.served is not None and (result.usage.input_tokens or result.usage.output_tokens)
+        record["budget_settlement"] = reservation.settlement(cost if spent else Decimal(0))
+    try:
+        recorder().submit(record)
+    except BaseException:
+        if reservation is not None and "budget_settlement" in record:
+            # Not handed over: give it back now (should the record be stored after all, its
+            # settlement finds the reservation released and gives nothing back twice).
+            budget_reservations_release(reservation_ids=[reservation.id])
+        raise
     if blocked is None:
         _cache_fill(plan, result, cost)
     return Finished(record=record, text=result.text, blocked=blocked)

@@ -21,6 +21,7 @@ Behaviours:
 - `fail(status, message=, retry_after=, error_type=, code=)`: an OpenAI-shaped error.
 - `hang(seconds=)`: accept the request and never answer (until `seconds` or shutdown).
 - `drop()`: close the connection without any answer (a connection error for the client).
+- `raw(body, status=)`: send these bytes as the JSON answer, whatever they hold (a malformed provider).
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Behaviour", "FakeUpstream", "RecordedRequest", "drop", "fail", "hang", "reply"]
+__all__ = ["Behaviour", "FakeUpstream", "RecordedRequest", "drop", "fail", "hang", "raw", "reply"]
 
 
 @dataclass(frozen=True)
 class Behaviour:
-    kind: str  # "reply" | "fail" | "hang" | "drop"
+    kind: str  # "reply" | "fail" | "hang" | "drop" | "raw"
     content: str = "Hello from the fake upstream."
     delay_seconds: float = 0.0
     chunk_delay_seconds: float = 0.0
@@ -114,6 +115,10 @@ def hang(seconds: float = 60.0) -> Behaviour:
 
 def drop() -> Behaviour:
     return Behaviour(kind="drop")
+
+
+def raw(body: str, *, status: int = 200) -> Behaviour:
+    return Behaviour(kind="raw", content=body, status=status)
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,9 @@ def _make_handler(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                 return
             if behaviour.delay_seconds and upstream._stopping.wait(behaviour.delay_seconds):
                 return
+            if behaviour.kind == "raw":
+                self._send_bytes(behaviour.status, behaviour.content.encode())
+                return
             if behaviour.kind == "fail":
                 headers = {}
                 if behaviour.retry_after is not None:
@@ -379,7 +387,9 @@ def _make_handler(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             self.wfile.flush()
 
         def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
+            self._send_bytes(status, json.dumps(payload).encode(), headers)
+
+        def _send_bytes(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
