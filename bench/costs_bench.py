@@ -116,7 +116,7 @@ def generate(*, team: Team, applications: list[Application], calls: int, now: da
                     input_tokens=input_tokens,
                     output_tokens=output_tokens,
                     cost_usd=services.call_cost(
-                        model=model, input_tokens=input_tokens, output_tokens=output_tokens, at=created
+                        team_id=team.id, model=model, input_tokens=input_tokens, output_tokens=output_tokens, at=created
                     ),
                 )
             )

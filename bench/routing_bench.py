@@ -56,10 +56,18 @@ def main() -> None:
     scores = complexity.scorer().scores(texts)
     now = timezone.now()
     small_cost = call_cost(
-        model=arguments.small, input_tokens=arguments.input_tokens, output_tokens=arguments.output_tokens, at=now
+        team_id=None,  # the shared catalog's prices
+        model=arguments.small,
+        input_tokens=arguments.input_tokens,
+        output_tokens=arguments.output_tokens,
+        at=now,
     )
     large_cost = call_cost(
-        model=arguments.large, input_tokens=arguments.input_tokens, output_tokens=arguments.output_tokens, at=now
+        team_id=None,  # the shared catalog's prices
+        model=arguments.large,
+        input_tokens=arguments.input_tokens,
+        output_tokens=arguments.output_tokens,
+        at=now,
     )
     always_large = large_cost * len(rows)
 
