@@ -348,3 +348,24 @@ def test_calls_deadletter_show_names_an_unknown_id(tmp_path, settings):
 
     with pytest.raises(CommandError, match="No dead-lettered call record has the id 'nope'"):
         call_command("calls_deadletter", "show", "nope")
+
+
+def test_ingested_calls_with_nul_characters_in_messages_and_metadata_are_stored_fitted(team_a, key_client_for):
+    client = key_client_for(team_a.application)
+    call = {
+        "id": "c-nul",
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "a\x00b"}],
+        "params": {"stop\x00": "\x00"},
+        "metadata": {"tag": "x\x00y"},
+        "cost_usd": "0.5",
+    }
+
+    response = client.post("/api/v1/calls/", {"calls": [call]}, format="json")
+
+    assert response.status_code == 201, response.content
+    stored = Call.objects.get(client_call_id="c-nul")
+    assert stored.request_messages == [{"role": "user", "content": f"a{REPLACEMENT}b"}]
+    assert stored.request_params == {f"stop{REPLACEMENT}": REPLACEMENT}
+    assert stored.metadata == {"tag": f"x{REPLACEMENT}y"}
+    assert llm_call_events() == [str(stored.id)]
