@@ -27,6 +27,7 @@ from gateway.routing import route
 from gateway.semantic_cache import services as semantic_cache
 from observability.models import CacheResult, CallStatus
 from observability.recorder import recorder
+from observability.records import fit_value
 from prompts.tokens import count_messages
 
 
@@ -85,10 +86,11 @@ class Usage:
         if not isinstance(usage, dict):
             return cls()
         details = usage.get("prompt_tokens_details") or {}
+        # Counts as the call record's columns hold them (a provider may echo any number back).
         return cls(
-            input_tokens=int(usage.get("prompt_tokens") or 0),
-            output_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+            input_tokens=fit_value("input_tokens", usage.get("prompt_tokens")),
+            output_tokens=fit_value("output_tokens", usage.get("completion_tokens")),
+            cached_tokens=fit_value("cached_tokens", details.get("cached_tokens")) if isinstance(details, dict) else 0,
         )
 
 

@@ -92,14 +92,17 @@ def _integer_fitter(field: models.Field[Any, Any]) -> Callable[[Any], Any]:
     nullable = field.null
 
     def fit(value: Any) -> Any:
-        if value is None or value == "":
-            return None if nullable else 0
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                return None if nullable else (highest if value > 0 else lowest if value < 0 else 0)
+        if isinstance(value, float) and math.isfinite(value):
             value = int(value)
-        elif not isinstance(value, int):
-            value = int(decimal.Decimal(str(value)))  # a number sent as text; anything else is refused
+        elif isinstance(value, float):
+            value = highest if value > 0 else lowest
+        elif not isinstance(value, int) and value is not None:
+            try:
+                value = int(decimal.Decimal(str(value)).to_integral_value())  # a number sent as text
+            except (decimal.InvalidOperation, ValueError, OverflowError):
+                value = None  # not a number (or NaN): what the column holds for none
+        if value is None:
+            return None if nullable else 0
         return min(max(value, lowest), highest)
 
     return fit
@@ -152,6 +155,11 @@ def fitters() -> dict[str, Callable[[Any], Any]]:
         if fitter is not None:
             table[field.name] = fitter
     return table
+
+
+def fit_value(name: str, value: Any) -> Any:
+    """`value` fitted to the call record's column `name` (see the module's docstring)."""
+    return fitters()[name](value)
 
 
 def fit_settlement(settlement: dict[str, Any]) -> dict[str, Any]:

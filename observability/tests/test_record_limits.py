@@ -369,3 +369,22 @@ def test_ingested_calls_with_nul_characters_in_messages_and_metadata_are_stored_
     assert stored.request_params == {f"stop{REPLACEMENT}": REPLACEMENT}
     assert stored.metadata == {"tag": f"x{REPLACEMENT}y"}
     assert llm_call_events() == [str(stored.id)]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_usage_echo_beyond_64_bits_is_recorded_clamped(gateway_client, fake_upstream, stream):
+    model_for(provider_for(fake_upstream))
+    fake_upstream.enqueue(reply("Hello", prompt_tokens=2**70, completion_tokens=2**70))
+
+    if stream:
+        chunks = gateway_client.sdk.chat.completions.create(
+            model="fake-model", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    else:
+        completion = gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
+        text = completion.choices[0].message.content or ""
+
+    [call] = stored_calls(expected=1)
+    assert text == "Hello"
+    assert (call.input_tokens, call.output_tokens) == (INT32_MAX, INT32_MAX)
