@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.models import MEMBER_ROLES, ApiKey, Application, Membership, Role, Team, validate_time_zone
+from accounts.names import validate_application_name
 from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
 from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
@@ -53,7 +54,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Application
-        fields = ["id", "team", "team_name", "name", "description", "created_at"]
+        fields = ["id", "team", "team_name", "name", "description", "archived_at", "created_at"]
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -122,12 +123,12 @@ class MemberUpdateInput(StrictSerializer):
 
 class ApplicationCreateInput(StrictSerializer):
     team = serializers.IntegerField()
-    name = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=100, validators=[validate_application_name])
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class ApplicationUpdateInput(StrictSerializer):
-    name = serializers.CharField(max_length=100, required=False)
+    name = serializers.CharField(max_length=100, required=False, validators=[validate_application_name])
     description = serializers.CharField(required=False, allow_blank=True)
 
 
@@ -144,10 +145,16 @@ class ApiKeyCreateInput(StrictSerializer):
 class ApplicationFilter(django_filters.FilterSet):
     team = IdFilter(field_name="team_id")
     name = django_filters.CharFilter(field_name="name", lookup_expr="icontains")
+    archived = django_filters.BooleanFilter(
+        field_name="archived_at",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="true: only archived applications; false (the default): only active ones.",
+    )
 
     class Meta:
         model = Application
-        fields = ["team", "name"]
+        fields = ["team", "name", "archived"]
 
 
 class MembershipFilter(django_filters.FilterSet):
@@ -246,7 +253,9 @@ class ApplicationListView(generics.ListAPIView):
     filterset_class = ApplicationFilter
 
     def get_queryset(self) -> QuerySet[Application]:
-        return selectors.application_list(caller=get_caller(self.request))
+        # Archived applications are listed apart: only with ?archived=true.
+        archived = None if "archived" in self.request.query_params else False
+        return selectors.application_list(caller=get_caller(self.request), archived=archived)
 
     @extend_schema(request=ApplicationCreateInput, responses={201: ApplicationSerializer})
     def post(self, request: Request) -> Response:
@@ -271,6 +280,44 @@ class ApplicationDetailView(APIView):
             caller=caller, application=application, **validated(ApplicationUpdateInput, request)
         )
         return Response(ApplicationSerializer(application).data)
+
+    @extend_schema(
+        responses={204: None},
+        description="Delete an application that has no recorded calls (409 otherwise: archive it instead).",
+    )
+    def delete(self, request: Request, application_id: int) -> Response:
+        caller = get_caller(request)
+        application = selectors.application_get(caller=caller, application_id=application_id)
+        services.application_delete(caller=caller, application=application)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApplicationArchiveView(APIView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(
+        request=None,
+        responses=ApplicationSerializer,
+        description="Archive: the application's keys stop working on their next request. Team admins.",
+    )
+    def post(self, request: Request, application_id: int) -> Response:
+        caller = get_caller(request)
+        application = selectors.application_get(caller=caller, application_id=application_id)
+        return Response(
+            ApplicationSerializer(services.application_archive(caller=caller, application=application)).data
+        )
+
+
+class ApplicationRestoreView(APIView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=None, responses=ApplicationSerializer, description="Undo an archive. Team admins.")
+    def post(self, request: Request, application_id: int) -> Response:
+        caller = get_caller(request)
+        application = selectors.application_get(caller=caller, application_id=application_id)
+        return Response(
+            ApplicationSerializer(services.application_restore(caller=caller, application=application)).data
+        )
 
 
 class ApiKeyListView(generics.ListAPIView):

@@ -10,6 +10,7 @@ from django import forms
 from django.utils import timezone
 
 from accounts.models import MEMBER_ROLES, Clearance, Role, Team, validate_time_zone
+from accounts.names import validate_application_name
 
 
 class SettingsForm(forms.Form):
@@ -48,7 +49,7 @@ class ApplicationCreateForm(SettingsForm):
     # as missing (404) by the selector, and a team where the caller lacks the right as refused
     # (403) by the service, not both as an invalid choice.
     team = forms.IntegerField(min_value=1, max_value=2**63 - 1, widget=forms.Select)
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=100, validators=[validate_application_name])
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def offer_teams(self, teams: Iterable[Team]) -> None:
@@ -59,7 +60,7 @@ class ApplicationCreateForm(SettingsForm):
 class ApplicationUpdateForm(SettingsForm):
     id_prefix = "application"
 
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=100, validators=[validate_application_name])
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 

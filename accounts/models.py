@@ -82,6 +82,8 @@ class Application(BaseModel):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="applications")
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
+    # An archived application's keys stop working; it is listed apart and can be restored.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["team", "name"], name="application_unique_team_name")]
@@ -96,6 +98,10 @@ class Application(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.team.name}/{self.name}"
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):

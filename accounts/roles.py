@@ -45,6 +45,12 @@ _MANAGER = (
     }
 )
 
+# Archiving (keys stop working) and deleting an application, and creating user accounts,
+# are team admins' (see the end of this module).
+ARCHIVE_APPLICATION = "accounts.archive_application"
+DELETE_APPLICATION = "accounts.delete_application"
+CREATE_USER = "accounts.create_user"
+
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.VIEWER: _MEMBER_BASE,
     Role.REVIEWER: _MEMBER_BASE,
@@ -143,3 +149,5 @@ for _role in (Role.VIEWER, Role.REVIEWER, Role.COMPLIANCE_OFFICER, Role.PROMPT_E
 for _role in (Role.MANAGER, Role.ADMIN):
     ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | {CHANGE_CACHE_SETTINGS, PURGE_CACHE, REVIEW_SHADOW_HITS}
 ROLE_PERMISSIONS[Role.REVIEWER] = ROLE_PERMISSIONS[Role.REVIEWER] | {REVIEW_SHADOW_HITS}
+
+ROLE_PERMISSIONS[Role.ADMIN] = ROLE_PERMISSIONS[Role.ADMIN] | {ARCHIVE_APPLICATION, DELETE_APPLICATION, CREATE_USER}

@@ -42,12 +42,17 @@ def membership_get(*, caller: Caller, team: Team, user_id: int | str) -> Members
         raise NotFound(f"Team {team.id} has no member with user id {user_id}.") from None
 
 
-def application_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[Application]:
+def application_list(
+    *, caller: Caller, team_id: int | None = None, archived: bool | None = None
+) -> QuerySet[Application]:
+    """The caller's applications; `archived` True or False lists only archived or active ones."""
     queryset = Application.objects.filter(team_id__in=caller.team_ids).select_related("team")
     if caller.is_application_scoped:
         queryset = queryset.filter(id=caller.application_id or 0)
     if team_id is not None:
         queryset = queryset.filter(team_id=team_id)
+    if archived is not None:
+        queryset = queryset.filter(archived_at__isnull=not archived)
     return queryset
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts import keys, roles
 from accounts.caller import Caller, TeamGrant
 from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
+from accounts.names import application_name_problem
 from compliance.services import Action, audit_record
 from controlplane.errors import AuthenticationRequired, Conflict, PermissionDenied, ValidationFailed
 from controlplane.generation_cache import generation_bump_key
@@ -169,15 +170,38 @@ def _ensure_another_admin(membership: Membership) -> None:
         raise Conflict("A team must keep at least one admin; make someone else admin first.")
 
 
+def _application_name(*, team: Team, name: str, exclude_id: int | None = None) -> str:
+    """The name, stripped and checked (accounts.names), unique in the team ignoring case.
+
+    Call inside the transaction that writes: the team row is locked so that two requests
+    cannot both take a name that differs only in case.
+    """
+    name = name.strip()
+    problem = application_name_problem(name)
+    if problem is not None:
+        raise ValidationFailed(problem, param="name")
+    Team.objects.select_for_update().filter(pk=team.pk).first()
+    taken = Application.objects.filter(team_id=team.pk, name__iexact=name)
+    if exclude_id is not None:
+        taken = taken.exclude(pk=exclude_id)
+    existing = taken.values_list("name", "archived_at").first()
+    if existing is not None:
+        where = " (archived: restore or rename it)" if existing[1] is not None else ""
+        raise Conflict(
+            f"{team.name} already has an application named '{existing[0]}'{where}; names are unique "
+            "in a team regardless of case.",
+            param="name",
+        )
+    return name
+
+
 def application_create(*, caller: Caller, team: Team, name: str, description: str = "") -> Application:
     caller.require_permission(roles.ADD_APPLICATION, team_id=team.id, action="create applications")
-    try:
-        with transaction.atomic():
-            application = Application.objects.create(team=team, name=name, description=description)
-            _audit_application(caller, Action.APPLICATION_CREATE, application, after=_application_state(application))
-            return application
-    except IntegrityError:
-        raise Conflict(f"{team.name} already has an application named '{name}'.", param="name") from None
+    with transaction.atomic():
+        name = _application_name(team=team, name=name)
+        application = Application.objects.create(team=team, name=name, description=description)
+        _audit_application(caller, Action.APPLICATION_CREATE, application, after=_application_state(application))
+        return application
 
 
 def application_update(
@@ -187,19 +211,96 @@ def application_update(
         roles.CHANGE_APPLICATION, team_id=application.team_id, obj=application, action="change this application"
     )
     before = _application_state(application)
-    if name is not None:
-        application.name = name
-    if description is not None:
-        application.description = description
-    try:
-        with transaction.atomic():
-            application.save()
-            _audit_application(
-                caller, Action.APPLICATION_UPDATE, application, before=before, after=_application_state(application)
-            )
-    except IntegrityError:
-        raise Conflict(f"The team already has an application named '{name}'.", param="name") from None
+    with transaction.atomic():
+        if name is not None:
+            name = _application_name(team=application.team, name=name, exclude_id=application.pk)
+        if name is not None:
+            application.name = name
+        if description is not None:
+            application.description = description
+        application.save()
+        _audit_application(
+            caller, Action.APPLICATION_UPDATE, application, before=before, after=_application_state(application)
+        )
     return application
+
+
+APPLICATION_ARCHIVE = "application.archive"
+APPLICATION_RESTORE = "application.restore"
+APPLICATION_DELETE = "application.delete"
+
+
+def _forget_application_keys(application: Application) -> None:
+    # Every gateway process re-reads these keys on their next request (gateway.keys), and
+    # api_key_authenticate refuses them while the application is archived.
+    for prefix in ApiKey.objects.filter(application=application).values_list("prefix", flat=True):
+        generation_bump_key(api_key_generation_key(prefix))
+
+
+def application_archive(*, caller: Caller, application: Application) -> Application:
+    """Archive: the application's keys stop working on their next request; it can be restored."""
+    caller.require_permission(roles.ARCHIVE_APPLICATION, team_id=application.team_id, action="archive applications")
+    if application.archived_at is not None:
+        raise Conflict(f"The application '{application.name}' is already archived.")
+    with transaction.atomic():
+        application.archived_at = timezone.now()
+        application.save(update_fields=["archived_at", "updated_at"])
+        _forget_application_keys(application)
+        _audit_application(
+            caller,
+            APPLICATION_ARCHIVE,
+            application,
+            before={"archived_at": None},
+            after={"archived_at": application.archived_at},
+        )
+    logger.info("application archived", extra={"application_id": application.id, "actor": caller.label})
+    return application
+
+
+def application_restore(*, caller: Caller, application: Application) -> Application:
+    """Undo an archive: the keys that are neither revoked nor expired work again."""
+    caller.require_permission(roles.ARCHIVE_APPLICATION, team_id=application.team_id, action="restore applications")
+    if application.archived_at is None:
+        raise Conflict(f"The application '{application.name}' is not archived.")
+    with transaction.atomic():
+        before = {"archived_at": application.archived_at}
+        application.archived_at = None
+        application.save(update_fields=["archived_at", "updated_at"])
+        _forget_application_keys(application)
+        _audit_application(caller, APPLICATION_RESTORE, application, before=before, after={"archived_at": None})
+    return application
+
+
+def _recorded_call_count(application: Application) -> int:
+    # The call table belongs to observability, which depends on accounts: read it by name.
+    from django.apps import apps
+
+    call_model = apps.get_model("observability", "Call")
+    return int(call_model.objects.filter(application_id=application.pk).count())
+
+
+def application_delete(*, caller: Caller, application: Application) -> None:
+    """Delete an application that never made a call; one with calls must be archived instead,
+    so that its records keep their application."""
+    caller.require_permission(roles.DELETE_APPLICATION, team_id=application.team_id, action="delete applications")
+    with transaction.atomic():
+        Application.objects.select_for_update().filter(pk=application.pk).first()
+        calls = _recorded_call_count(application)
+        if calls:
+            raise Conflict(
+                f"The application '{application.name}' has {calls} recorded call{'s' if calls != 1 else ''}; "
+                "it cannot be deleted. Archive it instead: its keys stop working and its records stay.",
+                code="application_has_calls",
+            )
+        _forget_application_keys(application)
+        _audit_application(
+            caller,
+            APPLICATION_DELETE,
+            application,
+            before={**_application_state(application), "archived_at": application.archived_at},
+        )
+        application.delete()
+    logger.info("application deleted", extra={"application_id": application.pk, "actor": caller.label})
 
 
 def _application_state(application: Application) -> dict[str, str]:
@@ -256,6 +357,8 @@ def api_key_create(
         _check_grantable(caller=caller, team_id=application.team_id, role=role, clearance=clearance, what="a key")
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationFailed("expires_at must be in the future.", param="expires_at")
+    if application.archived_at is not None:
+        raise Conflict(f"The application '{application.name}' is archived; restore it before creating keys.")
     generated = keys.generate_secret()
     with transaction.atomic():
         api_key = ApiKey.objects.create(
@@ -324,6 +427,12 @@ def api_key_authenticate(secret: str) -> ApiKey:
     if api_key.is_revoked:
         raise AuthenticationRequired(
             f"This API key ({api_key.prefix}) was revoked; create a new key.", code="api_key_revoked"
+        )
+    if api_key.application.archived_at is not None:
+        raise AuthenticationRequired(
+            f"This API key ({api_key.prefix}) belongs to the archived application '{api_key.application.name}'; "
+            "a team admin can restore it in Settings.",
+            code="application_archived",
         )
     if api_key.is_expired:
         raise AuthenticationRequired(

@@ -16,6 +16,9 @@ urlpatterns = [
     path("applications/create/", views.application_create, name="application-create"),
     path("applications/<id:application_id>/", views.application_detail, name="application"),
     path("applications/<id:application_id>/update/", views.application_update, name="application-update"),
+    path("applications/<id:application_id>/archive/", views.application_archive, name="application-archive"),
+    path("applications/<id:application_id>/restore/", views.application_restore, name="application-restore"),
+    path("applications/<id:application_id>/delete/", views.application_delete, name="application-delete"),
     path("applications/<id:application_id>/keys/create/", views.key_create, name="key-create"),
     path(
         "applications/<id:application_id>/keys/<id:key_id>/revoke/",

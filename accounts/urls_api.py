@@ -10,6 +10,16 @@ urlpatterns = [
     path("teams/<id:team_id>/members/<id:user_id>/", api.MemberDetailView.as_view(), name="api-team-member"),
     path("applications/", api.ApplicationListView.as_view(), name="api-applications"),
     path("applications/<id:application_id>/", api.ApplicationDetailView.as_view(), name="api-application"),
+    path(
+        "applications/<id:application_id>/archive/",
+        api.ApplicationArchiveView.as_view(),
+        name="api-application-archive",
+    ),
+    path(
+        "applications/<id:application_id>/restore/",
+        api.ApplicationRestoreView.as_view(),
+        name="api-application-restore",
+    ),
     path("applications/<id:application_id>/keys/", api.ApiKeyListView.as_view(), name="api-keys"),
     path("applications/<id:application_id>/keys/<id:key_id>/", api.ApiKeyDetailView.as_view(), name="api-key"),
     path(

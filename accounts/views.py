@@ -108,11 +108,14 @@ def _team_list_context(
     application_form = application_form or ApplicationCreateForm()
     application_form.offer_teams(teams_for_applications)
     feedback = feedback or Feedback()
+    applications = list(selectors.application_list(caller=caller))
     return {
         "team_rows": team_rows,
         "can_create_teams": caller.can_create_teams,
         "team_form": team_form or TeamForm(),
-        "applications": selectors.application_list(caller=caller),
+        # One query for both lists: archived applications are listed apart.
+        "applications": [application for application in applications if not application.is_archived],
+        "archived_applications": [application for application in applications if application.is_archived],
         "can_create_applications": bool(teams_for_applications),
         "application_form": application_form,
         "notices": feedback.notices,
@@ -387,6 +390,9 @@ def _application_detail_context(
     return {
         "application": application,
         "can_change_application": caller.has_permission(roles.CHANGE_APPLICATION, team_id=team_id, obj=application),
+        # Team roles only (no per-object grant): asking django-guardian would cost queries per page.
+        "can_archive_application": caller.has_permission(roles.ARCHIVE_APPLICATION, team_id=team_id),
+        "can_delete_application": caller.has_permission(roles.DELETE_APPLICATION, team_id=team_id),
         "application_form": application_form or ApplicationUpdateForm(initial=_application_initial(application)),
         "can_view_keys": can_view_keys,
         "api_keys": selectors.api_key_list(caller=caller, application=application) if can_view_keys else [],
@@ -484,3 +490,52 @@ def key_revoke(request: HtmxHttpRequest, application_id: int, key_id: int) -> Ht
     feedback.notices["keys"] = message
     context = _application_detail_context(caller, application, feedback=feedback)
     return render_page(request, page=APPLICATION_PAGE, partial=API_KEYS_SECTION, context=context)
+
+
+def _application_lifecycle(request: HtmxHttpRequest, application_id: int, action: str) -> HttpResponse:
+    """Archive, restore or delete: a redirect with a notice, or the details section with the refusal."""
+    caller = get_caller(request)
+    application = selectors.application_get(caller=caller, application_id=application_id)
+    name = application.name
+    try:
+        if action == "archive":
+            services.application_archive(caller=caller, application=application)
+            message = f"Archived {name}: its keys no longer work. Restore it to use them again."
+        elif action == "restore":
+            services.application_restore(caller=caller, application=application)
+            message = f"Restored {name}: its keys that are not revoked or expired work again."
+        else:
+            services.application_delete(caller=caller, application=application)
+            message = f"Deleted {name}."
+    except ApplicationError as error:
+        application.refresh_from_db()
+        feedback = Feedback(errors={"details": f"Could not {action} {name}: {error.message}"})
+        context = _application_detail_context(caller, application, feedback=feedback)
+        return render_page(
+            request,
+            page=APPLICATION_PAGE,
+            partial=APPLICATION_DETAILS_SECTION,
+            context=context,
+            status=error.status_code,
+        )
+    messages.success(request, message)
+    url = reverse("settings:teams") if action == "delete" else reverse("settings:application", args=[application_id])
+    return htmx_redirect(url) if request.htmx else redirect(url)
+
+
+@login_required
+@require_post
+def application_archive(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
+    return _application_lifecycle(request, application_id, "archive")
+
+
+@login_required
+@require_post
+def application_restore(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
+    return _application_lifecycle(request, application_id, "restore")
+
+
+@login_required
+@require_post
+def application_delete(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
+    return _application_lifecycle(request, application_id, "delete")

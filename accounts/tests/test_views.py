@@ -845,7 +845,10 @@ def test_application_rename_to_a_taken_name_is_a_409_conflict(team_a, page_clien
     )
 
     body = text(response)
-    assert "The team already has an application named &#x27;taken&#x27;." in body
+    assert (
+        f"{team_a.team.name} already has an application named &#x27;taken&#x27;; names are unique in a team "
+        "regardless of case." in body
+    )
     assert f'<h1 id="application-heading">{team_a.application.name}</h1>' in body
 
 

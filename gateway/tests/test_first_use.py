@@ -109,3 +109,22 @@ def test_a_spent_total_budget_refuses_without_retry_after(gateway_client, fake_u
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "budget_exceeded"
     assert "retry-after" not in response.headers
+
+
+def test_an_archived_application_key_is_refused_on_its_next_request(gateway_client, fake_upstream, team_a):
+    from accounts.caller import caller_for_user
+    from accounts.models import Role
+    from accounts.services import application_archive, application_restore
+
+    model_for(provider_for(fake_upstream))
+    gateway_client.sdk.models.list()  # the key is now cached by the gateway process
+    admin = caller_for_user(team_a.members[Role.ADMIN])
+
+    application_archive(caller=admin, application=gateway_client.application)
+    refused = _post(gateway_client)
+    application_restore(caller=admin, application=gateway_client.application)
+    served = _post(gateway_client)
+
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "application_archived"
+    assert served.status_code == 200
