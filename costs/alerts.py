@@ -1,14 +1,23 @@
 """Spend alerts: budget threshold crossings and the hourly spend anomaly.
 
 A crossing is a BudgetAlert row, unique per budget, period and threshold, so it fires once
-even when concurrent settlements cross it together. Delivery runs on Celery after commit:
-an in-app Notification, an email, and a signed webhook with a delivery log.
+even when concurrent settlements cross it together. Delivery runs on Celery after commit.
+
+Channels are delivered independently. One transaction writes the in-app Notification and a
+delivery row per other channel (EmailDelivery, WebhookDelivery) and touches no network; after
+commit each row gets a task of its own, which claims the row, makes one attempt and logs it.
+A failed attempt is retried with exponential backoff (RETRY_BASE_SECONDS doubling, at most
+MAX_RETRY_DELAY_SECONDS, MAX_ATTEMPTS in all); a permanent refusal (HTTP 4xx, SMTP 5xx) is
+not retried. So a mail server that is down delays the email and nothing else. The periodic
+safety net (`deliveries_resume`) sends again what lost its task: a crossing without its
+notification, a delivery never attempted, a retry long overdue.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import smtplib
 import statistics
 import urllib.error
 import urllib.request
@@ -17,8 +26,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.core.mail import EmailMessage, get_connection
+from django.db import IntegrityError, models, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Team
@@ -29,7 +40,9 @@ from costs.models import (
     BudgetAlert,
     BudgetPeriod,
     CostRollup,
+    Delivery,
     DeliveryStatus,
+    EmailDelivery,
     Notification,
     NotificationKind,
     RollupDimension,
@@ -42,7 +55,20 @@ from costs.models import (
 logger = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_SECONDS = 10
+EMAIL_TIMEOUT_SECONDS = 10  # Django's SMTP backend waits forever by default
 SIGNATURE_HEADER = "X-Controlplane-Signature-256"
+
+# Retries: 10 s, 20 s, 40 s ... capped at an hour; 12 attempts span about 3.5 hours.
+RETRY_BASE_SECONDS = 10.0
+MAX_RETRY_DELAY_SECONDS = 3600.0
+MAX_ATTEMPTS = 12
+# An attempt holds its row this long (more than the timeouts above allow one attempt to take).
+CLAIM_SECONDS = 120
+# A pending delivery whose retry is this far overdue (or that was never attempted) lost its task.
+OVERDUE_AFTER = timedelta(minutes=10)
+# The safety net looks for crossings without a notification this far back.
+UNDELIVERED_ALERT_WINDOW = timedelta(days=7)
+RESUME_BATCH = 500
 
 # Anomaly rule: the last full hour's spend is anomalous when it is at least ANOMALY_FACTOR
 # times the median of the same hour of day over the previous ANOMALY_DAYS days (at least
@@ -107,28 +133,50 @@ def _recipients(team_id: int, budget: Budget | None) -> list[str]:
 
 
 def _notify(
-    *, team_id: int, kind: str, dedupe_key: str, title: str, body: str, link: str, budget: Budget | None
-) -> Notification | None:
-    """Create the in-app notification and send the email, once per dedupe key."""
-    notification, created = Notification.objects.get_or_create(
-        dedupe_key=dedupe_key, defaults={"team_id": team_id, "kind": kind, "title": title, "body": body, "link": link}
-    )
-    if not created:
-        return notification
-    recipients = _recipients(team_id, budget)
-    if recipients:
-        send_mail(
-            subject=f"[LLMOps] {title}",
-            message=f"{body}\n\n{link}",
-            from_email=getattr(settings, "DEFAULT_FROM_EMAIL", None),
-            recipient_list=recipients,
-            fail_silently=False,
+    *,
+    team_id: int,
+    kind: str,
+    dedupe_key: str,
+    title: str,
+    body: str,
+    link: str,
+    budget: Budget | None,
+    webhook_payload: dict[str, object] | None = None,
+) -> Notification:
+    """The in-app notification and, in the same transaction, one delivery row per other
+    channel, once per dedupe key; each channel's task is sent after commit."""
+    with transaction.atomic():
+        notification, created = Notification.objects.get_or_create(
+            dedupe_key=dedupe_key,
+            defaults={"team_id": team_id, "kind": kind, "title": title, "body": body, "link": link},
         )
+        if not created:
+            return notification  # its channels were planned with it; the safety net resumes them
+        recipients = _recipients(team_id, budget)
+        if recipients:
+            email = EmailDelivery.objects.create(
+                notification=notification, recipients=recipients, subject=f"[LLMOps] {title}", body=f"{body}\n\n{link}"
+            )
+            transaction.on_commit(lambda: _send_task("email", email.id))
+        if budget is not None and budget.webhook_url and webhook_payload is not None:
+            webhook = WebhookDelivery.objects.create(
+                budget=budget,
+                notification=notification,
+                url=budget.webhook_url,
+                body=json.dumps(webhook_payload, sort_keys=True),
+            )
+            transaction.on_commit(lambda: _send_task("webhook", webhook.id))
     return notification
 
 
+def _send_task(channel: str, delivery_id: int) -> None:
+    from costs.tasks import email_deliver, webhook_deliver
+
+    (email_deliver if channel == "email" else webhook_deliver).delay(delivery_id)
+
+
 def budget_alert_deliver(*, alert_id: int) -> None:
-    """Notification, email and (if configured) the signed webhook of one crossing. Idempotent."""
+    """The notification of one crossing, with its email and (if configured) signed webhook. Idempotent."""
     alert = BudgetAlert.objects.select_related("budget", "budget__team").filter(pk=alert_id).first()
     if alert is None:
         return
@@ -151,57 +199,123 @@ def budget_alert_deliver(*, alert_id: int) -> None:
         f"Budget '{budget.name}' ({budget.scope} {budget.scope_value}, {budget.period}) "
         f"has spent ${spent} of its ${limit} limit. {resets} {action}"
     )
-    link = f"/costs/?team={budget.team_id}#budget-{budget.id}"
-    with transaction.atomic():
-        notification = _notify(
-            team_id=budget.team_id,
-            kind=NotificationKind.BUDGET_THRESHOLD,
-            dedupe_key=f"budget-alert:{alert.id}",
-            title=title,
-            body=body,
-            link=link,
-            budget=budget,
+    payload: dict[str, object] = {
+        "type": "budget.threshold_crossed",
+        "budget": {
+            "id": budget.id,
+            "name": budget.name,
+            "scope": budget.scope,
+            "scope_value": budget.scope_value,
+            "period": budget.period,
+        },
+        "team_id": budget.team_id,
+        "threshold_percent": alert.threshold,
+        "spent_usd": str(spent),
+        "limit_usd": str(limit),
+        "period_start": alert.period_start.isoformat(),
+        "period_end": period_end.isoformat() if period_end else None,
+        "created_at": alert.created_at.isoformat(),
+    }
+    _notify(
+        team_id=budget.team_id,
+        kind=NotificationKind.BUDGET_THRESHOLD,
+        dedupe_key=f"budget-alert:{alert.id}",
+        title=title,
+        body=body,
+        link=f"/costs/?team={budget.team_id}#budget-{budget.id}",
+        budget=budget,
+        webhook_payload=payload,
+    )
+
+
+class DeliveryFailed(Exception):
+    """An attempt failed in a way worth retrying; the task retries after `retry_in` seconds."""
+
+    def __init__(self, message: str, *, retry_in: float) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
+def retry_delay_seconds(attempts: int) -> float:
+    """The wait after the `attempts`-th failed attempt."""
+    return float(min(RETRY_BASE_SECONDS * 2 ** (attempts - 1), MAX_RETRY_DELAY_SECONDS))
+
+
+def _claim(model: type[Delivery], delivery_id: int) -> Delivery | None:
+    """The pending row, held for one attempt; None when it is delivered, failed for good, or
+    another task's attempt holds it (a second task sent by the safety net does nothing)."""
+    now = timezone.now()
+    held = (
+        model._default_manager.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+        .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+    )
+    return model._default_manager.filter(pk=delivery_id).first() if held else None
+
+
+def _record_attempt(delivery: Delivery, *, error: str, is_retryable: bool) -> None:
+    """Log one attempt on the row (and release it); raise DeliveryFailed when a retry is due."""
+    now = timezone.now()
+    delivery.attempts += 1
+    delivery.claimed_until = None
+    delivery.next_attempt_at = None
+    retry_in = 0.0
+    if not error:
+        delivery.status = DeliveryStatus.DELIVERED
+        delivery.delivered_at = now
+        delivery.last_error = ""
+    else:
+        delivery.last_error = error[:2000]
+        if is_retryable and delivery.attempts < MAX_ATTEMPTS:
+            retry_in = retry_delay_seconds(delivery.attempts)
+            delivery.next_attempt_at = now + timedelta(seconds=retry_in)
+        else:
+            delivery.status = DeliveryStatus.FAILED
+    delivery.save()
+    if delivery.status == DeliveryStatus.FAILED:
+        logger.warning(
+            "notification delivery failed for good",
+            extra={"delivery": f"{type(delivery).__name__}:{delivery.pk}", "attempts": delivery.attempts},
         )
-        if notification is None or not budget.webhook_url:
-            return
-        payload = {
-            "type": "budget.threshold_crossed",
-            "budget": {
-                "id": budget.id,
-                "name": budget.name,
-                "scope": budget.scope,
-                "scope_value": budget.scope_value,
-                "period": budget.period,
-            },
-            "team_id": budget.team_id,
-            "threshold_percent": alert.threshold,
-            "spent_usd": str(spent),
-            "limit_usd": str(limit),
-            "period_start": alert.period_start.isoformat(),
-            "period_end": period_end.isoformat() if period_end else None,
-            "created_at": alert.created_at.isoformat(),
-        }
-        delivery, created = WebhookDelivery.objects.get_or_create(
-            budget=budget,
-            notification=notification,
-            defaults={"url": budget.webhook_url, "body": json.dumps(payload, sort_keys=True)},
-        )
-        if created:
-            from costs.tasks import webhook_deliver
-
-            delivery_id = delivery.id
-            transaction.on_commit(lambda: webhook_deliver.delay(delivery_id))
+    if delivery.next_attempt_at is not None:
+        raise DeliveryFailed(error, retry_in=retry_in)
 
 
-class WebhookFailed(Exception):
-    """A delivery attempt failed in a way worth retrying (network error or 5xx/429)."""
-
-
-def webhook_attempt(*, delivery_id: int, is_last_attempt: bool) -> None:
-    """POST the body once, signed, and log the attempt. Raises WebhookFailed to be retried."""
-    delivery = WebhookDelivery.objects.select_related("budget").filter(pk=delivery_id).first()
-    if delivery is None or delivery.status == DeliveryStatus.DELIVERED:
+def email_attempt(*, delivery_id: int) -> None:
+    """Send the email once and log the attempt. Raises DeliveryFailed to be retried."""
+    delivery = _claim(EmailDelivery, delivery_id)
+    if delivery is None:
         return
+    assert isinstance(delivery, EmailDelivery)
+    error, is_retryable = "", False
+    try:
+        connection = get_connection(fail_silently=False, timeout=EMAIL_TIMEOUT_SECONDS)
+        EmailMessage(
+            subject=delivery.subject,
+            body=delivery.body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=list(delivery.recipients),
+            connection=connection,
+        ).send()
+    except smtplib.SMTPRecipientsRefused as failure:
+        codes = [code for code, _ in failure.recipients.values()]
+        error = f"SMTP recipients refused: {', '.join(str(code) for code in codes)}"
+        is_retryable = any(code < 500 for code in codes)
+    except smtplib.SMTPResponseException as failure:
+        error = f"SMTP {failure.smtp_code}: {failure.smtp_error!r}"
+        is_retryable = failure.smtp_code < 500
+    except (smtplib.SMTPException, OSError) as failure:
+        error = f"{type(failure).__name__}: {failure}"
+        is_retryable = True
+    _record_attempt(delivery, error=error, is_retryable=is_retryable)
+
+
+def webhook_attempt(*, delivery_id: int) -> None:
+    """POST the body once, signed, and log the attempt. Raises DeliveryFailed to be retried."""
+    delivery = _claim(WebhookDelivery, delivery_id)
+    if delivery is None:
+        return
+    assert isinstance(delivery, WebhookDelivery)
     body = delivery.body.encode()
     secret = secrets.decrypt(delivery.budget.webhook_secret_encrypted)
     request = urllib.request.Request(  # noqa: S310 - the URL is a validated http(s) URLField
@@ -215,29 +329,50 @@ def webhook_attempt(*, delivery_id: int, is_last_attempt: bool) -> None:
             "X-Controlplane-Delivery": str(delivery.id),
         },
     )
-    delivery.attempts += 1
-    error = ""
-    retryable = False
+    error, is_retryable = "", False
     try:
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310 - see above
             delivery.response_status = response.status
     except urllib.error.HTTPError as failure:
         delivery.response_status = failure.code
         error = f"HTTP {failure.code}"
-        retryable = failure.code >= 500 or failure.code == 429
+        is_retryable = failure.code >= 500 or failure.code == 429
     except (urllib.error.URLError, TimeoutError, OSError) as failure:
         error = f"{type(failure).__name__}: {failure}"
-        retryable = True
-    if not error:
-        delivery.status = DeliveryStatus.DELIVERED
-        delivery.delivered_at = timezone.now()
-        delivery.last_error = ""
-    else:
-        delivery.last_error = error
-        delivery.status = DeliveryStatus.FAILED if (is_last_attempt or not retryable) else DeliveryStatus.PENDING
-    delivery.save()
-    if error and retryable and not is_last_attempt:
-        raise WebhookFailed(error)
+        is_retryable = True
+    _record_attempt(delivery, error=error, is_retryable=is_retryable)
+
+
+def deliveries_resume(*, at: datetime | None = None) -> int:
+    """Safety net (periodic): send again what lost its task. A crossing older than
+    OVERDUE_AFTER without its notification is delivered; a pending delivery never attempted,
+    or whose retry is OVERDUE_AFTER late, gets a new task (which does nothing if another
+    attempt holds the row). Returns how many tasks were sent."""
+    from costs.tasks import budget_alert_deliver as budget_alert_task
+
+    now = at or timezone.now()
+    cutoff = now - OVERDUE_AFTER
+    notified = Notification.objects.filter(
+        dedupe_key=Concat(models.Value("budget-alert:"), Cast(OuterRef("pk"), models.CharField()))
+    )
+    alert_ids = list(
+        BudgetAlert.objects.filter(created_at__lte=cutoff, created_at__gte=now - UNDELIVERED_ALERT_WINDOW)
+        .exclude(Exists(notified))
+        .values_list("pk", flat=True)[:RESUME_BATCH]
+    )
+    for alert_id in alert_ids:
+        budget_alert_task.delay(alert_id)
+    overdue = (
+        Q(status=DeliveryStatus.PENDING)
+        & (Q(next_attempt_at__lte=cutoff) | Q(next_attempt_at__isnull=True, created_at__lte=cutoff))
+        & (Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+    )
+    sent = len(alert_ids)
+    for channel, model in (("email", EmailDelivery), ("webhook", WebhookDelivery)):
+        for delivery_id in model.objects.filter(overdue).values_list("pk", flat=True)[:RESUME_BATCH]:
+            _send_task(channel, delivery_id)
+            sent += 1
+    return sent
 
 
 def spend_anomalies_check(*, at: datetime | None = None) -> int:
@@ -274,7 +409,7 @@ def spend_anomalies_check(*, at: datetime | None = None) -> int:
             f"The rule fires at {ANOMALY_FACTOR}x the median and at least ${ANOMALY_MIN_USD} above it."
         )
         link = f"/costs/?team={team_id}&interval=hour"
-        notification = _notify(
+        _notify(
             team_id=team_id,
             kind=NotificationKind.SPEND_ANOMALY,
             dedupe_key=f"spend-anomaly:{team_id}:{hour:%Y%m%d%H}",
@@ -283,5 +418,5 @@ def spend_anomalies_check(*, at: datetime | None = None) -> int:
             link=link,
             budget=None,
         )
-        fired += notification is not None
+        fired += 1
     return fired

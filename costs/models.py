@@ -281,28 +281,63 @@ class DeliveryStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class WebhookDelivery(models.Model):
-    """The delivery log of a signed webhook: every attempt updates the row."""
+class Delivery(models.Model):
+    """One channel of a notification (email, webhook), delivered on its own Celery task after
+    the notification commits, so a failing channel never loses the notification or another
+    channel. Every attempt updates the row.
+
+    `claimed_until`: an attempt in flight holds the row until then (a second task for the same
+    row, sent by the safety net, does nothing meanwhile). `next_attempt_at`: when the retry
+    of a failed attempt is due; a pending row well past it lost its retry (a worker died, the
+    broker dropped the message) and the periodic safety net sends it again.
+    """
+
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class WebhookDelivery(Delivery):
+    """The delivery log of a signed webhook."""
 
     budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="webhook_deliveries")
     notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="webhook_deliveries")
     url = models.URLField(max_length=500)
     body = models.TextField()
-    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["budget", "notification"], name="webhookdelivery_once_per_notification")
         ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhookdelivery_due")]
 
     def __str__(self) -> str:
         return f"webhook to {self.url}: {self.status}"
+
+
+class EmailDelivery(Delivery):
+    """The email of a notification, to the recipients chosen when it was created."""
+
+    notification = models.OneToOneField(Notification, on_delete=models.CASCADE, related_name="email_delivery")
+    recipients = models.JSONField(default=list)
+    subject = models.CharField(max_length=400)
+    body = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="emaildelivery_due")]
+
+    def __str__(self) -> str:
+        return f"email to {len(self.recipients)} recipient(s): {self.status}"
 
 
 class RollupGranularity(models.TextChoices):

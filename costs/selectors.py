@@ -14,7 +14,8 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from accounts.caller import Caller
-from accounts.models import ApiKey, Application, Team
+from accounts.models import ApiKey, Application, Role, Team
+from accounts.roles import role_permissions
 from controlplane.dates import RANGE_MESSAGE, is_supported
 from controlplane.errors import NotFound, ValidationFailed
 from costs import permissions
@@ -364,3 +365,16 @@ def notification_get(*, caller: Caller, notification_id: int) -> Notification:
         return notification_list(caller=caller).get(pk=notification_id)
     except ObjectDoesNotExist:
         raise NotFound(f"No notification with id {notification_id} exists in your teams.") from None
+
+
+def notification_unread_count(*, user_id: int) -> int:
+    """Unread notifications of the teams where the user's role may view spend: one COUNT
+    query (memberships joined, no caller built), cheap enough for every page's navigation."""
+    roles = [role for role, _ in Role.choices if permissions.VIEW_SPEND in role_permissions(role)]
+    return (
+        Notification.objects.filter(
+            read_at__isnull=True, team__memberships__user_id=user_id, team__memberships__role__in=roles
+        )
+        .values("pk")
+        .count()
+    )

@@ -8,26 +8,36 @@ from celery import shared_task
 
 from costs import alerts
 
-WEBHOOK_MAX_RETRIES = 5
-
 
 @shared_task(acks_late=True, ignore_result=True)
 def budget_alert_deliver(alert_id: int) -> None:
     alerts.budget_alert_deliver(alert_id=alert_id)
 
 
-@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=WEBHOOK_MAX_RETRIES)
+# One task per channel of a notification. The attempt count on the row decides the last
+# attempt and the backoff (costs.alerts), so Celery's own retry limit is off.
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None, time_limit=90, soft_time_limit=80)
+def email_deliver(self: Any, delivery_id: int) -> None:
+    try:
+        alerts.email_attempt(delivery_id=delivery_id)
+    except alerts.DeliveryFailed as failure:
+        raise self.retry(exc=failure, countdown=failure.retry_in) from failure
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None, time_limit=90, soft_time_limit=80)
 def webhook_deliver(self: Any, delivery_id: int) -> None:
     try:
-        alerts.webhook_attempt(delivery_id=delivery_id, is_last_attempt=self.request.retries >= WEBHOOK_MAX_RETRIES)
-    except alerts.WebhookFailed as failure:
-        # Exponential backoff: 10 s, 20 s, 40 s, 80 s, 160 s.
-        raise self.retry(exc=failure, countdown=10 * 2**self.request.retries) from failure
+        alerts.webhook_attempt(delivery_id=delivery_id)
+    except alerts.DeliveryFailed as failure:
+        raise self.retry(exc=failure, countdown=failure.retry_in) from failure
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def budget_alerts_check() -> int:
-    return alerts.budget_alerts_check()
+    """The periodic safety net: crossings settlement did not fire, and deliveries that lost their task."""
+    fired = alerts.budget_alerts_check()
+    alerts.deliveries_resume()
+    return fired
 
 
 @shared_task(acks_late=True, ignore_result=True)

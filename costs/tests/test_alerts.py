@@ -16,7 +16,15 @@ from django.core import mail
 from django.utils import timezone
 
 from costs import alerts
-from costs.models import BudgetAlert, CostRollup, DeliveryStatus, Notification, WebhookDelivery, usd_to_units
+from costs.models import (
+    BudgetAlert,
+    CostRollup,
+    DeliveryStatus,
+    EmailDelivery,
+    Notification,
+    WebhookDelivery,
+    usd_to_units,
+)
 from costs.secrets import decrypt
 from costs.services import budget_reserve, budget_settle
 from costs.tests.conftest import build_call
@@ -125,13 +133,13 @@ def test_a_failing_webhook_is_retried_and_logged_until_it_succeeds(team_a, make_
         alerts.budget_alert_deliver(alert_id=BudgetAlert.objects.get().id)
         delivery = WebhookDelivery.objects.get()
 
-        with pytest.raises(alerts.WebhookFailed):
-            alerts.webhook_attempt(delivery_id=delivery.id, is_last_attempt=False)
+        with pytest.raises(alerts.DeliveryFailed):
+            alerts.webhook_attempt(delivery_id=delivery.id)
         delivery.refresh_from_db()
         assert (delivery.status, delivery.attempts, delivery.last_error) == (DeliveryStatus.PENDING, 1, "HTTP 503")
 
-        alerts.webhook_attempt(delivery_id=delivery.id, is_last_attempt=False)
-        alerts.webhook_attempt(delivery_id=delivery.id, is_last_attempt=False)  # delivered: not sent again
+        alerts.webhook_attempt(delivery_id=delivery.id)
+        alerts.webhook_attempt(delivery_id=delivery.id)  # delivered: not sent again
         delivery.refresh_from_db()
         assert (delivery.status, delivery.attempts, delivery.response_status) == (DeliveryStatus.DELIVERED, 2, 200)
         assert len(receiver.requests) == 2
@@ -147,8 +155,12 @@ def test_a_crossing_fires_once_even_when_delivered_twice(team_a, make_budget):
     for alert in BudgetAlert.objects.all():
         alerts.budget_alert_deliver(alert_id=alert.id)
         alerts.budget_alert_deliver(alert_id=alert.id)
+    for delivery in EmailDelivery.objects.all():  # the email tasks, run twice each
+        alerts.email_attempt(delivery_id=delivery.id)
+        alerts.email_attempt(delivery_id=delivery.id)
 
     assert Notification.objects.count() == 2
+    assert EmailDelivery.objects.count() == 2
     assert len(mail.outbox) == 2  # the team's manager and admin are the default recipients, one email each time
     assert sorted(mail.outbox[0].to) == sorted([team_a.members["manager"].email, team_a.members["admin"].email])
 
