@@ -116,6 +116,16 @@ class MemberAddInput(StrictSerializer):
     clearance = ClearanceField(default="internal")
 
 
+class UserCreateInput(StrictSerializer):
+    username = serializers.CharField(max_length=150)
+    email = serializers.EmailField()
+    role = ChoiceField(choices=MEMBER_ROLES, default=Role.VIEWER)
+    clearance = ClearanceField(default="internal")
+    password = serializers.CharField(
+        required=False, allow_null=True, default=None, write_only=True, trim_whitespace=False
+    )
+
+
 class MemberUpdateInput(StrictSerializer):
     role = ChoiceField(choices=MEMBER_ROLES, required=False)
     clearance = ClearanceField(required=False)
@@ -406,3 +416,21 @@ class MeView(APIView):
         elif caller.user is not None:
             body["user"] = {"id": caller.user.pk, "username": caller.user.get_username(), "email": caller.user.email}
         return Response(body)
+
+
+class TeamUserCreateView(APIView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(
+        request=UserCreateInput,
+        responses={201: dict},
+        description="Create a user account as a member of this team (team admins; role and clearance no higher "
+        "than yours). Without `password`, one is generated and returned once as `password`.",
+    )
+    def post(self, request: Request, team_id: int) -> Response:
+        caller = get_caller(request)
+        team = selectors.team_get(caller=caller, team_id=team_id)
+        user, generated = services.user_create(caller=caller, team=team, **validated(UserCreateInput, request))
+        membership = Membership.objects.select_related("user").get(user=user, team=team)
+        body = {**MembershipSerializer(membership).data, "password": generated}
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})

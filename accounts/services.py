@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime
 import logging
+import secrets
 import zlib
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -483,3 +488,62 @@ def provisioning_key_create(
         application, _ = Application.objects.get_or_create(team=team, name=application_name)
         _, secret = api_key_create(caller=None, application=application, name=name, role=role, clearance=clearance)
     return secret
+
+
+USER_CREATE = "user.create"
+
+
+def user_create(
+    *,
+    caller: Caller | None,
+    team: Team,
+    username: str,
+    email: str,
+    role: str,
+    clearance: int,
+    password: str | None = None,
+) -> tuple[Any, str | None]:
+    """Create an account and make it a member of `team`; return it with the generated password
+    when none was given (shown once, never stored in clear).
+
+    Team admins may create accounts for their team, with a role and clearance no higher than
+    their own. `caller=None` is for trusted provisioning (`manage.py createuser`) only.
+    """
+    if caller is not None:
+        caller.require_permission(roles.CREATE_USER, team_id=team.id, action="create user accounts")
+        _check_grantable(caller=caller, team_id=team.id, role=role, clearance=clearance, what="a new user")
+    user_model = get_user_model()
+    username = username.strip()
+    try:
+        user_model.username_validator(username)
+        if not username or len(username) > 150:
+            raise DjangoValidationError("Give a username of 1 to 150 characters.")
+    except DjangoValidationError as error:
+        raise ValidationFailed(f"username: {' '.join(error.messages)}", param="username") from None
+    try:
+        validate_email(email)
+    except DjangoValidationError:
+        raise ValidationFailed(f"'{email}' is not an email address.", param="email") from None
+    generated = password is None
+    if password is None:
+        password = secrets.token_urlsafe(18)
+    else:
+        try:
+            validate_password(password)
+        except DjangoValidationError as error:
+            raise ValidationFailed(f"password: {' '.join(error.messages)}", param="password") from None
+    with transaction.atomic():
+        if user_model.objects.filter(username__iexact=username).exists():
+            raise Conflict(f"A user named '{username}' already exists; add them to the team instead.", param="username")
+        user = user_model.objects.create_user(username=username, email=email, password=password)
+        membership = Membership.objects.create(user=user, team=team, role=role, clearance=clearance)
+        audit_record(
+            actor=caller,
+            action=USER_CREATE,
+            target_type="auth.user",
+            target_id=str(user.pk),
+            team_id=team.id,
+            after={"username": username, "email": email, **_membership_state(membership)},
+        )
+    logger.info("user created", extra={"user_id": user.pk, "team_id": team.id})
+    return user, password if generated else None

@@ -8,6 +8,7 @@ urlpatterns = [
     path("teams/<id:team_id>/", api.TeamDetailView.as_view(), name="api-team"),
     path("teams/<id:team_id>/members/", api.MemberListView.as_view(), name="api-team-members"),
     path("teams/<id:team_id>/members/<id:user_id>/", api.MemberDetailView.as_view(), name="api-team-member"),
+    path("teams/<id:team_id>/users/", api.TeamUserCreateView.as_view(), name="api-team-users"),
     path("applications/", api.ApplicationListView.as_view(), name="api-applications"),
     path("applications/<id:application_id>/", api.ApplicationDetailView.as_view(), name="api-application"),
     path(
