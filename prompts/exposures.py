@@ -19,6 +19,7 @@ def exposures_record_for_calls(*, calls: Sequence[Call]) -> list[ExperimentExpos
         (variant.experiment_id, variant.name): variant.id
         for variant in ExperimentVariant.objects.filter(experiment_id__in={call.experiment_id for call in served})
     }
+    subject_length = ExperimentExposure._meta.get_field("subject").max_length
     exposures = []
     for call in served:
         experiment_id = int(call.experiment_id or 0)
@@ -29,7 +30,8 @@ def exposures_record_for_calls(*, calls: Sequence[Call]) -> list[ExperimentExpos
             ExperimentExposure(
                 experiment_id=experiment_id,
                 variant_id=variant_id,
-                subject=call.end_user or str(call.id),
+                # end_user holds up to 256 characters; the subject column fewer.
+                subject=(call.end_user or str(call.id))[:subject_length],
                 call_id=str(call.id),
                 latency_ms=call.latency_ms,
                 cost_usd=float(call.cost_usd),
