@@ -113,6 +113,21 @@ def _check_grantable(*, caller: Caller, team_id: int, role: str, clearance: int,
         )
 
 
+def _check_changeable(*, caller: Caller, membership: Membership, action: str) -> None:
+    """Nobody changes or removes a member whose role or clearance is above their own."""
+    caller_role = caller.role_in(membership.team_id) or ""
+    if not roles.role_can_grant(caller_role, membership.role):
+        raise PermissionDenied(
+            f"Your role ({caller_role}) cannot {action} a member whose role ('{membership.role}') "
+            "carries permissions you do not have."
+        )
+    if membership.clearance > caller.clearance_in(membership.team_id):
+        raise PermissionDenied(
+            f"You cannot {action} a member whose clearance ('{Clearance(membership.clearance).label}') is "
+            f"above your own ('{Clearance(caller.clearance_in(membership.team_id)).label}')."
+        )
+
+
 def membership_add(*, caller: Caller, team: Team, username: str, role: str, clearance: int) -> Membership:
     caller.require_permission(roles.ADD_MEMBERSHIP, team_id=team.id, action="add members to this team")
     _check_grantable(caller=caller, team_id=team.id, role=role, clearance=clearance, what="a member")
@@ -139,6 +154,7 @@ def membership_update(
 ) -> Membership:
     team_id = membership.team_id
     caller.require_permission(roles.CHANGE_MEMBERSHIP, team_id=team_id, action="change members' roles")
+    _check_changeable(caller=caller, membership=membership, action="change")
     new_role = role if role is not None else membership.role
     new_clearance = clearance if clearance is not None else membership.clearance
     _check_grantable(caller=caller, team_id=team_id, role=new_role, clearance=new_clearance, what="a member")
@@ -157,6 +173,7 @@ def membership_update(
 
 def membership_remove(*, caller: Caller, membership: Membership) -> None:
     caller.require_permission(roles.DELETE_MEMBERSHIP, team_id=membership.team_id, action="remove members")
+    _check_changeable(caller=caller, membership=membership, action="remove")
     with transaction.atomic():
         if membership.role == Role.ADMIN:
             _ensure_another_admin(membership)
