@@ -3,6 +3,7 @@ real Celery worker."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +96,16 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
 
     from controlplane.celery import app
 
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING") as worker:
-        yield worker
+    # Starting a worker reconfigures the root logger (a second start leaves it at WARNING), which
+    # would silence later tests' log assertions: put its level back afterwards.
+    root_level = logging.getLogger().level
+    try:
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"
+        ) as worker:
+            yield worker
+    finally:
+        logging.getLogger().setLevel(root_level)
 
 
 @pytest.fixture(autouse=True)

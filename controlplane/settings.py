@@ -267,6 +267,20 @@ GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=4 * 1024 * 10
 GATEWAY_TOTAL_TIMEOUT_SECONDS = env.float("GATEWAY_TOTAL_TIMEOUT_SECONDS", default=120.0)
 GATEWAY_THREADS = env.int("GATEWAY_THREADS", default=8)
 GATEWAY_MAX_CONNECTIONS = env.int("GATEWAY_MAX_CONNECTIONS", default=200)
+# Every dimension of one request to /v1/chat/completions or the prompt render API is bounded
+# (controlplane.limits): a request over one is refused with a 400 naming the setting, before any
+# work is done for it or any budget reserved.
+REQUEST_MAX_MESSAGES = env.int("REQUEST_MAX_MESSAGES", default=1_000)
+REQUEST_MAX_DOCUMENTS = env.int("REQUEST_MAX_DOCUMENTS", default=100)
+REQUEST_MAX_TOOLS = env.int("REQUEST_MAX_TOOLS", default=128)
+REQUEST_MAX_VARIABLES = env.int("REQUEST_MAX_VARIABLES", default=100)
+REQUEST_MAX_TEXT_CHARS = env.int("REQUEST_MAX_TEXT_CHARS", default=500_000)
+REQUEST_MAX_TOTAL_CHARS = env.int("REQUEST_MAX_TOTAL_CHARS", default=1_000_000)
+# One prompt render (prompts.templating): its output and every value it builds, its steps
+# (calls and loop iterations) and its time. The output may hold a request's documents.
+PROMPT_RENDER_MAX_CHARS = env.int("PROMPT_RENDER_MAX_CHARS", default=1_000_000)
+PROMPT_RENDER_MAX_STEPS = env.int("PROMPT_RENDER_MAX_STEPS", default=100_000)
+PROMPT_RENDER_MAX_SECONDS = env.float("PROMPT_RENDER_MAX_SECONDS", default=2.0)
 # A gateway thread's (or the call recorder's) database connection used successfully within
 # this many seconds is not pinged again before its next step (Django's CONN_HEALTH_CHECKS
 # would ping on every step).
