@@ -121,8 +121,9 @@ class AuditVerifyView(APIView):
     @extend_schema(responses=VerificationSerializer)
     def get(self, request: Request) -> Response:
         """Verify the whole chain and the signed checkpoints; report the first broken link (200 either way)."""
-        report = services.audit_verify(caller=get_caller(request), request=request._request)
-        return Response(report.as_dict())
+        caller = get_caller(request)
+        report = services.audit_verify(caller=caller, request=request._request)
+        return Response(selectors.audit_verification_for(caller=caller, report=report))
 
 
 class IgnoreFormatParameter(DefaultContentNegotiation):

@@ -11,7 +11,7 @@ import datetime
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, QuerySet
 
@@ -22,6 +22,9 @@ from compliance.models import AuditEvent, AuditExport, ExportFormat, RetentionPo
 from controlplane.dates import parse_moment
 from controlplane.errors import NotFound, PermissionDenied, ValidationFailed
 from controlplane.ids import parse_whole_number
+
+if TYPE_CHECKING:
+    from compliance.chain import VerificationReport
 
 VIEW_AUDIT = roles.VIEW_AUDIT_EVENT
 EXPORT_AUDIT = roles.EXPORT_AUDIT_EVENT
@@ -202,3 +205,31 @@ def retention_scope_teams(*, caller: Caller) -> QuerySet[Team]:
     return Team.objects.filter(
         id__in=[tid for tid in caller.team_ids if caller.has_permission(VIEW_AUDIT, team_id=tid)]
     )
+
+
+def audit_verification_for(*, caller: Caller, report: VerificationReport) -> dict[str, Any]:
+    """A verification report as the caller may see it.
+
+    An operator (superuser) sees the whole chain. A team's admins and compliance officers learn
+    whether the whole chain is intact, but its counts and head only for their own teams' events:
+    the system-wide number of events is not theirs to know."""
+    result = report.as_dict()
+    if _is_superuser(caller):
+        return result
+    scope = audit_scope(caller=caller)
+    events = AuditEvent.objects.filter(team_id__in=scope.team_ids)
+    verified = events.filter(sequence__isnull=False, sequence__lte=report.head_sequence)
+    head_sequence, head_hash = verified.order_by("-sequence").values_list("sequence", "hash").first() or (0, "")
+    result |= {
+        "events_verified": verified.count(),
+        "pending_events": events.filter(sequence__isnull=True).count(),
+        "head_sequence": head_sequence,
+        "head_hash": head_hash,
+    }
+    if report.is_intact:
+        result["summary"] = (
+            f"Audit chain intact: {result['events_verified']} events of your teams verified up to "
+            f"#{head_sequence}, {report.checkpoints_verified} signed checkpoints match, "
+            f"{result['pending_events']} events of your teams waiting to be sealed."
+        )
+    return result

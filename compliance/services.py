@@ -17,8 +17,8 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.caller import Caller, caller_for_user
-from accounts.models import Team
+from accounts.caller import Caller, caller_for_api_key, caller_for_user
+from accounts.models import ApiKey, Team
 from compliance import chain, export, selectors
 from compliance.audit import Action, audit_record, audit_record_calls, call_content_sha256
 from compliance.models import AuditCheckpoint, AuditExport, ExportStatus, RetentionPolicy
@@ -161,24 +161,42 @@ def audit_export_job_create(
     return audit_export
 
 
-def audit_export_run(*, export_id: str) -> str:
-    """Run a queued export job as its exporter (with the exporter's current rights)."""
+def _exporter_caller(audit_export: AuditExport) -> tuple[Caller | None, str]:
+    """The exporter with their current rights: the user, or the API key (its application) that
+    queued the job; or why the job cannot run as them any more."""
+    if audit_export.exporter_api_key_id is not None:
+        api_key = ApiKey.objects.select_related("application").filter(pk=audit_export.exporter_api_key_id).first()
+        if api_key is None:
+            return None, "The API key that queued this export no longer exists."
+        if not api_key.is_active or api_key.application.archived_at is not None:
+            return None, (
+                f"The API key that queued this export ({api_key.prefix}) is revoked or expired, or its "
+                "application is archived."
+            )
+        return caller_for_api_key(api_key), ""
     from django.contrib.auth import get_user_model
 
-    audit_export = AuditExport.objects.filter(pk=uuid.UUID(export_id)).first()
-    if audit_export is None or audit_export.status in (ExportStatus.DONE, ExportStatus.FAILED):
-        return "skipped"
     user = (
         get_user_model().objects.filter(pk=audit_export.exporter_user_id).first()
         if audit_export.exporter_user_id is not None
         else None
     )
     if user is None:
+        return None, "The exporter's account no longer exists."
+    return caller_for_user(user), ""
+
+
+def audit_export_run(*, export_id: str) -> str:
+    """Run a queued export job as its exporter (with the exporter's current rights)."""
+    audit_export = AuditExport.objects.filter(pk=uuid.UUID(export_id)).first()
+    if audit_export is None or audit_export.status in (ExportStatus.DONE, ExportStatus.FAILED):
+        return "skipped"
+    caller, refusal = _exporter_caller(audit_export)
+    if caller is None:
         AuditExport.objects.filter(pk=audit_export.pk).update(
-            status=ExportStatus.FAILED, error="The exporter's account no longer exists.", finished_at=timezone.now()
+            status=ExportStatus.FAILED, error=refusal, finished_at=timezone.now()
         )
         return "failed"
-    caller = caller_for_user(user)
     audit_filter = selectors.parse_filters({key: str(value) for key, value in audit_export.filters.items()})
     path = export_file_path(audit_export)
     temporary = path.with_suffix(path.suffix + ".part")

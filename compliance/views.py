@@ -94,7 +94,10 @@ def denied_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_post
 def verify(request: HttpRequest) -> HttpResponse:
-    report = services.audit_verify(caller=get_caller(request), request=request)
+    caller = get_caller(request)
+    report = selectors.audit_verification_for(
+        caller=caller, report=services.audit_verify(caller=caller, request=request)
+    )
     return render(request, "compliance/partials/_verification.html", {"report": report, **_status_context()})
 
 
