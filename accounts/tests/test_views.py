@@ -104,7 +104,7 @@ def test_team_list_queries_do_not_grow_with_rows(make_team, page_client_for, dja
 
     # when they open the settings page, then the query count is bounded whatever the rows:
     # session, user, grants, teams, the two operator-permission lookups, applications
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(8):  # + the navigation's unread-notifications count
         response = client.get(reverse("settings:teams"))
 
     assert response.status_code == 200
@@ -352,7 +352,7 @@ def test_team_page_queries_do_not_grow_with_members(team_a, page_client_for, dja
     client = page_client_for(team_a.members[Role.ADMIN])
 
     # session, user, grants, team, members with their users, applications
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):  # + the navigation's unread-notifications count
         response = client.get(reverse("settings:team", args=[team_a.team.id]))
 
     assert response.status_code == 200
@@ -774,7 +774,7 @@ def test_application_page_queries_do_not_grow_with_keys(team_a, page_client_for,
     client = page_client_for(manager)
 
     # session, user, grants, application with its team, keys with their creators and revokers
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):  # + the navigation's unread-notifications count
         response = client.get(reverse("settings:application", args=[team_a.application.id]))
 
     assert response.status_code == 200
