@@ -139,6 +139,58 @@ def audit_record(
     return event
 
 
+# How a secret (a provider's API key, a data source's text) appears in a change: never its value.
+VALUE_SET = "set"
+VALUE_NOT_SET = "not set"
+VALUE_CHANGED = "changed"
+
+
+def secret_state(value: str | None) -> str:
+    return VALUE_SET if value else VALUE_NOT_SET
+
+
+def audit_diff(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(before, after) of a change, reduced to the fields that differ; on a creation (no
+    before) or a deletion (no after) the whole state. Callers put secrets in the states as
+    secret_state() or VALUE_CHANGED, never as values."""
+    if before is None or after is None:
+        return before, after
+    changed = [name for name in {**before, **after} if before.get(name) != after.get(name)]
+    return {name: before.get(name) for name in changed}, {name: after.get(name) for name in changed}
+
+
+def audit_change(
+    *,
+    actor: Caller | None,
+    action: str,
+    target_type: str,
+    target_id: Any,
+    team_id: int | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    metadata: dict[str, Any] | None = None,
+    application_id: int | None = None,
+) -> AuditEvent | None:
+    """Record a configuration change with the before and after of the fields that changed;
+    nothing when nothing changed. Call it inside the transaction of the change."""
+    changed_before, changed_after = audit_diff(before, after)
+    if before is not None and after is not None and not changed_after:
+        return None
+    return audit_record(
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        team_id=team_id,
+        before=changed_before,
+        after=changed_after,
+        metadata=metadata,
+        application_id=application_id,
+    )
+
+
 def call_content_sha256(call: Call) -> str:
     """sha256 of a call's canonical content: what was asked, what was answered, by whom and at what cost.
 
@@ -267,8 +319,17 @@ def record_login_failed(*, credentials: dict[str, Any], request: HttpRequest | N
     )
 
 
+_DENIAL_RECORDED = "_audit_access_denial_recorded"
+
+
+def was_denial_recorded(request: HttpRequest) -> bool:
+    """Whether this request's refusal is already in the denied-access log (one event per refusal)."""
+    return bool(getattr(request, _DENIAL_RECORDED, False))
+
+
 def record_access_denied(*, request: Any, message: str, team_id: int | None = None) -> None:
-    """Record a refused request (every PermissionDenied raised to an API or page caller).
+    """Record a refused request (every PermissionDenied answered to an API or page caller: the
+    API's exception handler and compliance.middleware call this).
 
     The team is the one the refusal names (`team_id` on the error) or, failing that, the
     caller's only team; otherwise the event has no team (superusers see it). Never raises:
@@ -277,6 +338,7 @@ def record_access_denied(*, request: Any, message: str, team_id: int | None = No
     from controlplane.api.authentication import get_caller
 
     django_request = getattr(request, "_request", request)
+    setattr(django_request, _DENIAL_RECORDED, True)
     try:
         caller = get_caller(request)
         if team_id is None and len(caller.team_ids) == 1:

@@ -20,13 +20,25 @@ from django.utils import timezone
 from accounts.caller import Caller, caller_for_api_key, caller_for_user
 from accounts.models import ApiKey, Team
 from compliance import chain, export, selectors
-from compliance.audit import Action, audit_record, audit_record_calls, call_content_sha256
+from compliance.audit import (
+    VALUE_CHANGED,
+    Action,
+    audit_change,
+    audit_diff,
+    audit_record,
+    audit_record_calls,
+    call_content_sha256,
+    secret_state,
+)
 from compliance.models import AuditCheckpoint, AuditExport, ExportStatus, RetentionPolicy
 from controlplane.errors import ValidationFailed
 
 __all__ = [
+    "VALUE_CHANGED",
     "Action",
+    "audit_change",
     "audit_checkpoint_create",
+    "audit_diff",
     "audit_export_job_create",
     "audit_export_run",
     "audit_export_stream",
@@ -37,6 +49,7 @@ __all__ = [
     "call_content_sha256",
     "retention_policy_set",
     "retention_purge",
+    "secret_state",
 ]
 
 logger = logging.getLogger(__name__)

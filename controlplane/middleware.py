@@ -95,12 +95,8 @@ class ApplicationErrorMiddleware:
 
         if isinstance(exception, NotFound):
             return render(request, "404.html", status=404)
-        if isinstance(exception, ApplicationError) and exception.status_code == 403:
-            from compliance.audit import record_access_denied  # access denials go on the audit trail
-
-            record_access_denied(
-                request=request, message=exception.message, team_id=getattr(exception, "team_id", None)
-            )
+        # A 403 goes on the denied-access log in compliance.middleware, with the 403s that
+        # pages answer themselves.
         if isinstance(exception, ApplicationError):
             template = "403.html" if exception.status_code == 403 else "400.html"
             return render(request, template, {"exception": exception.message}, status=exception.status_code)

@@ -229,6 +229,7 @@ def provider_create(
             provider = Provider.objects.create(
                 team=team, api_key_encrypted=crypto.encrypt(key) if key else "", **values
             )
+            _audit_provider(caller, "provider.create", provider, before=None)
             catalog_changed()
     except IntegrityError:
         raise Conflict(
@@ -267,6 +268,7 @@ def provider_update(
             "is_enabled": is_enabled,
         }
     )
+    before = _provider_audit_state(provider)
     changed = [field_name for field_name, value in values.items() if getattr(provider, field_name) != value]
     if api_key is not None:
         key = _validate_api_key(api_key)
@@ -284,6 +286,9 @@ def provider_update(
             if "name" in changed:
                 _check_provider_name_free(team_id=provider.team_id, name=provider.name, exclude_id=provider.id)
             provider.save(update_fields=[*changed, "updated_at"])
+            _audit_provider(
+                caller, "provider.update", provider, before=before, is_key_replaced="api_key_encrypted" in changed
+            )
             catalog_changed()
     except IntegrityError:
         raise Conflict(f"A provider named '{provider.name}' already exists; pick another name.", param="name") from None
@@ -591,6 +596,7 @@ def model_create(
             model = LanguageModel.objects.create(
                 team=team, name=model_name, provider=resolved_provider, fallbacks=chain, **values
             )
+            _audit_catalog(caller, "model.create", model, before=None, after=_model_audit_state(model))
             # A new name may shadow a shared one for the team, and a shared model takes over the
             # list prices of its name: either way every process's price table reloads.
             if team is None:
@@ -634,9 +640,11 @@ def model_update(
     changed = [name for name, value in values.items() if getattr(model, name) != value]
     with transaction.atomic():
         if changed:
+            before = _model_audit_state(model)
             for name in changed:
                 setattr(model, name, values[name])
             model.save(update_fields=[*changed, "updated_at"])
+            _audit_catalog(caller, "model.update", model, before=before, after=_model_audit_state(model))
         if price is not None:
             _set_price(caller=caller, model=model, price=price)
         if changed or price is not None:
@@ -841,6 +849,7 @@ def routing_set(
         )
         changed = created or current != wanted
         if changed:
+            before = None if created else _routing_audit_state(routing)
             (
                 routing.policy,
                 routing.model,
@@ -850,6 +859,7 @@ def routing_set(
                 routing.max_price,
             ) = wanted
             routing.save()
+            _audit_routing(caller, application, before=before, after=_routing_audit_state(routing))
             catalog_changed()
     if changed:
         logger.info(
@@ -860,6 +870,88 @@ def routing_set(
 
 def _actor(caller: Caller | None) -> str:
     return caller.label if caller is not None else "system"
+
+
+# Audit: every change to providers, models and routing, with before and after -------------
+
+
+def _provider_audit_state(provider: Provider) -> dict[str, Any]:
+    from compliance.services import secret_state
+
+    state = {name: getattr(provider, name) for name in ("name", "base_url", *PROVIDER_LIMITS, "is_enabled")}
+    return {**state, "api_key": secret_state(provider.api_key_encrypted)}  # never the key
+
+
+def _model_audit_state(model: LanguageModel) -> dict[str, Any]:
+    return {"name": model.name, **_model_state(model)}
+
+
+def _routing_audit_state(routing: RoutingPolicy) -> dict[str, Any]:
+    return {
+        "policy": routing.policy,
+        "model": routing.model,
+        "fallbacks": list(routing.fallbacks),
+        "tiers": dict(routing.tiers),
+        "threshold": routing.threshold,
+        "max_price": routing.max_price,
+    }
+
+
+def _audit_catalog(
+    caller: Caller | None,
+    action: str,
+    entry: Provider | LanguageModel,
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+) -> None:
+    from compliance.services import audit_change
+
+    audit_change(
+        actor=caller,
+        action=action,
+        target_type=f"gateway.{entry._meta.model_name}",
+        target_id=entry.pk,
+        team_id=entry.team_id,
+        before=before,
+        after=after,
+        metadata={"name": entry.name},
+    )
+
+
+def _audit_provider(
+    caller: Caller | None,
+    action: str,
+    provider: Provider,
+    *,
+    before: dict[str, Any] | None,
+    is_key_replaced: bool = False,
+) -> None:
+    """A new key is recorded as "changed" (a removed one as "not set"), never by its value."""
+    from compliance.services import VALUE_CHANGED
+
+    after = _provider_audit_state(provider)
+    if is_key_replaced and provider.api_key_encrypted:
+        after["api_key"] = VALUE_CHANGED
+    _audit_catalog(caller, action, provider, before=before, after=after)
+
+
+def _audit_routing(
+    caller: Caller | None, application: Application, *, before: dict[str, Any] | None, after: dict[str, Any]
+) -> None:
+    from compliance.services import audit_change
+
+    audit_change(
+        actor=caller,
+        action="routing.update",
+        target_type="accounts.application",
+        target_id=application.id,
+        team_id=application.team_id,
+        application_id=application.id,
+        before=before,
+        after=after,
+        metadata={"application": application.name},
+    )
 
 
 # Configuration as code (seed_catalog, gateway_sync) -------------------------------------

@@ -97,20 +97,52 @@ def validate_entities(entities: Iterable[str], *, param: str) -> list[str]:
     return result
 
 
-def _audit(
-    *, caller: Caller, action: str, target_type: str, target_id: int, team_id: int, after: dict[str, Any] | None = None
-) -> None:
-    """Guardrail, classification and data-source changes go on the audit trail (never text)."""
-    from compliance.services import audit_record
+_NEVER_AUDITED = frozenset({"text", "fingerprints", "text_sha256"})  # a data source's content
 
-    audit_record(
+
+def _audit_state(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if values is None else {name: value for name, value in values.items() if name not in _NEVER_AUDITED}
+
+
+def _audit(
+    *,
+    caller: Caller,
+    action: str,
+    target_type: str,
+    target_id: int,
+    team_id: int,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Guardrail, classification and data-source changes go on the audit trail with before and
+    after of what changed (a data source's text only as "changed", never the text)."""
+    from compliance.services import audit_change
+
+    audit_change(
         actor=caller,
         action=action,
         target_type=target_type,
-        target_id=str(target_id),
+        target_id=target_id,
         team_id=team_id,
-        after={k: v for k, v in (after or {}).items() if k not in {"text", "fingerprints", "text_sha256"}},
+        before=_audit_state(before),
+        after=_audit_state(after),
     )
+
+
+_POLICY_FIELDS = (
+    "pii_input",
+    "pii_output",
+    "pii_entities",
+    "restore_pii_in_response",
+    "injection",
+    "injection_threshold",
+)
+_RULE_FIELDS = ("name", "kind", "level", "entities", "pattern", "keywords", "is_enabled")
+_SOURCE_FIELDS = ("name", "description", "classification", "leak_action", "leak_share")
+
+
+def _state(instance: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in names}
 
 
 def guardrail_policy_update(
@@ -140,6 +172,7 @@ def guardrail_policy_update(
     entities = validate_entities(pii_entities, param="pii.entities") if pii_entities is not None else None
     with transaction.atomic():
         policy, _ = GuardrailPolicy.objects.select_for_update().get_or_create(application=application)
+        before = _state(policy, _POLICY_FIELDS)
         changes = {
             "pii_input": pii_input,
             "pii_output": pii_output,
@@ -160,7 +193,8 @@ def guardrail_policy_update(
             target_type="guardrail_policy",
             target_id=application.id,
             team_id=application.team_id,
-            after={name: value for name, value in changes.items() if value is not None},
+            before=before,
+            after=_state(policy, _POLICY_FIELDS),
         )
     return policy
 
@@ -582,7 +616,7 @@ def classification_rule_create(
             target_type="classification_rule",
             target_id=rule.id,
             team_id=team.id,
-            after={"name": name, "kind": kind, "level": level, **detector},
+            after=_state(rule, _RULE_FIELDS),
         )
     return rule
 
@@ -597,20 +631,27 @@ def _update_team_object(
 ) -> None:
     """Apply validated changes to a rule or source: unique name, save, every process's team
     state invalidated, the change audited."""
+    from compliance.services import VALUE_CHANGED, secret_state
+
     with transaction.atomic():
         if "name" in changes:
             _require_unique_name(type(instance), team=instance.team, name=changes["name"], pk=instance.pk)
+        before = {name: getattr(instance, name) for name in changes}
         for name, value in changes.items():
             setattr(instance, name, value)
         instance.save()
         _invalidate_after_commit(_team_states, instance.team_id)
+        after = dict(changes)
+        if "text_sha256" in changes and before["text_sha256"] != changes["text_sha256"]:
+            before["source_text"], after["source_text"] = secret_state(before["text"]), VALUE_CHANGED
         _audit(
             caller=caller,
             action=action,
             target_type=target_type,
             target_id=instance.id,
             team_id=instance.team_id,
-            after=changes,
+            before=before,
+            after=after,
         )
 
 
@@ -640,7 +681,7 @@ def classification_rule_delete(*, caller: Caller, rule: ClassificationRule) -> N
     caller.require_permission(
         roles.DELETE_CLASSIFICATION_RULE, team_id=rule.team_id, action="delete classification rules"
     )
-    team_id, rule_id = rule.team_id, rule.id
+    team_id, rule_id, before = rule.team_id, rule.id, _state(rule, _RULE_FIELDS)
     with transaction.atomic():
         rule.delete()
         _invalidate_after_commit(_team_states, team_id)
@@ -650,6 +691,7 @@ def classification_rule_delete(*, caller: Caller, rule: ClassificationRule) -> N
             target_type="classification_rule",
             target_id=rule_id,
             team_id=team_id,
+            before=before,
         )
 
 
@@ -697,7 +739,7 @@ def data_source_create(
             target_type="data_source",
             target_id=source.id,
             team_id=team.id,
-            after={"name": name, "classification": classification_level, "leak_action": leak_action},
+            after=_state(source, _SOURCE_FIELDS),
         )
     return source
 
@@ -733,10 +775,15 @@ def data_source_update(*, caller: Caller, source: DataSource, **changes: Any) ->
 def data_source_delete(*, caller: Caller, source: DataSource) -> None:
     caller.require_permission(roles.DELETE_DATA_SOURCE, team_id=source.team_id, action="delete data sources")
     _require_cleared_for(caller, source)
-    team_id, source_id = source.team_id, source.id
+    team_id, source_id, before = source.team_id, source.id, _state(source, _SOURCE_FIELDS)
     with transaction.atomic():
         source.delete()
         _invalidate_after_commit(_team_states, team_id)
         _audit(
-            caller=caller, action="data_source.delete", target_type="data_source", target_id=source_id, team_id=team_id
+            caller=caller,
+            action="data_source.delete",
+            target_type="data_source",
+            target_id=source_id,
+            team_id=team_id,
+            before=before,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from typing import Any
 
 import pytest
 import rfc8785
@@ -56,7 +57,7 @@ def test_the_fast_path_writes_every_code_point_as_rfc8785_does():
         assert chain.canonical_json(value) == rfc8785.dumps(value)
 
 
-def _random_json(generator: random.Random, depth: int = 0) -> object:
+def _random_json(generator: random.Random, depth: int = 0) -> Any:
     choice = generator.randrange(9 if depth < 3 else 6)
     if choice == 0:
         return generator.choice([None, True, False])
@@ -84,7 +85,7 @@ def test_a_format_2_hash_is_sha256_of_rfc8785_of_the_exported_row():
     created_at = "2025-03-04T05:06:07.000008+00:00"
     values = [created_at, "user", 7, None, "user ada", "x.change", "thing", "9", 3, None, None]
     values += [{"ratio": 1e-05}, {"n": 1.0}, "req-1", "127.0.0.1"]
-    row = dict(zip(chain.CONTENT_FIELDS, values, strict=True)) | {"sequence": 12, "chain_format": 2}
+    row: dict[str, Any] = dict(zip(chain.CONTENT_FIELDS, values, strict=True)) | {"sequence": 12, "chain_format": 2}
 
     expected = hashlib.sha256(b"f" * 64 + b"\n" + rfc8785.dumps(row)).hexdigest()
 

@@ -647,9 +647,20 @@ def entries_invalidate_for_prompt(*, prompt_id: int) -> int:
 def entries_purge(*, caller: Caller, application: Application) -> int:
     """Delete every entry of the application. Returns the count."""
     caller.require_permission(roles.PURGE_CACHE, team_id=application.team_id, action="purge this application's cache")
+    from compliance.services import audit_record
+
     with transaction.atomic():
         deleted, _ = CacheEntry.objects.filter(application=application).delete()
         generation_bump(application.id)
+        audit_record(
+            actor=caller,
+            action="cache.purge",
+            target_type="accounts.application",
+            target_id=str(application.id),
+            team_id=application.team_id,
+            application_id=application.id,
+            metadata={"application": application.name, "entries_deleted": deleted},
+        )
     logger.info(
         "semantic cache purged", extra={"application_id": application.id, "entries": deleted, "actor": caller.label}
     )
@@ -657,6 +668,11 @@ def entries_purge(*, caller: Caller, application: Application) -> int:
 
 
 # Settings ---------------------------------------------------------------------------
+
+
+def _settings_audit_state(row: CacheSettings) -> dict[str, Any]:
+    names = ("mode", "threshold", "ttl_seconds", "max_entries", "cache_nonzero_temperature")
+    return {name: getattr(row, name) for name in names}
 
 
 def cache_settings_set(
@@ -683,8 +699,11 @@ def cache_settings_set(
         raise ValidationFailed("ttl_seconds must be 0 or more (seconds an entry lives).", param="ttl_seconds")
     if max_entries is not None and max_entries < 1:
         raise ValidationFailed("max_entries must be at least 1.", param="max_entries")
+    from compliance.services import audit_change
+
     with transaction.atomic():
-        row, _ = CacheSettings.objects.select_for_update().get_or_create(application=application)
+        row, created = CacheSettings.objects.select_for_update().get_or_create(application=application)
+        before = _settings_audit_state(row)
         changes = {
             "mode": mode,
             "threshold": threshold,
@@ -697,6 +716,17 @@ def cache_settings_set(
                 setattr(row, name, value)
         row.save()
         generation_bump(application.id)
+        audit_change(
+            actor=caller,
+            action="cache.settings_update",
+            target_type="accounts.application",
+            target_id=application.id,
+            team_id=application.team_id,
+            application_id=application.id,
+            before=before,
+            after=_settings_audit_state(row),
+            metadata={"application": application.name, "first_settings": created},
+        )
     logger.info(
         "semantic cache settings changed",
         extra={"application_id": application.id, "mode": row.mode, "actor": caller.label},
