@@ -349,3 +349,22 @@ def test_a_refusal_caught_without_a_403_is_not_a_denial(team_a, page_client_for)
 
     assert response.status_code == 200
     assert AuditEvent.objects.filter(action=Action.ACCESS_DENIED).count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_refusal_served_over_asgi_is_logged(team_a):
+    """Production serves pages through the ASGI handler: the middleware's async path."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    manager = team_a.members[Role.MANAGER]
+    client = AsyncClient()
+    client.force_login(manager)
+    data = {"name": "escalate", "role": Role.ADMIN, "clearance": Clearance.INTERNAL}
+
+    response = async_to_sync(client.post)(reverse("settings:key-create", args=[team_a.application.id]), data)
+
+    assert response.status_code == 403
+    [denied] = AuditEvent.objects.filter(action=Action.ACCESS_DENIED)
+    assert (denied.actor_user_id, denied.team_id, denied.metadata["method"]) == (manager.id, team_a.team.id, "POST")
+    assert "cannot give the role 'admin' to a key" in denied.metadata["message"]
