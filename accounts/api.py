@@ -6,18 +6,20 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, services
-from accounts.models import MEMBER_ROLES, ApiKey, Application, Membership, Role, Team, validate_time_zone
+from accounts import invitations, selectors, services
+from accounts.models import MEMBER_ROLES, ApiKey, Application, Invitation, Membership, Role, Team, validate_time_zone
 from accounts.names import validate_application_name
 from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
+from controlplane.api.serializers import ChoiceField, ClearanceField, IdField, StrictSerializer, validated
+from controlplane.dates import MomentField
 
 # Output ---------------------------------------------------------------------------
 
@@ -132,7 +134,7 @@ class MemberUpdateInput(StrictSerializer):
 
 
 class ApplicationCreateInput(StrictSerializer):
-    team = serializers.IntegerField()
+    team = IdField()
     name = serializers.CharField(max_length=100, validators=[validate_application_name])
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
@@ -146,7 +148,7 @@ class ApiKeyCreateInput(StrictSerializer):
     name = serializers.CharField(max_length=100)
     role = ChoiceField(choices=Role.choices, default=Role.APPLICATION)
     clearance = ClearanceField(default="internal")
-    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    expires_at = MomentField(required=False, allow_null=True, default=None)
 
 
 # Filters --------------------------------------------------------------------------
@@ -434,3 +436,101 @@ class TeamUserCreateView(APIView):
         membership = Membership.objects.select_related("user").get(user=user, team=team)
         body = {**MembershipSerializer(membership).data, "password": generated}
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+
+# Invitations ------------------------------------------------------------------------
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    team = serializers.IntegerField(source="team_id")
+    clearance = ClearanceField()
+    state = ChoiceField(choices=Invitation.State.choices)
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    accepted_by = serializers.CharField(source="accepted_by.username", default=None)
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "team",
+            "email",
+            "role",
+            "clearance",
+            "state",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "accepted_by",
+            "accepted_at",
+            "revoked_at",
+        ]
+
+
+class InvitationCreatedSerializer(InvitationSerializer):
+    url = serializers.SerializerMethodField(help_text="The one-time link to send to the invitee; shown only here.")
+
+    class Meta(InvitationSerializer.Meta):
+        fields = [*InvitationSerializer.Meta.fields, "url"]
+
+    def get_url(self, invitation: Invitation) -> str:
+        return str(self.context["url"])
+
+
+class InvitationCreateInput(StrictSerializer):
+    email = serializers.EmailField()
+    role = ChoiceField(choices=MEMBER_ROLES, default=Role.VIEWER)
+    clearance = ClearanceField(default="internal")
+    expires_in_days = serializers.IntegerField(
+        min_value=1,
+        max_value=invitations.MAX_EXPIRY_DAYS,
+        default=invitations.DEFAULT_EXPIRY_DAYS,
+        help_text=f"Days the link stays usable: 1 to {invitations.MAX_EXPIRY_DAYS}.",
+    )
+
+
+class InvitationListView(generics.ListAPIView):
+    serializer_class = InvitationSerializer
+
+    def get_queryset(self) -> QuerySet[Invitation]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no URL kwargs
+            return Invitation.objects.none()
+        caller = get_caller(self.request)
+        team = selectors.team_get(caller=caller, team_id=self.kwargs["team_id"])
+        return selectors.invitation_list(caller=caller, team=team)
+
+    @extend_schema(
+        request=InvitationCreateInput,
+        responses={201: InvitationCreatedSerializer},
+        description="Invite someone to this team (team admins; role and clearance no higher than yours). The "
+        "response's `url` is a one-time link, returned only once: its holder picks a username and password "
+        "and joins the team with this role and clearance.",
+    )
+    def post(self, request: Request, team_id: int) -> Response:
+        caller = get_caller(request)
+        team = selectors.team_get(caller=caller, team_id=team_id)
+        invitation, token = invitations.invitation_create(
+            caller=caller, team=team, **validated(InvitationCreateInput, request)
+        )
+        url = request.build_absolute_uri(reverse("invitation", args=[token]))
+        body = InvitationCreatedSerializer(invitation, context={"url": url}).data
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+
+class InvitationDetailView(APIView):
+    http_method_names = ["get", "delete", "options"]
+
+    def _invitation(self, request: Request, team_id: int, invitation_id: int) -> Invitation:
+        caller = get_caller(request)
+        team = selectors.team_get(caller=caller, team_id=team_id)
+        return selectors.invitation_get(caller=caller, team=team, invitation_id=invitation_id)
+
+    @extend_schema(responses=InvitationSerializer)
+    def get(self, request: Request, team_id: int, invitation_id: int) -> Response:
+        return Response(InvitationSerializer(self._invitation(request, team_id, invitation_id)).data)
+
+    @extend_schema(responses=InvitationSerializer, description="Revoke the invitation: its link stops working.")
+    def delete(self, request: Request, team_id: int, invitation_id: int) -> Response:
+        invitation = invitations.invitation_revoke(
+            caller=get_caller(request), invitation=self._invitation(request, team_id, invitation_id)
+        )
+        return Response(InvitationSerializer(invitation).data)

@@ -7,10 +7,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from accounts import roles
+from accounts.invitations import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS
 from accounts.models import MEMBER_ROLES, Clearance, Role, Team, validate_time_zone
 from accounts.names import validate_application_name
+from controlplane.dates import MomentFormField
 
 
 class SettingsForm(forms.Form):
@@ -90,7 +96,7 @@ class ApiKeyCreateForm(SettingsForm):
     name = forms.CharField(max_length=100, help_text="Say where the key is used, e.g. 'production backend'.")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.APPLICATION)
     clearance = _clearance_field()
-    expires_at = forms.DateTimeField(
+    expires_at = MomentFormField(
         required=False,
         label="Expires at (UTC)",
         help_text="Leave empty for a key that does not expire.",
@@ -102,3 +108,81 @@ class ApiKeyCreateForm(SettingsForm):
         if expires_at is not None and expires_at <= timezone.now():
             raise forms.ValidationError("Pick an expiry in the future, or leave it empty.")
         return expires_at
+
+
+def _offer_grantable(form: forms.Form, *, role: str, clearance: int) -> None:
+    """Offer only the roles and clearances a caller with `role` and `clearance` may hand out.
+
+    The fields still accept every value, so that a forged higher one reaches the service and is
+    refused there (403, on the denied-access log) rather than passing as a mere invalid choice.
+    """
+    form.fields["role"].widget.choices = [choice for choice in MEMBER_ROLES if roles.role_can_grant(role, choice[0])]
+    form.fields["clearance"].widget.choices = [choice for choice in Clearance.choices if choice[0] <= clearance]
+
+
+class UserCreateForm(SettingsForm):
+    id_prefix = "user"
+
+    username = forms.CharField(max_length=150, help_text="Letters, digits and @ . + - _ only.")
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=MEMBER_ROLES, initial=Role.VIEWER)
+    clearance = _clearance_field()
+
+    def offer_grantable(self, *, role: str, clearance: int) -> None:
+        _offer_grantable(self, role=role, clearance=clearance)
+
+
+class InvitationCreateForm(SettingsForm):
+    id_prefix = "invitation"
+
+    email = forms.EmailField(help_text="Who the link is for; their account gets this address.")
+    role = forms.ChoiceField(choices=MEMBER_ROLES, initial=Role.VIEWER)
+    clearance = _clearance_field()
+    expires_in_days = forms.IntegerField(
+        label="Expires in (days)",
+        min_value=1,
+        max_value=MAX_EXPIRY_DAYS,
+        initial=DEFAULT_EXPIRY_DAYS,
+        help_text=f"The link works once, for 1 to {MAX_EXPIRY_DAYS} days.",
+    )
+
+    def offer_grantable(self, *, role: str, clearance: int) -> None:
+        _offer_grantable(self, role=role, clearance=clearance)
+
+
+class InvitationAcceptForm(forms.Form):
+    """The invitee's account: a username and a password checked by Django's password validators."""
+
+    username = forms.CharField(max_length=150, help_text="Letters, digits and @ . + - _ only.")
+    password1 = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label="Password again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean_username(self) -> str:
+        username: str = self.cleaned_data["username"].strip()
+        try:
+            get_user_model().username_validator(username)
+        except ValidationError as error:
+            raise forms.ValidationError(error.messages) from None
+        return username
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        password, again = cleaned.get("password1"), cleaned.get("password2")
+        if password and again and password != again:
+            self.add_error("password2", "The two passwords differ; type the same password twice.")
+        elif password:
+            # The similarity validator compares the password with the account it is for.
+            user = get_user_model()(username=cleaned.get("username", ""), email=self.email)
+            try:
+                validate_password(password, user=user)
+            except ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned

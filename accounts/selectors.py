@@ -13,7 +13,7 @@ from django.db.models import Count, Model, QuerySet
 
 from accounts import roles
 from accounts.caller import Caller
-from accounts.models import ApiKey, Application, Membership, Team
+from accounts.models import ApiKey, Application, Invitation, Membership, Team
 from controlplane.errors import NotFound
 
 ModelT = TypeVar("ModelT", bound=Model)
@@ -73,6 +73,16 @@ def api_key_list(*, caller: Caller, application: Application) -> QuerySet[ApiKey
 
 def api_key_get(*, caller: Caller, application: Application, key_id: int | str) -> ApiKey:
     return _get_or_404(api_key_list(caller=caller, application=application), key_id, "API key")
+
+
+def invitation_list(*, caller: Caller, team: Team) -> QuerySet[Invitation]:
+    """A team's invitations, newest first: team admins only (they are the ones who invite)."""
+    caller.require_permission(roles.CREATE_USER, team_id=team.id, action="list this team's invitations")
+    return Invitation.objects.filter(team=team).select_related("created_by", "accepted_by")
+
+
+def invitation_get(*, caller: Caller, team: Team, invitation_id: int | str) -> Invitation:
+    return _get_or_404(invitation_list(caller=caller, team=team), invitation_id, "invitation")
 
 
 def _get_or_404(queryset: QuerySet[ModelT], object_id: int | str, noun: str) -> ModelT:

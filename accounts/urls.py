@@ -13,6 +13,13 @@ urlpatterns = [
     path("teams/<id:team_id>/members/add/", views.member_add, name="team-members-add"),
     path("teams/<id:team_id>/members/<id:user_id>/update/", views.member_update, name="member-update"),
     path("teams/<id:team_id>/members/<id:user_id>/remove/", views.member_remove, name="member-remove"),
+    path("teams/<id:team_id>/users/create/", views.user_create, name="user-create"),
+    path("teams/<id:team_id>/invitations/create/", views.invitation_create, name="invitation-create"),
+    path(
+        "teams/<id:team_id>/invitations/<id:invitation_id>/revoke/",
+        views.invitation_revoke,
+        name="invitation-revoke",
+    ),
     path("applications/create/", views.application_create, name="application-create"),
     path("applications/<id:application_id>/", views.application_detail, name="application"),
     path("applications/<id:application_id>/update/", views.application_update, name="application-update"),

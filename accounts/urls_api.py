@@ -9,6 +9,12 @@ urlpatterns = [
     path("teams/<id:team_id>/members/", api.MemberListView.as_view(), name="api-team-members"),
     path("teams/<id:team_id>/members/<id:user_id>/", api.MemberDetailView.as_view(), name="api-team-member"),
     path("teams/<id:team_id>/users/", api.TeamUserCreateView.as_view(), name="api-team-users"),
+    path("teams/<id:team_id>/invitations/", api.InvitationListView.as_view(), name="api-team-invitations"),
+    path(
+        "teams/<id:team_id>/invitations/<id:invitation_id>/",
+        api.InvitationDetailView.as_view(),
+        name="api-team-invitation",
+    ),
     path("applications/", api.ApplicationListView.as_view(), name="api-applications"),
     path("applications/<id:application_id>/", api.ApplicationDetailView.as_view(), name="api-application"),
     path(

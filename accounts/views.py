@@ -12,25 +12,29 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 from django_htmx.middleware import HtmxDetails
 
-from accounts import roles, selectors, services
+from accounts import invitations, roles, selectors, services
 from accounts.caller import Caller, caller_for_user
 from accounts.forms import (
     ApiKeyCreateForm,
     ApplicationCreateForm,
     ApplicationUpdateForm,
+    InvitationAcceptForm,
+    InvitationCreateForm,
     MemberAddForm,
     MemberUpdateForm,
     TeamForm,
+    UserCreateForm,
 )
-from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
+from accounts.models import ApiKey, Application, Clearance, Invitation, Membership, Role, Team
 from controlplane.api.authentication import get_caller
 from controlplane.errors import ApplicationError, NotFound
 from controlplane.htmx import htmx_redirect, render_page
@@ -209,6 +213,10 @@ def _team_detail_context(
     team_form: TeamForm | None = None,
     member_add_form: MemberAddForm | None = None,
     member_forms: dict[int, MemberUpdateForm] | None = None,
+    user_form: UserCreateForm | None = None,
+    new_user: NewUser | None = None,
+    invitation_form: InvitationCreateForm | None = None,
+    new_invitation: NewInvitation | None = None,
     feedback: Feedback | None = None,
 ) -> dict[str, Any]:
     can_change_members = caller.has_permission(roles.CHANGE_MEMBERSHIP, team_id=team.id)
@@ -238,6 +246,14 @@ def _team_detail_context(
         "can_remove_members": caller.has_permission(roles.DELETE_MEMBERSHIP, team_id=team.id),
         "can_add_members": caller.has_permission(roles.ADD_MEMBERSHIP, team_id=team.id),
         "member_add_form": member_add_form or MemberAddForm(),
+        **_account_creation_context(
+            caller,
+            team,
+            user_form=user_form,
+            new_user=new_user,
+            invitation_form=invitation_form,
+            new_invitation=new_invitation,
+        ),
         "applications": selectors.application_list(caller=caller, team_id=team.id),
         "can_add_applications": caller.has_permission(roles.ADD_APPLICATION, team_id=team.id),
         "notices": feedback.notices,
@@ -353,6 +369,170 @@ def member_remove(request: HtmxHttpRequest, team_id: int, user_id: int) -> HttpR
     feedback.notices["members"] = message
     context = _team_detail_context(caller, team, feedback=feedback)
     return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context)
+
+
+# Accounts for new people: a user created by an admin, or an invitation link -------
+
+INVITATIONS_SECTION = "accounts/partials/_invitations.html"
+INVITATION_PAGE = "accounts/invitation_accept.html"
+INVITATION_UNUSABLE_PAGE = "accounts/invitation_unusable.html"
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """An account just created, with its generated password: rendered in that one response only."""
+
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class NewInvitation:
+    """An invitation just created, with its link: rendered in that one response only."""
+
+    invitation: Invitation
+    url: str
+
+
+def _account_creation_context(
+    caller: Caller,
+    team: Team,
+    *,
+    user_form: UserCreateForm | None,
+    new_user: NewUser | None,
+    invitation_form: InvitationCreateForm | None,
+    new_invitation: NewInvitation | None,
+) -> dict[str, Any]:
+    if not caller.has_permission(roles.CREATE_USER, team_id=team.id):
+        return {"can_create_users": False}
+    role, clearance = caller.role_in(team.id) or "", caller.clearance_in(team.id)
+    user_form = user_form or UserCreateForm()
+    user_form.offer_grantable(role=role, clearance=clearance)
+    invitation_form = invitation_form or InvitationCreateForm()
+    invitation_form.offer_grantable(role=role, clearance=clearance)
+    return {
+        "can_create_users": True,
+        "user_form": user_form,
+        "new_user": new_user,
+        "invitation_form": invitation_form,
+        "new_invitation": new_invitation,
+        "invitations": list(selectors.invitation_list(caller=caller, team=team)),
+    }
+
+
+def _shown_once(response: HttpResponse) -> HttpResponse:
+    # The password or link exists only in this response: no cache, no history copy.
+    add_never_cache_headers(response)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_post
+def user_create(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    team = selectors.team_get(caller=caller, team_id=team_id)
+    form = UserCreateForm(request.POST)
+    feedback = Feedback()
+    status = 400
+    if form.is_valid():
+        try:
+            user, password = services.user_create(caller=caller, team=team, **form.cleaned_data)
+        except ApplicationError as error:
+            status = _refusal(form, error, section="users", feedback=feedback)
+        else:
+            # No redirect, even for a plain post: the password exists only in this response.
+            new_user = NewUser(username=user.get_username(), password=password or "")
+            context = _team_detail_context(caller, team, new_user=new_user)
+            response = render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=201)
+            return _shown_once(response)
+    context = _team_detail_context(caller, team, user_form=form, feedback=feedback)
+    return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=status)
+
+
+@login_required
+@require_post
+def invitation_create(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    team = selectors.team_get(caller=caller, team_id=team_id)
+    form = InvitationCreateForm(request.POST)
+    feedback = Feedback()
+    status = 400
+    if form.is_valid():
+        try:
+            invitation, token = invitations.invitation_create(caller=caller, team=team, **form.cleaned_data)
+        except ApplicationError as error:
+            status = _refusal(form, error, section="invitations", feedback=feedback)
+        else:
+            url = request.build_absolute_uri(reverse("invitation", args=[token]))
+            context = _team_detail_context(caller, team, new_invitation=NewInvitation(invitation=invitation, url=url))
+            response = render_page(request, page=TEAM_PAGE, partial=INVITATIONS_SECTION, context=context, status=201)
+            return _shown_once(response)
+    context = _team_detail_context(caller, team, invitation_form=form, feedback=feedback)
+    return render_page(request, page=TEAM_PAGE, partial=INVITATIONS_SECTION, context=context, status=status)
+
+
+@login_required
+@require_post
+def invitation_revoke(request: HtmxHttpRequest, team_id: int, invitation_id: int) -> HttpResponse:
+    caller = get_caller(request)
+    team = selectors.team_get(caller=caller, team_id=team_id)
+    invitation = selectors.invitation_get(caller=caller, team=team, invitation_id=invitation_id)
+    feedback = Feedback()
+    try:
+        invitations.invitation_revoke(caller=caller, invitation=invitation)
+    except ApplicationError as error:
+        feedback.errors["invitations"] = f"Could not revoke the invitation: {error.message}"
+        context = _team_detail_context(caller, team, feedback=feedback)
+        return render_page(
+            request, page=TEAM_PAGE, partial=INVITATIONS_SECTION, context=context, status=error.status_code
+        )
+    message = f"Revoked the invitation of {invitation.email}; its link no longer works."
+    if not request.htmx:
+        return _done(request, message, reverse("settings:team", args=[team.id]))
+    feedback.notices["invitations"] = message
+    context = _team_detail_context(caller, team, feedback=feedback)
+    return render_page(request, page=TEAM_PAGE, partial=INVITATIONS_SECTION, context=context)
+
+
+def _invitation_unusable(request: HttpRequest, error: ApplicationError) -> HttpResponse:
+    # A token that matches nothing says only that (404); a used, revoked or expired one says
+    # which (410) but never the team or the address.
+    response = render(request, INVITATION_UNUSABLE_PAGE, {"message": error.message}, status=error.status_code)
+    return _shown_once(response)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The invitee's page, reachable without logging in: pick a username and password, join."""
+    try:
+        invitation = invitations.invitation_for_token(token)
+    except (NotFound, invitations.InvitationUnusable) as error:
+        return _invitation_unusable(request, error)
+    form = InvitationAcceptForm(request.POST or None, email=invitation.email)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                user = invitations.invitation_accept(
+                    token=token, username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
+                )
+            except (NotFound, invitations.InvitationUnusable) as error:
+                return _invitation_unusable(request, error)
+            except ApplicationError as error:
+                form.add_error("password1" if error.param == "password" else "username", error.message)
+                status = error.status_code
+            else:
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                messages.success(
+                    request,
+                    f"Welcome, {user.get_username()}: you are now {invitation.get_role_display()} "
+                    f"of {invitation.team.name}.",
+                )
+                return redirect("settings:team", invitation.team_id)
+    context = {"invitation": invitation, "form": form}
+    return _shown_once(render(request, INVITATION_PAGE, context, status=status))
 
 
 # One application: /settings/applications/<id>/ ------------------------------------
@@ -539,3 +719,4 @@ def application_restore(request: HtmxHttpRequest, application_id: int) -> HttpRe
 @require_post
 def application_delete(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
     return _application_lifecycle(request, application_id, "delete")
+

@@ -7,6 +7,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import views as accounts_views
 from controlplane import views
 from controlplane.api.schema import SchemaGenerator
 
@@ -27,6 +28,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # An invitation link: opened without logging in (the invitee has no account yet).
+    path("invite/<str:token>/", accounts_views.invitation_accept, name="invitation"),
     # The generator adds the gateway's /v1 endpoints, which no DRF view serves.
     path("api/schema/", SpectacularAPIView.as_view(generator_class=SchemaGenerator), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

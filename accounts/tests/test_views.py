@@ -11,6 +11,8 @@ from django.test import Client
 from django.urls import resolve, reverse
 from django.utils import timezone
 
+from accounts.caller import caller_for_user
+from accounts.invitations import invitation_create
 from accounts.keys import secret_hash
 from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
 from accounts.services import api_key_create
@@ -349,14 +351,23 @@ def test_team_page_of_another_team_is_404(team_a, team_b, page_client_for):
 def test_team_page_queries_do_not_grow_with_members(team_a, page_client_for, django_assert_max_num_queries):
     for _ in range(20):
         MembershipFactory(team=team_a.team)
+    for index in range(5):
+        invitation_create(
+            caller=caller_for_user(team_a.members[Role.ADMIN]),
+            team=team_a.team,
+            email=f"x{index}@example.com",
+            role=Role.VIEWER,
+            clearance=Clearance.PUBLIC,
+        )
     client = page_client_for(team_a.members[Role.ADMIN])
 
-    # session, user, grants, team, members with their users, applications
-    with django_assert_max_num_queries(7):  # + the navigation's unread-notifications count
+    # session, user, grants, team, members with their users, applications, invitations (admins)
+    with django_assert_max_num_queries(8):  # + the navigation's unread-notifications count
         response = client.get(reverse("settings:team", args=[team_a.team.id]))
 
     assert response.status_code == 200
     assert text(response).count('<tr id="member-') == 26
+    assert text(response).count('<tr id="invitation-') == 5
 
 
 # Team update --------------------------------------------------------------------------
