@@ -719,4 +719,3 @@ def application_restore(request: HtmxHttpRequest, application_id: int) -> HttpRe
 @require_post
 def application_delete(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
     return _application_lifecycle(request, application_id, "delete")
-

@@ -210,7 +210,14 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 _BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
+    # API_SCHEMA_REQUIRES_LOGIN (below) decides, per request, whether these need a caller.
+    "SERVE_PERMISSIONS": ["controlplane.api.schema.SchemaAccess"],
     {
+# /api/schema/ and /api/docs/ for signed-in users and API keys only: on by default in production
+# (the schema maps every endpoint), off with DJANGO_DEBUG for developers.
+API_SCHEMA_REQUIRES_LOGIN = env.bool("API_SCHEMA_REQUIRES_LOGIN", default=not DEBUG)
+# When set, /metrics answers only requests with `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "control_folder": str(_BROKER_DIR / "control"),
@@ -260,6 +267,14 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SEC
 
 # Key for secrets encrypted at rest (controlplane.crypto); defaults to one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
+
+# Password logins (accounts.login_throttle): this many failures within the window lock the
+# account, or the client's address (shared by everyone behind one NAT: a higher limit), out of
+# password logins for LOGIN_LOCKOUT_SECONDS. Sessions and API keys are not affected.
+LOGIN_FAILURES_PER_ACCOUNT = env.int("LOGIN_FAILURES_PER_ACCOUNT", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
 # Gateway (the OpenAI-compatible endpoint). Timeouts and retries per provider live on the
 # provider; these bound every call.

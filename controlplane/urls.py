@@ -5,9 +5,10 @@ from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from accounts import views as accounts_views
+from accounts.login_throttle import ThrottledAdminAuthenticationForm
 from controlplane import views
 from controlplane.api.schema import SchemaGenerator
 
@@ -17,6 +18,8 @@ class FaviconRedirect(RedirectView):
         return static("favicon.ico")  # at request time: the manifest of hashed names may not exist at import
 
 
+admin.site.login_form = ThrottledAdminAuthenticationForm  # the admin's login is throttled like the login page
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
@@ -25,14 +28,14 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on every page that names no icon (a PDF, an error page
     # outside the layout): send them to the static file, whose hashed name may change (302).
     path("favicon.ico", FaviconRedirect.as_view(), name="favicon"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", accounts_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     # An invitation link: opened without logging in (the invitee has no account yet).
     path("invite/<str:token>/", accounts_views.invitation_accept, name="invitation"),
     # The generator adds the gateway's /v1 endpoints, which no DRF view serves.
     path("api/schema/", SpectacularAPIView.as_view(generator_class=SchemaGenerator), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", views.api_docs, name="api-docs"),
     path("api/v1/", include("accounts.urls_api")),
     path("api/v1/", include("prompts.urls_api")),
     path("api/v1/", include("costs.urls_api")),

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import datetime
+import hmac
 from typing import Any
 
 import kombu
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from controlplane.api.exceptions import error_body
 from controlplane.metrics import render_latest
@@ -63,9 +66,30 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+    """Prometheus metrics; with METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
+    token = settings.METRICS_TOKEN
+    if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
+        response = HttpResponse(
+            "Send 'Authorization: Bearer <token>' with the token set in METRICS_TOKEN.\n",
+            status=401,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
 def home(request: HttpRequest) -> HttpResponse:
     from accounts.caller import caller_for_user
     from accounts.selectors import application_list, team_list
+
+_api_docs = SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+
+
+def api_docs(request: HttpRequest) -> HttpResponse:
+    """Swagger UI (its script a static-like file, not inline, for the CSP). With
+    API_SCHEMA_REQUIRES_LOGIN, a browser that is not signed in is sent to the login page."""
+    if settings.API_SCHEMA_REQUIRES_LOGIN and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    return _api_docs(request)
+
 
     caller = caller_for_user(request.user)
     context = {

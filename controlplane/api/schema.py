@@ -5,8 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.generators import SchemaGenerator as DrfSchemaGenerator
+from rest_framework.request import Request
+
+from controlplane.api.permissions import IsAuthenticatedCaller
 
 API_KEY_SECURITY = {
     "type": "http",
@@ -339,3 +343,11 @@ class SchemaGenerator(DrfSchemaGenerator):
         if all(tag.get("name") != _TAG for tag in tags):
             tags.append({"name": _TAG, "description": "OpenAI wire protocol, served by the gateway (`/v1`)."})
         return schema
+
+
+class SchemaAccess(IsAuthenticatedCaller):
+    """The schema and the docs page: open to anyone unless API_SCHEMA_REQUIRES_LOGIN (the default
+    in production), then to signed-in users and API keys. Read per request, not at import."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return not settings.API_SCHEMA_REQUIRES_LOGIN or super().has_permission(request, view)
