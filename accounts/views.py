@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -34,6 +35,7 @@ from accounts.forms import (
     TeamForm,
     UserCreateForm,
 )
+from accounts.login_throttle import ThrottledAuthenticationForm
 from accounts.models import ApiKey, Application, Clearance, Invitation, Membership, Role, Team
 from controlplane.api.authentication import get_caller
 from controlplane.errors import ApplicationError, NotFound
@@ -719,3 +721,18 @@ def application_restore(request: HtmxHttpRequest, application_id: int) -> HttpRe
 @require_post
 def application_delete(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
     return _application_lifecycle(request, application_id, "delete")
+
+
+class LoginView(auth_views.LoginView):
+    """The login page, throttled per account and per address (accounts.login_throttle): a
+    locked-out login is a 429 saying when to try again."""
+
+    authentication_form = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.lockout is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(form.lockout.retry_after_seconds)
+        return response
