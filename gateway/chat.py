@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.errors import ValidationFailed
+from controlplane.limits import check_count, check_text
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 # Passed through to the provider as they are (checked for type where cheap).
@@ -195,10 +196,50 @@ def _check_nesting(body: dict[str, Any]) -> None:
                 stack.append((child, depth + 1, (*path, key) if len(path) < 3 else path))
 
 
+def _check_dimensions(body: dict[str, Any]) -> None:
+    """Refuse a request over any of the REQUEST_MAX_* limits (controlplane.limits), naming the
+    limit, before any work is done for it and before any budget is reserved."""
+    check_count(
+        body.get("messages"),
+        param="messages",
+        setting="REQUEST_MAX_MESSAGES",
+        noun="messages",
+        code="too_many_messages",
+    )
+    check_count(
+        body.get("documents"),
+        param="documents",
+        setting="REQUEST_MAX_DOCUMENTS",
+        noun="documents",
+        code="too_many_documents",
+    )
+    for name in ("tools", "functions"):
+        check_count(body.get(name), param=name, setting="REQUEST_MAX_TOOLS", noun="tools", code="too_many_tools")
+    prompt = body.get("prompt")
+    variables = prompt.get("variables") if isinstance(prompt, dict) else None
+    check_count(
+        variables,
+        param="prompt.variables",
+        setting="REQUEST_MAX_VARIABLES",
+        noun="variables",
+        code="too_many_variables",
+    )
+    check_text(
+        [
+            (("messages",), body.get("messages")),
+            (("documents",), body.get("documents")),
+            (("prompt", "variables"), variables),
+            (("tools",), body.get("tools")),
+            (("functions",), body.get("functions")),
+        ]
+    )
+
+
 def parse_chat_request(body: Any) -> ChatRequest:
     if not isinstance(body, dict):
         raise ValidationFailed("The request body must be a JSON object.")
     _check_nesting(body)
+    _check_dimensions(body)
     unknown = sorted(set(body) - ALLOWED)
     if unknown:
         raise _fail(f"Unrecognized request argument supplied: {', '.join(unknown)}.", unknown[0])

@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
 from accounts.models import Clearance
+from controlplane import limits
 from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
+from controlplane.api.serializers import MAX_INTEGER, ChoiceField, ClearanceField, IdField, StrictSerializer, validated
 from controlplane.errors import ValidationFailed
 from controlplane.ids import parse_whole_number
 from prompts import content, selectors, services
@@ -174,7 +175,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
 
 class PromptCreateInput(StrictSerializer):
-    team = serializers.IntegerField(required=False)
+    team = IdField(required=False)
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
@@ -197,7 +198,7 @@ class VersionCreateInput(StrictSerializer):
 
 
 class LabelMoveInput(StrictSerializer):
-    version = serializers.IntegerField(min_value=1)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -219,12 +220,45 @@ class HistoryTurnInput(StrictSerializer):
 
 class RenderInput(StrictSerializer):
     label = serializers.CharField(required=False, max_length=64)  # type: ignore[assignment]  # shadows Field.label
-    version = serializers.IntegerField(required=False, min_value=1)
+    version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INTEGER)
     variables = serializers.DictField(required=False, default=dict)
     documents = DocumentInput(many=True, required=False, default=list)
     history = HistoryTurnInput(many=True, required=False, default=list)
     subject = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     metadata = serializers.DictField(required=False, default=dict)
+
+    def to_internal_value(self, data: Any) -> Any:
+        # Bounded before the fields are validated: a huge payload costs no per-item work.
+        if isinstance(data, dict):
+            limits.check_count(
+                data.get("documents"),
+                param="documents",
+                setting="REQUEST_MAX_DOCUMENTS",
+                noun="documents",
+                code="too_many_documents",
+            )
+            limits.check_count(
+                data.get("history"),
+                param="history",
+                setting="REQUEST_MAX_MESSAGES",
+                noun="turns",
+                code="too_many_messages",
+            )
+            limits.check_count(
+                data.get("variables"),
+                param="variables",
+                setting="REQUEST_MAX_VARIABLES",
+                noun="variables",
+                code="too_many_variables",
+            )
+            limits.check_text(
+                [
+                    (("variables",), data.get("variables")),
+                    (("documents",), data.get("documents")),
+                    (("history",), data.get("history")),
+                ]
+            )
+        return super().to_internal_value(data)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("label") and attrs.get("version"):
@@ -234,7 +268,7 @@ class RenderInput(StrictSerializer):
 
 class VariantInput(StrictSerializer):
     name = serializers.CharField(max_length=32)
-    version = serializers.IntegerField(min_value=1)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
     weight = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
 
 

@@ -1,28 +1,330 @@
-"""Jinja2 templates for prompt messages: sandboxed, strict about undefined variables.
+"""Jinja2 templates for prompt messages: sandboxed, strict about undefined variables, bounded.
 
 Errors are `ValidationFailed` with the message index, line and column, so that the API
 answers 400 with something a person can act on.
+
+Bounded: one render can neither allocate without limit nor run for long. `{{ 'a' * 100000000 }}`
+grew a server by 3 GB, and `'a' * 10000000` kept it busy for minutes after its client left.
+So every operation that allocates in proportion to a number (`*`, `**`, `%` and `+`, `~`,
+`str.format`/`ljust`/`center`/`replace`..., the `center`/`indent`/`format`/`replace` filters,
+`range`, `lipsum`) is checked before it runs and refused when its result would exceed
+PROMPT_RENDER_MAX_CHARS characters (or items); every call, loop iteration and intercepted
+operator is a step, at most PROMPT_RENDER_MAX_STEPS per render, under a deadline of
+PROMPT_RENDER_MAX_SECONDS; and everything a template writes, including blocks captured with
+`{% set %}...{% endset %}`, counts against its output limit. The checks are woven into the
+template when it is compiled (`_BoundingTransformer`). Compiling is bounded too: a template
+nested too deeply for Python's compiler is a 400, not a 500.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from django.conf import settings
+from jinja2 import meta, nodes, pass_context
 from jinja2.parser import Parser
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.visitor import NodeTransformer
 
 from controlplane.errors import ValidationFailed
 
 # Names a template may use without declaring them: filled by context assembly.
 RESERVED_VARIABLES = frozenset({"documents"})
 
-_environment = SandboxedEnvironment(
+
+class RenderLimitExceeded(SecurityError):
+    """A template went over one of the render limits (raised inside Jinja, answered as a 400)."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class _RenderBudget:
+    max_chars: int
+    steps_left: int
+    emitted_left: int
+    deadline: float
+
+    def step(self) -> None:
+        self.steps_left -= 1
+        if self.steps_left < 0:
+            raise RenderLimitExceeded(
+                f"the template takes more than PROMPT_RENDER_MAX_STEPS ({settings.PROMPT_RENDER_MAX_STEPS:,}) "
+                "steps (calls and loop iterations); loop over fewer items",
+                code="template_too_complex",
+            )
+        if time.monotonic() > self.deadline:
+            raise RenderLimitExceeded(
+                f"the template takes longer than PROMPT_RENDER_MAX_SECONDS "
+                f"({settings.PROMPT_RENDER_MAX_SECONDS:g} s) to render",
+                code="template_too_slow",
+            )
+
+
+_budget: contextvars.ContextVar[_RenderBudget | None] = contextvars.ContextVar("prompt_render_budget", default=None)
+
+
+def _max_chars() -> int:
+    return int(settings.PROMPT_RENDER_MAX_CHARS)
+
+
+def _too_large(what: str, size: int) -> RenderLimitExceeded:
+    return RenderLimitExceeded(
+        f"{what} would be {size:,} characters or items; a template's values and output are limited to "
+        f"PROMPT_RENDER_MAX_CHARS ({_max_chars():,})",
+        code="template_output_too_large",
+    )
+
+
+def _step() -> None:
+    budget = _budget.get()
+    if budget is not None:
+        budget.step()
+
+
+def _check_size(value: Any, what: str) -> Any:
+    if isinstance(value, (str, bytes, list, tuple, dict, set, frozenset)) and len(value) > _max_chars():
+        raise _too_large(what, len(value))
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _MAX_INTEGER_BITS:
+        raise RenderLimitExceeded(
+            f"{what} would be an integer of more than {_MAX_INTEGER_BITS:,} bits", code="template_output_too_large"
+        )
+    return value
+
+
+def _check_width(width: Any, what: str) -> None:
+    if isinstance(width, int) and not isinstance(width, bool) and width > _max_chars():
+        raise _too_large(what, width)
+
+
+# Widths in printf-style (`%10s`, `%*s`) and format-style (`{:>10}`, `{:{}}`) specifications.
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_FORMAT_FIELD = re.compile(r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}")
+_DIGITS = re.compile(r"\d+")
+_MAX_INTEGER_BITS = 64_000  # about 19,000 decimal digits: far past any number a prompt prints
+
+
+def _check_format(template: str, arguments: Sequence[Any], *, printf: bool) -> None:
+    """Refuse a format string whose widths or precisions (literal or taken from the arguments)
+    would pad a value past the limit."""
+    if printf:
+        widths = [group for match in _PRINTF_SPEC.finditer(template) for group in match.groups() if group]
+    else:
+        widths = [digits for field in _FORMAT_FIELD.findall(template) for digits in _DIGITS.findall(field)]
+        if any(field.count("{") > 1 for field in _FORMAT_FIELD.findall(template)):
+            widths.append("*")
+    for width in widths:
+        if width == "*":
+            for argument in arguments:
+                _check_width(argument, "a width given to a format")
+        elif len(width) > 9 or int(width) > _max_chars():
+            raise _too_large("a formatted value", int(width) if len(width) <= 30 else 10**30)
+
+
+def _format_arguments(right: Any) -> list[Any]:
+    if isinstance(right, tuple):
+        return list(right)
+    if isinstance(right, Mapping):
+        return list(right.values())
+    return [right]
+
+
+def _check_binop(operator: str, left: Any, right: Any) -> None:
+    sequence_types = (str, bytes, list, tuple)
+    if operator == "*":
+        for sequence, count in ((left, right), (right, left)):
+            if isinstance(sequence, sequence_types) and isinstance(count, int):
+                _check_width(len(sequence) * max(count, 0), "the repeated value")
+        if (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and left.bit_length() + right.bit_length() > _MAX_INTEGER_BITS
+        ):
+            _check_size(1 << (_MAX_INTEGER_BITS + 1), "the product")
+    elif operator == "**":
+        is_integer_power = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
+        if is_integer_power and (right > _MAX_INTEGER_BITS or abs(left).bit_length() * right > _MAX_INTEGER_BITS):
+            _check_size(1 << (_MAX_INTEGER_BITS + 1), "the power")
+    elif operator == "+":
+        if isinstance(left, sequence_types) and isinstance(right, sequence_types):
+            _check_width(len(left) + len(right), "the joined value")
+    elif operator == "%" and isinstance(left, str):
+        _check_format(left, _format_arguments(right), printf=True)
+
+
+# Methods whose result can be far larger than their object and arguments.
+_PADDING_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
+
+
+def _check_method_call(function: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    target = getattr(function, "__wrapped__", function)  # str.format, wrapped by the sandbox
+    owner = getattr(target, "__self__", None)
+    name = getattr(target, "__name__", "")
+    if not isinstance(owner, str):
+        return
+    if name in _PADDING_METHODS and args:
+        _check_width(args[0], f"str.{name}()")
+    elif name == "expandtabs":
+        tab_size = args[0] if args else kwargs.get("tabsize", 8)
+        if isinstance(tab_size, int):
+            _check_width(len(owner) + owner.count("\t") * max(tab_size, 0), "str.expandtabs()")
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        _check_replace(owner, args[0], args[1])
+    elif name in ("format", "format_map"):
+        arguments = [*args, *kwargs.values()]
+        if name == "format_map" and args and isinstance(args[0], Mapping):
+            arguments = list(args[0].values())
+        _check_format(owner, arguments, printf=False)
+    elif name == "join" and args:
+        items = args[0]
+        if isinstance(items, (list, tuple)):
+            _check_width(len(owner) * max(len(items) - 1, 0), "str.join()")
+
+
+def _check_replace(text: str, old: str, new: str) -> None:
+    occurrences = text.count(old) if old else len(text) + 1
+    _check_width(len(text) + occurrences * max(len(new) - len(old), 0), "the replaced text")
+
+
+def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """A built-in filter that refuses amplifying arguments and oversized results."""
+    pass_arg = getattr(function, "jinja_pass_arg", None)
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        value_index = 1 if pass_arg is not None else 0
+        rest = args[value_index + 1 :]
+        value = args[value_index] if len(args) > value_index else None
+        if name == "center":
+            _check_width(rest[0] if rest else kwargs.get("width"), "the centred text")
+        elif name == "indent" and isinstance(value, str):
+            width = rest[0] if rest else kwargs.get("width", 4)
+            width_chars = len(width) if isinstance(width, str) else width
+            if isinstance(width_chars, int):
+                _check_width(len(value) + (value.count("\n") + 1) * max(width_chars, 0), "the indented text")
+        elif name == "replace" and isinstance(value, str) and len(rest) >= 2:
+            _check_replace(value, str(rest[0]), str(rest[1]))
+        elif name == "format" and isinstance(value, str):
+            _check_format(value, [*rest, *kwargs.values()], printf=True)
+        return _check_size(function(*args, **kwargs), f"the result of the '{name}' filter")
+
+    return bounded
+
+
+def _bounded_range(*args: int) -> range:
+    values = range(*args)
+    _check_width(len(values), "range()")
+    return values
+
+
+def _bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    _check_width(n * max, "lipsum()")
+    return str(jinja2.utils.generate_lorem_ipsum(n=n, html=html, min=min, max=max))
+
+
+@pass_context
+def _emit(context: Context, value: Any) -> str:
+    """Everything a template writes passes here: counted against the budget."""
+    text = value if isinstance(value, str) else str(value)
+    budget = _budget.get()
+    if budget is not None:
+        budget.emitted_left -= len(text)
+        if budget.emitted_left < 0:
+            raise _too_large("the template's output", budget.max_chars - budget.emitted_left)
+    return text
+
+
+@pass_context
+def _concat(context: Context, values: list[Any]) -> str:
+    """The `~` operator, checked for size before it joins."""
+    texts = [value if isinstance(value, str) else str(value) for value in values]
+    _check_width(sum(len(text) for text in texts), "the joined text")
+    return "".join(texts)
+
+
+@pass_context
+def _iterate(context: Context, iterable: Any) -> Iterator[Any]:
+    """A `{% for %}` loop's items, one step each."""
+    for item in iterable:
+        _step()
+        yield item
+
+
+_EMIT, _CONCAT, _ITERATE = "_controlplane_emit", "_controlplane_concat", "_controlplane_iterate"
+
+
+def _filter_node(name: str, node: nodes.Node) -> nodes.Filter:
+    return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
+
+
+class _BoundingTransformer(NodeTransformer):
+    """Weaves the checks into a parsed template: every output through `_emit`, every `~`
+    through `_concat`, every loop through `_iterate`."""
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Output:
+        self.generic_visit(node)
+        node.nodes = [
+            _filter_node(_EMIT, nodes.Const(child.data, lineno=child.lineno))
+            if isinstance(child, nodes.TemplateData)
+            else _filter_node(_EMIT, child)
+            for child in node.nodes
+        ]
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Filter:
+        self.generic_visit(node)
+        return _filter_node(_CONCAT, nodes.List(node.nodes, lineno=node.lineno))
+
+    def visit_For(self, node: nodes.For) -> nodes.For:
+        if node.recursive:
+            raise jinja2.TemplateSyntaxError(
+                "recursive loops are not allowed in prompt templates", node.lineno or 1, None, None
+            )
+        self.generic_visit(node)
+        node.iter = _filter_node(_ITERATE, node.iter)
+        return node
+
+
+class BoundedEnvironment(SandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters = {name: _bounded_filter(name, function) for name, function in self.filters.items()}
+        self.filters.update({_EMIT: _emit, _CONCAT: _concat, _ITERATE: _iterate})
+        self.globals.update(range=_bounded_range, lipsum=_bounded_lipsum)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        template = super()._parse(source, name, filename)
+        _BoundingTransformer().visit(template)
+        return template
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _step()
+        _check_binop(operator, left, right)
+        return _check_size(super().call_binop(context, operator, left, right), f"the result of '{operator}'")
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _step()
+        _check_method_call(__obj, args, kwargs)
+        result = super().call(__context, __obj, *args, **kwargs)
+        owner = getattr(__obj, "__self__", None)  # list.extend, dict.update... grow their object
+        if isinstance(owner, (list, dict, set)):
+            _check_size(owner, "the updated value")
+        return _check_size(result, "the call's result")
+
+
+_environment = BoundedEnvironment(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
@@ -98,7 +400,20 @@ def check_template(source: str, *, where: str) -> set[str]:
             param=where,
             code="template_syntax_error",
         ) from None
+    except (RecursionError, SyntaxError, MemoryError):
+        raise _nested_too_deeply(where) from None
     return set(template_variables(source))
+
+
+def _nested_too_deeply(where: str) -> ValidationFailed:
+    # Jinja's parser recurses per nested expression, and Python's compiler refuses more than
+    # 20 nested blocks: both end in an error that is the template's, not the server's.
+    return ValidationFailed(
+        f"{where}: the template nests blocks or expressions too deeply to compile (at most about 20 nested "
+        "{% for %}/{% if %} blocks and a few hundred nested brackets or filters); flatten it.",
+        param=where,
+        code="template_too_deeply_nested",
+    )
 
 
 @functools.lru_cache(maxsize=2048)
@@ -122,11 +437,41 @@ def check_variables(*, declared: Sequence[str], given: Mapping[str, Any]) -> Non
 
 
 def render_template(source: str, variables: Mapping[str, Any], *, where: str) -> str:
+    """Render within the limits of the module docstring; a template over one is a 400 naming it."""
+    max_chars = _max_chars()
+    budget = _RenderBudget(
+        max_chars=max_chars,
+        steps_left=settings.PROMPT_RENDER_MAX_STEPS,
+        # Captured blocks are written twice (captured, then printed): room for that.
+        emitted_left=4 * max_chars,
+        deadline=time.monotonic() + settings.PROMPT_RENDER_MAX_SECONDS,
+    )
+    token = _budget.set(budget)
     try:
-        return compile_template(source).render(**variables)
+        parts: list[str] = []
+        size = 0
+        # Chunk by chunk, so that a template writing without end is stopped as it goes.
+        for part in compile_template(source).generate(**variables):
+            size += len(part)
+            if size > max_chars:
+                raise _too_large("the rendered text", size)
+            parts.append(part)
+        return "".join(parts)
+    except RenderLimitExceeded as error:
+        raise ValidationFailed(f"{where}: {error}.", param=where, code=error.code) from None
     except jinja2.UndefinedError as error:
         raise ValidationFailed(f"{where}: {error.message}", param="variables", code="invalid_variables") from None
     except jinja2.exceptions.SecurityError as error:
         raise ValidationFailed(f"{where}: not allowed in a prompt template: {error}", param=where) from None
     except (TypeError, ValueError, ArithmeticError, jinja2.TemplateError) as error:
         raise ValidationFailed(f"{where}: the template failed to render: {error}", param=where) from None
+    except RecursionError:
+        raise ValidationFailed(
+            f"{where}: the template calls its macros too deeply (recursion); bound the recursion.",
+            param=where,
+            code="template_too_complex",
+        ) from None
+    except SyntaxError:
+        raise _nested_too_deeply(where) from None
+    finally:
+        _budget.reset(token)
