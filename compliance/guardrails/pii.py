@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,11 @@ MIN_SCORE = 0.4
 # Short names for placeholders: <EMAIL_1> reads better than <EMAIL_ADDRESS_1>.
 PLACEHOLDER_LABELS = {"EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE", "IP_ADDRESS": "IP"}
 PLACEHOLDER_PATTERN = re.compile(r"<([A-Z][A-Z_]*)_(\d+)>")
+# Texts are analysed in pieces of at most this many characters (far under spaCy's limit of
+# 1,000,000, which presidio enforces with an error), overlapping so an entity across a cut is
+# still found whole (the longest entity presidio finds, a URL or an IBAN, is far shorter).
+CHUNK_CHARS = 100_000
+CHUNK_OVERLAP_CHARS = 256
 
 _analyzer: Any = None
 _analyzer_lock = threading.Lock()
@@ -62,21 +67,54 @@ def get_analyzer() -> Any:
     return _analyzer
 
 
-def detect(text: str, entities: Sequence[str]) -> list[Span]:
+def chunks(text: str, *, size: int = CHUNK_CHARS, overlap: int = CHUNK_OVERLAP_CHARS) -> Iterator[tuple[int, str]]:
+    """`text` as (offset, piece) pieces of at most `size` characters, cut at whitespace where there
+    is some in the second half of a piece, each starting `overlap` characters (rounded to a
+    whitespace) before the previous one ended, so that an entity across a cut is seen whole."""
+    start, length = 0, len(text)
+    while True:
+        end = min(start + size, length)
+        if end < length:
+            cut = max(text.rfind(separator, start + size // 2, end) for separator in (" ", "\n", "\t"))
+            end = cut + 1 if cut > start else end
+        yield start, text[start:end]
+        if end >= length:
+            return
+        next_start = end - overlap
+        space = text.find(" ", next_start, end)
+        start = max(space + 1 if space >= 0 else next_start, start + 1)
+
+
+def detect(text: str, entities: Sequence[str], *, chunk_chars: int = CHUNK_CHARS) -> list[Span]:
     """Non-overlapping PII spans of the given entity types, in text order.
 
     Where spans overlap, the higher score wins, then the longer span (an email address is not
-    also reported as a URL inside it).
+    also reported as a URL inside it). A long text is analysed in overlapping chunks (`chunks`):
+    presidio refuses a text over spaCy's 1,000,000 characters, and spaCy's memory grows with it.
     """
     if not text.strip() or not entities:
         return []
-    results = get_analyzer().analyze(text=text, language="en", entities=list(entities), score_threshold=MIN_SCORE)
-    candidates = sorted(results, key=lambda result: (-result.score, -(result.end - result.start), result.start))
-    chosen: list[Span] = []
-    for result in candidates:
-        if any(result.start < span.end and span.start < result.end for span in chosen):
+    analyzer = get_analyzer()
+    candidates: list[Span] = []
+    for offset, piece in chunks(text, size=chunk_chars, overlap=min(CHUNK_OVERLAP_CHARS, chunk_chars // 4)):
+        if not piece.strip():
             continue
-        chosen.append(Span(entity=result.entity_type, start=result.start, end=result.end, score=float(result.score)))
+        results = analyzer.analyze(text=piece, language="en", entities=list(entities), score_threshold=MIN_SCORE)
+        candidates.extend(
+            Span(
+                entity=result.entity_type,
+                start=offset + result.start,
+                end=offset + result.end,
+                score=float(result.score),
+            )
+            for result in results
+        )
+    candidates.sort(key=lambda span: (-span.score, -(span.end - span.start), span.start))
+    chosen: list[Span] = []
+    for span in candidates:
+        if any(span.start < other.end and other.start < span.end for other in chosen):
+            continue
+        chosen.append(span)
     return sorted(chosen, key=lambda span: span.start)
 
 
