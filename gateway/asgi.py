@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import re
 import time
@@ -317,7 +318,29 @@ class Exchange:
 
     async def complete(self, plan: Plan) -> None:
         upstream_started = time.perf_counter()
-        outcome = await self.call_upstream(plan, stream=False)
+        # The client may leave while the provider works: then stop waiting for the provider
+        # (its connection is closed), and record the call as cancelled, settling its reservation.
+        call = asyncio.ensure_future(self.call_upstream(plan, stream=False))
+        watcher = asyncio.ensure_future(self._watch_disconnect())
+        try:
+            await asyncio.wait({call, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (call, watcher) if not call.done() else (watcher,):
+                task.cancel()
+        if not call.done() or call.cancelled():
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+            result = Result(
+                served=None,
+                status=CallStatus.CANCELLED,
+                http_status=499,
+                error_type="client_disconnected",
+                error_message="The client disconnected before the answer arrived.",
+                upstream_ms=(time.perf_counter() - upstream_started) * 1000,
+            )
+            await run_sync(finish, plan=plan, result=result)
+            return
+        outcome = call.result()
         if outcome is None:
             return
         upstream_ms = (time.perf_counter() - upstream_started) * 1000
