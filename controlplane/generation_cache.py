@@ -32,21 +32,41 @@ Why this is as correct as reading every token each time:
 - Eviction only causes reloads: a vanished epoch is recreated with a new random value, which
   matches no table; a vanished subject token is recreated with a new random value, which
   matches no cached value. Neither can bring back an old token.
+
+When the shared cache is unavailable (Redis down or stalled), the database stays the source of
+truth and every process keeps serving. The cache has a circuit of its own: an operation that
+fails (connection refused, socket timeout; settings bound both) marks it unavailable, and for
+SHARED_CACHE_RETRY_SECONDS no operation tries it again (one thread then probes). Meanwhile a
+token lookup answers a local token that changes every SHARED_CACHE_FALLBACK_TTL_SECONDS, so a
+per-process value lives at most that long and is reloaded from the database: the extra cost is
+one reload per cached subject per interval and process. Such tokens never equal a shared one,
+so nothing cached during the outage survives it. A write (`generation_write`) cannot tell the
+other processes, so it raises SharedCacheUnavailable (a 503 the caller can retry) and the
+change, made in the same transaction, is not committed; a write deferred to a commit that has
+already happened is kept and written when the cache is back.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.core.cache import cache as shared_cache
 from django.db import transaction
 
+from controlplane.errors import ApplicationError
+from controlplane.metrics import SHARED_CACHE_AVAILABLE, SHARED_CACHE_FAILURES
+
 T = TypeVar("T")
+logger = logging.getLogger("controlplane.cache")
 
 EPOCH_KEY = "generation-cache:epoch"
 # The table holds one short string per subject; beyond this it starts again (only reloads).
@@ -62,6 +82,121 @@ class _Table:
 _table: _Table | None = None  # replaced, and filled, under _table_lock; read without it
 _table_lock = threading.Lock()
 _step = threading.local()
+
+
+class SharedCacheUnavailable(ApplicationError):
+    status_code = 503
+    error_type = "api_error"
+    default_code = "shared_cache_unavailable"
+
+
+def _unavailable_errors() -> tuple[type[BaseException], ...]:
+    """What a shared cache raises when it cannot answer (not a bug in what was asked)."""
+    errors: tuple[type[BaseException], ...] = (OSError, sqlite3.OperationalError)
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # redis-py is only needed with a Redis cache
+        return errors
+    return (*errors, RedisConnectionError, RedisTimeoutError)
+
+
+@dataclass
+class _Health:
+    """The shared cache's own circuit (see the module docstring)."""
+
+    errors: tuple[type[BaseException], ...] = field(default_factory=_unavailable_errors)
+    down_since: float | None = None  # wall time of the outage's first failure; None while available
+    retry_at: float = 0.0  # monotonic: no operation tries the cache before this
+    is_probing: bool = False  # one thread tries the cache again; the others keep the fallback
+    last_error: str = ""
+    pending_writes: set[str] = field(default_factory=set)  # written when the cache is back
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_health = _Health()
+
+
+def _unavailable() -> SharedCacheUnavailable:
+    return SharedCacheUnavailable(
+        "The shared cache is unavailable, so the change cannot reach the other processes; "
+        "nothing was changed. Try again in a few seconds."
+    )
+
+
+def _may_try() -> bool:
+    if _health.down_since is None:
+        return True
+    with _health.lock:
+        if _health.is_probing or time.monotonic() < _health.retry_at:
+            return False
+        _health.is_probing = True
+        return True
+
+
+def _mark_down(error: BaseException) -> None:
+    SHARED_CACHE_FAILURES.inc()
+    SHARED_CACHE_AVAILABLE.set(0)
+    with _health.lock:
+        first = _health.down_since is None
+        if first:
+            _health.down_since = time.time()
+        _health.retry_at = time.monotonic() + settings.SHARED_CACHE_RETRY_SECONDS
+        _health.is_probing = False
+        _health.last_error = f"{type(error).__name__}: {error}"
+    if first:
+        logger.warning(
+            "The shared cache is unavailable (%s); serving from the database until it is back.", _health.last_error
+        )
+
+
+def _mark_up() -> None:
+    with _health.lock:
+        if _health.down_since is None:
+            return
+        outage = time.time() - _health.down_since
+        _health.down_since = None
+        _health.is_probing = False
+        pending, _health.pending_writes = _health.pending_writes, set()
+    SHARED_CACHE_AVAILABLE.set(1)
+    logger.warning("The shared cache is available again after %.1f s.", outage)
+    for key in sorted(pending):
+        _defer_failed_write(key)
+
+
+def shared(operation: Callable[[], T]) -> T:
+    """One shared-cache operation through the cache's circuit: SharedCacheUnavailable, at once
+    and with no round trip while the cache is known to be down."""
+    if not _may_try():
+        raise _unavailable()
+    try:
+        result = operation()
+    except _health.errors as error:
+        _mark_down(error)
+        raise _unavailable() from error
+    except BaseException:
+        if _health.down_since is not None:
+            _mark_up()  # the cache answered (the operation itself failed)
+        raise
+    if _health.down_since is not None:
+        _mark_up()
+    return result
+
+
+def shared_cache_state() -> tuple[bool, str]:
+    """(available, reason) for /readyz: one probe, unless the circuit says the cache is down."""
+    try:
+        shared(lambda: shared_cache.get(EPOCH_KEY))
+    except SharedCacheUnavailable:
+        down_since = _health.down_since
+        since = f" for {time.time() - down_since:.0f} s" if down_since is not None else ""
+        return False, f"unavailable{since} ({_health.last_error}); serving from the database"
+    return True, "ok"
+
+
+def _fallback_token() -> str:
+    """A token nobody stores in the shared cache, the same for SHARED_CACHE_FALLBACK_TTL_SECONDS."""
+    return f"unavailable:{int(time.monotonic() // settings.SHARED_CACHE_FALLBACK_TTL_SECONDS)}"
 
 
 @contextmanager
@@ -80,10 +215,10 @@ def request_step() -> Iterator[None]:
 
 
 def _read_or_create(key: str) -> str | None:
-    token = shared_cache.get(key)
+    token = shared(lambda: shared_cache.get(key))
     if token is None:
-        shared_cache.add(key, uuid.uuid4().hex, timeout=None)
-        token = shared_cache.get(key)
+        shared(lambda: shared_cache.add(key, uuid.uuid4().hex, timeout=None))
+        token = shared(lambda: shared_cache.get(key))
     return None if token is None else str(token)
 
 
@@ -94,8 +229,11 @@ def _step_table() -> _Table | None:
         known: _Table | None = _step.table
         return known
     global _table
-    epoch = _read_or_create(EPOCH_KEY)
     _step.epoch_read = True
+    try:
+        epoch = _read_or_create(EPOCH_KEY)
+    except SharedCacheUnavailable:
+        return None
     if epoch is None:
         return None
     with _table_lock:
@@ -109,13 +247,20 @@ def generation_token(key: str) -> str:
     """The current token under `key` in the shared cache (made on first use)."""
     memo: dict[str, str] | None = getattr(_step, "tokens", None)
     if memo is None:
-        return _read_or_create(key) or uuid.uuid4().hex  # None: a token nobody holds, a miss
+        try:
+            return _read_or_create(key) or uuid.uuid4().hex  # None: a token nobody holds, a miss
+        except SharedCacheUnavailable:
+            return _fallback_token()
     if key in memo:
         return memo[key]
     table = _step_table()
     token = table.tokens.get(key) if table is not None else None
     if token is None:
-        token = _read_or_create(key)
+        try:
+            token = _read_or_create(key)
+        except SharedCacheUnavailable:
+            token = _fallback_token()
+            table = None  # never stored in the table: it is no shared token
         if token is None:
             token = uuid.uuid4().hex  # a token nobody holds: a miss, never stored
         elif table is not None:
@@ -133,8 +278,8 @@ def generation_write(key: str) -> None:
     """A new token under `key`: every process's values cached under the old one are stale.
     The epoch is written after the token (the order the module docstring relies on)."""
     token = uuid.uuid4().hex
-    shared_cache.set(key, token, timeout=None)
-    shared_cache.set(EPOCH_KEY, uuid.uuid4().hex, timeout=None)
+    shared(lambda: shared_cache.set(key, token, timeout=None))
+    shared(lambda: shared_cache.set(EPOCH_KEY, uuid.uuid4().hex, timeout=None))
     memo: dict[str, str] | None = getattr(_step, "tokens", None)
     if memo is not None:
         memo[key] = token
@@ -144,7 +289,17 @@ def generation_bump_key(key: str) -> None:
     """Invalidate now, and again when the transaction commits (another process could reload
     between the first write and the commit, and cache the old value under the new token)."""
     generation_write(key)
-    transaction.on_commit(lambda: generation_write(key))
+    transaction.on_commit(lambda: _defer_failed_write(key))
+
+
+def _defer_failed_write(key: str) -> None:
+    """A write after the change committed: when the cache is down, it is made when it is back."""
+    try:
+        generation_write(key)
+    except SharedCacheUnavailable:
+        with _health.lock:
+            _health.pending_writes.add(key)
+        logger.warning("The shared cache is unavailable; the invalidation of %s is written when it is back.", key)
 
 
 class GenerationCache:

@@ -9,6 +9,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -25,6 +26,19 @@ HTTP_LATENCY = Histogram(
     "Time spent handling HTTP requests, by route and method.",
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+# The shared cache (Redis) as each process last found it; while it is 0 the process serves
+# from the database (controlplane.generation_cache). The lowest value of the live processes.
+SHARED_CACHE_AVAILABLE = Gauge(
+    "controlplane_shared_cache_available",
+    "1 while the shared cache answers, 0 while this process serves without it (degraded).",
+    multiprocess_mode="livemin",
+)
+SHARED_CACHE_AVAILABLE.set(1)
+SHARED_CACHE_FAILURES = Counter(
+    "controlplane_shared_cache_failures_total",
+    "Shared-cache operations that failed (connection refused, timeout), each opening its circuit.",
 )
 
 

@@ -115,6 +115,13 @@ else:
     CACHES = {"default": env.cache_url_config(_CACHE_URL)}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     CACHES["default"]["BACKEND"] = "controlplane.cache.RedisCache"  # one redis-py client per pool
+    # Fail fast when Redis is down or stalls: the gateway then serves from the database
+    # (controlplane.generation_cache); a stalled cache must not hold every request for seconds.
+    CACHES["default"]["OPTIONS"] = {
+        "socket_connect_timeout": env.float("SHARED_CACHE_CONNECT_TIMEOUT_SECONDS", default=0.25),
+        "socket_timeout": env.float("SHARED_CACHE_TIMEOUT_SECONDS", default=0.5),
+        **CACHES["default"].get("OPTIONS", {}),  # type: ignore[dict-item] # options given in CACHE_URL win
+    }
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -303,6 +310,11 @@ GATEWAY_DB_CHECK_IDLE_SECONDS = env.float("GATEWAY_DB_CHECK_IDLE_SECONDS", defau
 # How long a gateway process trusts an authenticated key without a database lookup; revocation
 # does not wait for it (a generation token), it bounds how stale the key's last-used time gets.
 GATEWAY_KEY_CACHE_SECONDS = env.float("GATEWAY_KEY_CACHE_SECONDS", default=60.0)
+# While the shared cache is unavailable it is tried again at most every SHARED_CACHE_RETRY_SECONDS,
+# and per-process caches keep a value at most SHARED_CACHE_FALLBACK_TTL_SECONDS before reloading
+# it from the database (controlplane.generation_cache).
+SHARED_CACHE_RETRY_SECONDS = env.float("SHARED_CACHE_RETRY_SECONDS", default=1.0)
+SHARED_CACHE_FALLBACK_TTL_SECONDS = env.float("SHARED_CACHE_FALLBACK_TTL_SECONDS", default=1.0)
 GATEWAY_BACKOFF_BASE_SECONDS = env.float("GATEWAY_BACKOFF_BASE_SECONDS", default=0.25)
 GATEWAY_BACKOFF_CAP_SECONDS = env.float("GATEWAY_BACKOFF_CAP_SECONDS", default=8.0)
 GATEWAY_RETRY_AFTER_CAP_SECONDS = env.float("GATEWAY_RETRY_AFTER_CAP_SECONDS", default=20.0)

@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from controlplane.api.exceptions import error_body
+from controlplane.generation_cache import shared_cache_state
 from controlplane.metrics import render_latest
 from controlplane.models import WorkerHeartbeat
 from controlplane.navigation import AREAS_BY_SLUG
@@ -40,7 +41,11 @@ def _check_broker() -> None:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready when the database and the broker answer. Worker heartbeats are reported, not required."""
+    """Ready when the database and the broker answer. Worker heartbeats are reported, not required.
+
+    Without the shared cache the process still serves (from the database, at some extra cost):
+    it stays ready, with status "degraded" and the reason under checks.shared_cache.
+    """
     checks: dict[str, Any] = {}
     is_ready = True
     for name, check in (("database", _check_database), ("broker", _check_broker)):
@@ -55,9 +60,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["worker_last_seen_seconds"] = (
             round((timezone.now() - latest.seen_at) / datetime.timedelta(seconds=1)) if latest else None
         )
-    return JsonResponse(
-        {"status": "ready" if is_ready else "unavailable", "checks": checks}, status=200 if is_ready else 503
-    )
+    is_cache_available, checks["shared_cache"] = shared_cache_state()
+    status = "unavailable" if not is_ready else ("ready" if is_cache_available else "degraded")
+    return JsonResponse({"status": status, "checks": checks}, status=200 if is_ready else 503)
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

@@ -12,6 +12,11 @@ whose token lookups inside a request step cost one read of the epoch). Opening a
 write open_until, then the token, so the next request step of every process reloads. A
 past open_until is read again on every call (the breaker is half-open, or its key expired
 on its own without a token write), as every call did before.
+
+Every function here may wait on the shared cache, so the gateway calls them from its thread
+pool, never on the event loop (gateway.upstream). While the shared cache is unavailable the
+breakers fail open: every breaker reads as closed and failures are not counted (providers'
+own errors are still retried and fall back), as with no breaker at all.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
-from controlplane.generation_cache import generation_token, generation_write
+from controlplane.generation_cache import SharedCacheUnavailable, generation_token, generation_write, shared
 
 _GENERATION_KEY = "gateway:breaker:generation"
 
@@ -55,7 +60,10 @@ def states(provider_ids: list[int]) -> dict[int, float | None]:
     ]
     if missing:
         keys = {_keys(provider_id)[1]: provider_id for provider_id in missing}
-        found = cache.get_many(list(keys))
+        try:
+            found = shared(lambda: cache.get_many(list(keys)))
+        except SharedCacheUnavailable:
+            found = {}  # closed: fail open
         loaded = {provider_id: found.get(key) for key, provider_id in keys.items()}
         known = {**known, **loaded}
         with _lock:
@@ -70,32 +78,46 @@ def allow(provider_id: int, open_until: float | None) -> bool:
     if time.time() < open_until:
         return False
     # Half-open: let exactly one probe through until it reports.
-    return bool(cache.add(_keys(provider_id)[2], 1, timeout=int(settings.GATEWAY_BREAKER_COOLDOWN_SECONDS) + 1))
+    probe_key, timeout = _keys(provider_id)[2], int(settings.GATEWAY_BREAKER_COOLDOWN_SECONDS) + 1
+    try:
+        return bool(shared(lambda: cache.add(probe_key, 1, timeout=timeout)))
+    except SharedCacheUnavailable:
+        return True
 
 
 def record_success(provider_id: int, *, was_open: bool) -> None:
     if was_open:
-        cache.delete_many(list(_keys(provider_id)))
-        generation_write(_GENERATION_KEY)
+        try:
+            shared(lambda: cache.delete_many(list(_keys(provider_id))))
+            generation_write(_GENERATION_KEY)
+        except SharedCacheUnavailable:
+            pass  # the breaker's key expires on its own (its timeout bounds it)
 
 
 def record_failure(provider_id: int) -> bool:
     """Count a failure; open the breaker when the threshold is reached. True when it opened."""
+    try:
+        return _record_failure(provider_id)
+    except SharedCacheUnavailable:
+        return False  # fail open: no failure counts while the shared cache is unavailable
+
+
+def _record_failure(provider_id: int) -> bool:
     failures_key, open_key, probe_key = _keys(provider_id)
     window = int(settings.GATEWAY_BREAKER_WINDOW_SECONDS)
-    if cache.add(failures_key, 1, timeout=window):
+    if shared(lambda: cache.add(failures_key, 1, timeout=window)):
         failures = 1
     else:
         try:
-            failures = cache.incr(failures_key)
+            failures = shared(lambda: cache.incr(failures_key))
         except ValueError:  # expired between add and incr
-            cache.add(failures_key, 1, timeout=window)
+            shared(lambda: cache.add(failures_key, 1, timeout=window))
             failures = 1
-    probing = cache.get(probe_key) is not None
+    probing = shared(lambda: cache.get(probe_key)) is not None
     if failures >= settings.GATEWAY_BREAKER_THRESHOLD or probing:
         cooldown = settings.GATEWAY_BREAKER_COOLDOWN_SECONDS
-        cache.set(open_key, time.time() + cooldown, timeout=int(cooldown * 10) + 60)
-        cache.delete_many([failures_key, probe_key])
+        shared(lambda: cache.set(open_key, time.time() + cooldown, timeout=int(cooldown * 10) + 60))
+        shared(lambda: cache.delete_many([failures_key, probe_key]))
         generation_write(_GENERATION_KEY)
         return True
     return False

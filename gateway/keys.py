@@ -7,7 +7,9 @@ next request step; inside a warm request step the check costs no shared-cache re
 the step's epoch. The token is read before the database, so a key's old state is never
 stored under a token written after it changed. Expiry is checked on every use.
 GATEWAY_KEY_CACHE_SECONDS still bounds how long an entry lives: how stale the key's
-last-used time and the application's name can get.
+last-used time and the application's name can get. While the shared cache is unavailable the
+token changes every SHARED_CACHE_FALLBACK_TTL_SECONDS, so a key is read from the database at
+most that often per process (and a revocation, refused meanwhile, cannot be missed).
 """
 
 from __future__ import annotations
