@@ -112,6 +112,7 @@ class Exchange:
         self.request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else uuid.uuid4().hex
         self.status = 500
         self.route = "unmatched"
+        self.is_started = False  # the response's status line went out: no error answer can follow
         self.disconnected = asyncio.Event()
 
     async def handle(self) -> None:
@@ -149,11 +150,18 @@ class Exchange:
             await handler()
         except ApplicationError as error:
             await self.respond_error(error.status_code, error.message, error.error_type, error.code, error.param)
+        except Exception:
+            # Whatever failed, a client of /v1 gets the API's error shape, never the server's text page.
+            logger.exception("unexpected error in %s", path)
+            if self.is_started:
+                raise  # mid-response: the server closes the connection, so the client sees it cut off
+            await self.respond_error(500, "Internal server error; it has been logged.", "api_error", "server_error")
 
     # Responses ----------------------------------------------------------------------
 
     async def start(self, status: int, content_type: bytes, extra: dict[str, str] | None = None) -> None:
         self.status = status
+        self.is_started = True
         headers = [(b"content-type", content_type), (b"x-request-id", self.request_id.encode())]
         for name, value in (extra or {}).items():
             headers.append((name.encode(), value.encode()))
@@ -219,7 +227,7 @@ class Exchange:
                 body=body,
             )
         except Refused as refused:
-            record_refused(refused=refused)
+            await run_sync(record_refused, refused=refused)  # a spool write (maybe an fsync): off the loop
             error = refused.error
             headers = {"x-controlplane-call-id": call_id}
             retry_after = getattr(error, "retry_after", None)  # a budget that resets or settles
@@ -287,6 +295,7 @@ class Exchange:
                 messages=plan.messages,
                 params=plan.params,
                 stream=stream,
+                run_sync=run_sync,
             )
         except upstream.UpstreamError as failure:
             result = Result(

@@ -5,6 +5,14 @@ fallback chain, and the circuit breaker.
 
 The SDK's own retries are off (max_retries=0): this module decides, so that it can fall
 back and record every attempt.
+
+A provider's 5xx reaches the client as 502 (a bad gateway: the provider failed, not this
+server), in the OpenAI error shape, naming the provider and its status.
+
+The breaker's bookkeeping waits on the shared cache, so it runs in the gateway's thread pool
+(`run_sync`), never on the event loop: a slow or failing shared cache or a failing provider
+must not stall the other requests of the process. A closed breaker and a success on a closed
+breaker need no bookkeeping, so the happy path makes no thread hop for it.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +164,32 @@ async def _post(client: openai.AsyncOpenAI, body: bytes, *, stream: bool) -> htt
     )
 
 
+RunSync = Callable[..., Awaitable[Any]]
+
+
+async def _allowed(provider_id: int, open_until: float | None, run_sync: RunSync) -> bool:
+    """Whether the breaker lets a call through: decided here when it is closed or open, in the
+    thread pool when it is half-open (its one probe is claimed in the shared cache)."""
+    if open_until is None:
+        return True
+    if time.time() < open_until:
+        return False
+    return bool(await run_sync(breaker.allow, provider_id=provider_id, open_until=open_until))
+
+
+def _status_error(provider_name: str, error: openai.APIStatusError) -> UpstreamError:
+    """The provider's error for the client: its 4xx as it is, its 5xx as a 502."""
+    message, error_type, code = _error_message(error)
+    if error.status_code < 500:
+        return UpstreamError(error.status_code, message, error_type, code)
+    return UpstreamError(
+        502,
+        f"Provider '{provider_name}' failed with HTTP {error.status_code}: {message}",
+        "api_error",
+        "upstream_error",
+    )
+
+
 async def call(
     *,
     chain: list[ServedModel],
@@ -163,6 +197,7 @@ async def call(
     messages: list[dict[str, Any]],
     params: dict[str, Any],
     stream: bool,
+    run_sync: RunSync,
 ) -> Outcome:
     attempts: list[Attempt] = []
     retries = 0
@@ -171,7 +206,7 @@ async def call(
     for served in chain:
         provider = served.provider
         open_until = breaker_states.get(provider.id)
-        if not breaker.allow(provider.id, open_until):
+        if not await _allowed(provider.id, open_until, run_sync):
             attempts.append(Attempt(served.name, provider.name, None, "circuit open", 0.0))
             last_error = UpstreamError(
                 503, f"Provider '{provider.name}' is failing; its circuit is open.", "api_error", "circuit_open"
@@ -184,7 +219,8 @@ async def call(
             started = time.monotonic()
             try:
                 response = await _post(client, body, stream=stream)
-                breaker.record_success(provider.id, was_open=open_until is not None)
+                if open_until is not None:
+                    await run_sync(breaker.record_success, provider_id=provider.id, was_open=True)
                 attempts.append(
                     Attempt(served.name, provider.name, response.status_code, "", (time.monotonic() - started) * 1000)
                 )
@@ -192,17 +228,17 @@ async def call(
                     return Outcome(served, attempts, retries, stream=response.aiter_lines(), close=response.aclose)
                 return Outcome(served, attempts, retries, body=response.content)
             except openai.APIStatusError as error:
-                message, error_type, code = _error_message(error)
+                last_error = _status_error(provider.name, error)
+                message = _error_message(error)[0]
                 attempts.append(
                     Attempt(served.name, provider.name, error.status_code, message, (time.monotonic() - started) * 1000)
                 )
-                last_error = UpstreamError(error.status_code, message, error_type, code)
                 if error.status_code not in RETRYABLE_STATUS | FALLBACK_STATUS:
                     last_error.attempts = attempts
                     raise last_error from None  # the request itself is wrong: no retry, no fallback
                 if error.status_code in FALLBACK_STATUS:
                     break
-                breaker.record_failure(provider.id)
+                await run_sync(breaker.record_failure, provider_id=provider.id)
                 delay = _backoff(retry_index, _retry_after(error))
             except (openai.APITimeoutError, openai.APIConnectionError) as error:
                 kind = "timeout" if isinstance(error, openai.APITimeoutError) else "connection error"
@@ -216,7 +252,7 @@ async def call(
                     "api_error",
                     "upstream_timeout" if kind == "timeout" else "upstream_unreachable",
                 )
-                breaker.record_failure(provider.id)
+                await run_sync(breaker.record_failure, provider_id=provider.id)
                 delay = _backoff(retry_index, None)
             is_last_try = retry_index == provider.max_retries
             over_budget = time.monotonic() - model_started + delay > provider.retry_budget_seconds

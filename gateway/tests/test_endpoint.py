@@ -149,19 +149,26 @@ def test_failing_model_falls_back_along_the_chain(gateway_client, fake_upstream,
     ]
 
 
-def test_when_everything_fails_the_client_gets_the_upstream_status_and_message(gateway_client, fake_upstream):
+def test_when_everything_fails_the_client_gets_a_502_naming_the_provider_and_its_message(gateway_client, fake_upstream):
     model_for(provider_for(fake_upstream, max_retries=1))
     fake_upstream.enqueue(fail(503, message="overloaded"), fail(503, message="still overloaded"))
 
     with pytest.raises(openai.APIStatusError) as raised:
         gateway_client.sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
 
-    assert raised.value.status_code == 503
-    assert error_body(raised.value)["message"] == "still overloaded"
+    assert raised.value.status_code == 502
+    message = "Provider 'fake' failed with HTTP 503: still overloaded"
+    assert error_body(raised.value) == {
+        "message": message,
+        "type": "api_error",
+        "param": None,
+        "code": "upstream_error",
+    }
     [call] = stored_calls(expected=1)
     assert call.status == CallStatus.ERROR
-    assert call.http_status == 503
-    assert call.error_message == "still overloaded"
+    assert call.http_status == 502
+    assert call.error_message == message
+    assert [attempt["status"] for attempt in call.attempts] == [503, 503]
 
 
 def test_a_400_from_the_provider_is_returned_without_retry(gateway_client, fake_upstream):
