@@ -86,7 +86,14 @@ def test_retraining_reproduces_the_shipped_weights(tmp_path):
 
     call_command("train_router", "--output", str(output), stdout=open("/dev/null", "w"))  # noqa: SIM115 - discarded
 
-    assert json.loads(output.read_text()) == json.loads(complexity.WEIGHTS_PATH.read_text())
+    fresh = json.loads(output.read_text())
+    shipped = json.loads(complexity.WEIGHTS_PATH.read_text())
+    # Equal but for float rounding: BLAS picks different kernels on different processors (~1e-7).
+    assert {key: value for key, value in fresh.items() if key not in ("weights", "bias")} == {
+        key: value for key, value in shipped.items() if key not in ("weights", "bias")
+    }
+    assert fresh["weights"] == pytest.approx(shipped["weights"], rel=0, abs=1e-5)
+    assert fresh["bias"] == pytest.approx(shipped["bias"], rel=0, abs=1e-5)
 
 
 def test_training_uses_only_the_training_split_of_the_shipped_set():
