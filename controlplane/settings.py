@@ -8,6 +8,7 @@ plain-HTTP run needs. Every variable is listed in the README's configuration tab
 from pathlib import Path
 
 import environ
+from csp import constants as _csp_constants
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "controlplane.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -172,6 +174,24 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): scripts and styles from our own origin (static files),
+# or inline only with the request's nonce; no inline event handlers, no eval, no framing.
+# CSP_REPORT_URI, when set, is where browsers report violations.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", _csp_constants.NONCE],
+        "style-src": ["'self'", _csp_constants.NONCE],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        **({"report-uri": env.str("CSP_REPORT_URI")} if env.str("CSP_REPORT_URI", default="") else {}),
+    }
+}
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=10 * 1024 * 1024)
 
 REST_FRAMEWORK = {
@@ -210,21 +230,21 @@ SPECTACULAR_SETTINGS = {
     },
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # API_SCHEMA_REQUIRES_LOGIN (below) decides, per request, whether these need a caller.
+    "SERVE_PERMISSIONS": ["controlplane.api.schema.SchemaAccess"],
 }
+# /api/schema/ and /api/docs/ for signed-in users and API keys only: on by default in production
+# (the schema maps every endpoint), off with DJANGO_DEBUG for developers.
+API_SCHEMA_REQUIRES_LOGIN = env.bool("API_SCHEMA_REQUIRES_LOGIN", default=not DEBUG)
+# When set, /metrics answers only requests with `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # Celery. The default broker is kombu's filesystem transport: a real worker and beat
 # with no broker server. Production sets CELERY_BROKER_URL=redis://...
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 _BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    # API_SCHEMA_REQUIRES_LOGIN (below) decides, per request, whether these need a caller.
-    "SERVE_PERMISSIONS": ["controlplane.api.schema.SchemaAccess"],
     {
-# /api/schema/ and /api/docs/ for signed-in users and API keys only: on by default in production
-# (the schema maps every endpoint), off with DJANGO_DEBUG for developers.
-API_SCHEMA_REQUIRES_LOGIN = env.bool("API_SCHEMA_REQUIRES_LOGIN", default=not DEBUG)
-# When set, /metrics answers only requests with `Authorization: Bearer <METRICS_TOKEN>`.
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "control_folder": str(_BROKER_DIR / "control"),
@@ -268,13 +288,6 @@ LOGGING = {
     },
 }
 
-# Accounts: how often an API key's last-used time is written (seconds); a hot key is not
-# written on every request.
-API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
-
-# Key for secrets encrypted at rest (controlplane.crypto); defaults to one derived from SECRET_KEY.
-FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
-
 # Password logins (accounts.login_throttle): this many failures within the window lock the
 # account, or the client's address (shared by everyone behind one NAT: a higher limit), out of
 # password logins for LOGIN_LOCKOUT_SECONDS. Sessions and API keys are not affected.
@@ -282,6 +295,13 @@ LOGIN_FAILURES_PER_ACCOUNT = env.int("LOGIN_FAILURES_PER_ACCOUNT", default=5)
 LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+
+# Accounts: how often an API key's last-used time is written (seconds); a hot key is not
+# written on every request.
+API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
+
+# Key for secrets encrypted at rest (controlplane.crypto); defaults to one derived from SECRET_KEY.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 
 # Gateway (the OpenAI-compatible endpoint). Timeouts and retries per provider live on the
 # provider; these bound every call.
