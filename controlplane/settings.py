@@ -214,6 +214,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "LLMOps control plane API",
     "DESCRIPTION": "Teams, applications, API keys, prompts, gateway, costs and compliance.",
     "VERSION": "1.0.0",
+    # Adds the gateway's /v1 endpoints (no DRF view serves them), for /api/schema/ and for
+    # `manage.py spectacular` alike.
+    "DEFAULT_GENERATOR_CLASS": "controlplane.api.schema.SchemaGenerator",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI's assets come from the installed sidecar package, not a CDN.
