@@ -28,6 +28,7 @@ from gateway.semantic_cache import services as semantic_cache
 from observability.models import CacheResult, CallStatus
 from observability.recorder import recorder
 from observability.records import fit_value
+from prompts.context import included_documents_level
 from prompts.tokens import count_messages
 
 
@@ -48,6 +49,9 @@ class Plan:
     baseline_model: str = ""  # what the request would have used without routing (prices the savings)
     prompt: dict[str, Any] = field(default_factory=dict)
     context_report: dict[str, Any] = field(default_factory=dict)
+    # The highest classification of the prompt version and the documents the call used; the
+    # recorder adds the team's rule matches on input and output (off the response path).
+    classification: int = 0
     findings: list[dict[str, Any]] = field(default_factory=list)
     policy: GuardrailPolicy | None = None
     restore_map: dict[str, str] = field(default_factory=dict)
@@ -144,6 +148,7 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
     params = dict(request.params)
     prompt: dict[str, Any] = {}
     context_report: dict[str, Any] = {}
+    classification = 0
     documents: list[dict[str, Any]] = request.documents
     dropped: list[dict[str, Any]] = []
     if documents:
@@ -168,6 +173,7 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
         messages = list(rendered["messages"]) + messages
         params = {**{k: v for k, v in resolved.version.params.items() if k != "model"}, **params}
         context_report = dict(rendered.get("context") or {})
+        classification = resolved.version.classification
         prompt = {
             "prompt_id": resolved.version.prompt_id,
             "prompt_name": resolved.version.prompt,
@@ -178,7 +184,12 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
         }
     elif documents:
         messages = [_documents_message(documents), *messages]
-        context_report = {"documents": [{"id": d.get("id"), "included": True} for d in documents]}
+        context_report = {
+            "documents": [
+                {"id": d.get("id"), "included": True, "classification": d.get("classification")} for d in documents
+            ]
+        }
+    classification = max(classification, included_documents_level(context_report) or 0)
     if dropped:
         context_report["dropped_above_clearance"] = dropped
 
@@ -205,6 +216,7 @@ def prepare(*, call_id: str, started: float, authorization: str, body: bytes) ->
         baseline_model=decision.baseline_model,
         prompt=prompt,
         context_report=context_report,
+        classification=classification,
     )
 
     policy = guardrails.policy_for_application(key.application_id)
@@ -428,6 +440,7 @@ def finish(*, plan: Plan, result: Result) -> Finished:
         "error_message": blocked.message if blocked is not None else result.error_message,
         "retries": result.retries,
         "attempts": result.attempts,
+        "classification": plan.classification,
         "context_report": plan.context_report,
         "guardrail_findings": plan.findings,
         "metadata": plan.request.metadata,
@@ -488,7 +501,12 @@ def _cache_fill(plan: Plan, result: Result, cost: Decimal) -> None:
         },
     }
     semantic_cache.store(
-        scope=scope, messages=list(plan.messages), completion=completion, cost_usd=cost, embedding=lookup.embedding
+        scope=scope,
+        messages=list(plan.messages),
+        completion=completion,
+        cost_usd=cost,
+        embedding=lookup.embedding,
+        classification=plan.classification,
     )
 
 
@@ -512,6 +530,7 @@ def refusal_record(plan: Plan, error: ApplicationError) -> dict[str, Any]:
         "error_type": error.code,
         "error_message": error.message,
         "latency_ms": round((time.perf_counter() - plan.started) * 1000, 3),
+        "classification": plan.classification,
         "context_report": plan.context_report,
         "guardrail_findings": plan.findings,
         "metadata": plan.request.metadata,

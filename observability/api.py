@@ -40,18 +40,28 @@ class CallSummarySerializer(serializers.ModelSerializer):
     application = serializers.IntegerField(source="application_id")
     api_key = serializers.IntegerField(source="api_key_id", allow_null=True)
     status = CallStatusField(read_only=True)
+    classification = ClearanceField(
+        read_only=True, help_text="The highest classification of what went into the call (prompt, documents, content)."
+    )
+    is_masked = serializers.BooleanField(
+        read_only=True, help_text=f"Classified above your clearance: every text is shown as '{selectors.MASKED_TEXT}'."
+    )
 
     class Meta:
         model = Call
         # The list's columns are the selector's, foreign keys named without their `_id`.
         fields = [
-            name.removesuffix("_id") if name.endswith("_id") and name != "client_call_id" else name
-            for name in selectors.SUMMARY_FIELDS
+            *(
+                name.removesuffix("_id") if name.endswith("_id") and name != "client_call_id" else name
+                for name in selectors.SUMMARY_FIELDS
+            ),
+            "is_masked",
         ]
 
 
 class CallDetailSerializer(CallSummarySerializer):
-    """The whole trace. Message contents and the response are redacted for the viewer."""
+    """The whole trace, masked (`is_masked`) when classified above the viewer's clearance, with
+    classified spans redacted otherwise."""
 
     request_messages = serializers.SerializerMethodField()
     response_text = serializers.SerializerMethodField()
@@ -148,6 +158,11 @@ class CallRecordInput(StrictSerializer):
     prompt = PromptRefInput(required=False)
     metadata = serializers.DictField(required=False, default=dict)
     created_at = serializers.DateTimeField(required=False)
+    classification = ClearanceField(
+        required=False,
+        help_text="The highest classification of what went into the call (default public); "
+        "your team's classification rules on the content can only raise it.",
+    )
 
     def validate_created_at(self, value: datetime.datetime) -> datetime.datetime:
         if value > timezone.now() + MAX_FUTURE_SKEW:
@@ -214,6 +229,13 @@ class CallListView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Call]:
         filters = parse_call_filters(self.request.query_params)
         return selectors.call_list(caller=get_caller(self.request), filters=filters)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.get_queryset()
+        page = self.paginate_queryset(queryset)
+        calls = selectors.calls_masked_for(caller=get_caller(request), calls=page if page is not None else queryset)
+        data = self.get_serializer(calls, many=True).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
 
     @extend_schema(parameters=_FILTER_PARAMETERS)
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from accounts.models import Clearance
 from controlplane.ids import uuid7
 
 
@@ -93,9 +94,16 @@ class Call(models.Model):
     retries = models.PositiveSmallIntegerField(default=0)
     attempts = models.JSONField(default=list)  # each upstream attempt: model, provider, status, error, ms
 
+    # The highest classification of what went into the call: its prompt version, the documents
+    # it used, and the team's rule matches on its input and output. Readers below it see the
+    # content masked (observability.selectors).
+    classification = models.PositiveSmallIntegerField(choices=Clearance.choices, default=Clearance.PUBLIC)
     context_report = models.JSONField(default=dict)  # documents included and dropped, with reasons
     guardrail_findings = models.JSONField(default=list)  # type, score, action (compliance)
     metadata = models.JSONField(default=dict)
+
+    # Not a column: set by observability.selectors.call_mask_for when the reader may not see the content.
+    is_masked: bool = False
 
     class Meta:
         ordering = ["-id"]

@@ -2,11 +2,20 @@
 
 A call outside the caller's teams (or, for a key with the `application` role, outside its
 application) is reported as missing, never as forbidden.
+
+A call classified above the reader's clearance in its team (`Call.classification`: its
+prompt version, the documents it used, rule matches on its content) is shown masked: every
+text it carries (messages, response, parameters, metadata, errors, document ids) is replaced
+in memory by `MASKED_TEXT` and `is_masked` is set; the row itself is never changed. Every
+reader (API, pages, the cache's review pages) goes through `calls_masked_for` or `call_view`.
+A call the reader may see whole still has the spans the team's rules and data sources
+classify above the reader's clearance redacted (`call_view`).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +25,7 @@ from django.db.models.functions import Cast
 
 from accounts import roles
 from accounts.caller import Caller
+from accounts.models import Clearance
 from controlplane.errors import NotFound, ValidationFailed
 from observability.filters import CallFilters
 from observability.models import Call
@@ -51,7 +61,10 @@ SUMMARY_FIELDS = (
     "error_type",
     "retries",
     "metadata",
+    "classification",
 )
+
+MASKED_TEXT = "[masked: above your clearance]"
 
 
 def _visible_calls(caller: Caller) -> QuerySet[Call]:
@@ -107,14 +120,98 @@ def call_get(*, caller: Caller, call_id: Any) -> Call:
         raise NotFound(f"No call with id {parsed} exists in your teams.") from None
 
 
+def _masked_strings(value: Any) -> Any:
+    """`value` with every string in it (JSON values, not keys) replaced by the marker."""
+    if isinstance(value, str):
+        return MASKED_TEXT if value else value
+    if isinstance(value, dict):
+        return {key: _masked_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked_strings(item) for item in value]
+    return value
+
+
+def _masked_messages(messages: Any) -> list[Any]:
+    """Each message keeps its role only; its content (and tool calls, names) is the marker."""
+    masked: list[Any] = []
+    for message in messages if isinstance(messages, list) else []:
+        role = message.get("role") if isinstance(message, dict) else None
+        masked.append({"role": role if isinstance(role, str) else "", "content": MASKED_TEXT})
+    return masked
+
+
+def _masked_attempts(attempts: Any) -> list[Any]:
+    """Attempts keep their model, provider, status and timing; an error's text may echo the input."""
+    masked: list[Any] = []
+    for attempt in attempts if isinstance(attempts, list) else []:
+        if isinstance(attempt, dict):
+            attempt = {key: _masked_strings(value) if key == "error" else value for key, value in attempt.items()}
+        masked.append(attempt)
+    return masked
+
+
+def _masked_context_report(report: Any) -> Any:
+    """The report's structure (counts, statuses, reasons, levels) stays; document ids, which a
+    caller chooses and may name what a document holds, are masked."""
+    if not isinstance(report, dict):
+        return report
+    masked = dict(report)
+    for key in ("documents", "dropped", "dropped_above_clearance"):
+        entries = report.get(key)
+        if isinstance(entries, list):
+            masked[key] = [
+                {**entry, "id": MASKED_TEXT} if isinstance(entry, dict) and "id" in entry else entry
+                for entry in entries
+            ]
+    return masked
+
+
+_MASKERS: dict[str, Any] = {
+    "request_messages": _masked_messages,
+    "request_params": _masked_strings,
+    "response_text": _masked_strings,
+    "error_message": _masked_strings,
+    "attempts": _masked_attempts,
+    "context_report": _masked_context_report,
+    "metadata": _masked_strings,
+}
+
+
+def call_mask_for(*, caller: Caller, call: Call) -> Call:
+    """`call` as `caller` may see it: masked in memory (`is_masked`) when it is classified above
+    the caller's clearance in its team. Only loaded fields are masked (a list's rows are
+    partial); a masked instance must never be saved."""
+    if call.classification <= caller.clearance_in(call.team_id):
+        return call
+    deferred = call.get_deferred_fields()
+    for name, mask in _MASKERS.items():
+        if name not in deferred:
+            setattr(call, name, mask(getattr(call, name)))
+    call.is_masked = True
+    return call
+
+
+def calls_masked_for(*, caller: Caller, calls: Iterable[Call]) -> list[Call]:
+    return [call_mask_for(caller=caller, call=call) for call in calls]
+
+
 @dataclass(frozen=True)
 class CallView:
-    """A call as one viewer may see it: content above the viewer's clearance masked."""
+    """A call as one viewer may see it: masked whole above the viewer's clearance, otherwise
+    with the spans classified above it redacted."""
 
     call: Call
     request_messages: list[Any]
     response_text: str
     viewer_clearance: int
+
+    @property
+    def is_masked(self) -> bool:
+        return self.call.is_masked
+
+    @property
+    def viewer_clearance_name(self) -> str:
+        return str(Clearance(self.viewer_clearance).label)
 
 
 def _redact_content(content: Any, redact: Any) -> Any:
@@ -131,10 +228,19 @@ def _redact_content(content: Any, redact: Any) -> Any:
 
 
 def call_view(*, caller: Caller, call: Call) -> CallView:
-    """The call's content redacted for the caller's clearance in the call's team (the row stays whole)."""
+    """The call's content masked or redacted for the caller's clearance in the call's team (in
+    memory: the row stays whole)."""
     from compliance.guardrails.services import redact_for_viewer
 
     clearance = caller.clearance_in(call.team_id)
+    call = call_mask_for(caller=caller, call=call)
+    if call.is_masked:
+        return CallView(
+            call=call,
+            request_messages=list(call.request_messages),
+            response_text=call.response_text,
+            viewer_clearance=clearance,
+        )
 
     def redact(text: str) -> str:
         return redact_for_viewer(text=text, viewer_clearance=clearance, team_id=call.team_id)

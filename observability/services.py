@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import logging
 import os
 import uuid
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts.models import Clearance
 from controlplane.bulk import bulk_insert
 from controlplane.errors import Conflict, ValidationFailed
 from observability.models import Call, CallSource, CallStatus
@@ -22,6 +24,8 @@ from observability.records import fit_record
 if TYPE_CHECKING:
     from accounts.caller import Caller
     from accounts.models import Application
+
+logger = logging.getLogger(__name__)
 
 _DATETIME_FIELDS = {"created_at"}
 _FOREIGN_KEYS = {"team": "team_id", "application": "application_id", "api_key": "api_key_id"}
@@ -62,7 +66,7 @@ def calls_store(*, records: Sequence[dict[str, Any]], assume_new: bool = False) 
     Every record is fitted to the columns first (`observability.records`): a value a client
     or provider sent can never make the database reject the batch.
     """
-    records = [fit_record(record) for record in records]
+    records = record_classify([fit_record(record) for record in records])
     calls = [call_from_record(record) for record in records]
     if assume_new:
         try:
@@ -73,6 +77,40 @@ def calls_store(*, records: Sequence[dict[str, Any]], assume_new: bool = False) 
     with transaction.atomic():
         existing = set(Call.objects.filter(id__in=[call.id for call in calls]).values_list("id", flat=True))
         return _store(calls, records, existing=existing)
+
+
+def record_classify(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records whose `classification` is the highest of what they carry (the prompt version and
+    documents, or what an ingest stated) and what the team's classification rules find in
+    their messages and response. Runs where records are stored, off the gateway's response path.
+    """
+    from compliance.guardrails import classification
+    from compliance.guardrails.services import team_state
+
+    rules_by_team: dict[Any, Any] = {}
+    classified = []
+    for record in records:
+        level = record.get("classification") or 0
+        team_id = record.get("team")
+        if team_id not in rules_by_team:
+            rules_by_team[team_id] = team_state(int(team_id)).rules if team_id is not None else ()
+        rules = rules_by_team[team_id]
+        if rules:
+            messages = record.get("request_messages")
+            texts = classification.message_texts(messages if isinstance(messages, list) else [])
+            response = record.get("response_text")
+            if isinstance(response, str):
+                texts.append(response)
+            try:
+                detected = classification.texts_level(texts, rules)
+            except Exception:
+                # A detector that fails must neither lose the record nor leave its content open.
+                logger.exception("classification rules failed on a call record; classified restricted")
+                detected = int(Clearance.RESTRICTED)
+            if detected is not None and detected > level:
+                level = detected
+        classified.append(record if record.get("classification") == level else {**record, "classification": level})
+    return classified
 
 
 def _store(calls: list[Call], records: Sequence[dict[str, Any]], *, existing: set[uuid.UUID]) -> list[Call]:
@@ -182,6 +220,8 @@ def _ingest_record(*, application: Application, api_key_id: int | None, data: di
         "error_type": data.get("error_type", ""),
         "error_message": data.get("error_message", ""),
         "metadata": data.get("metadata", {}),
+        # What the app states; the team's rules on the content can only raise it (calls_store).
+        "classification": data.get("classification", Clearance.PUBLIC),
     }
 
 

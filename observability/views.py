@@ -50,7 +50,7 @@ def call_list(request: HttpRequest) -> HttpResponse:
         queryset = selectors.call_list(caller=caller, filters=filters)
         if before is not None:
             queryset = queryset.filter(id__lt=before)
-        calls = list(queryset[: PAGE_ROWS + 1])
+        calls = selectors.calls_masked_for(caller=caller, calls=queryset[: PAGE_ROWS + 1])
     has_older = len(calls) > PAGE_ROWS
     calls = calls[:PAGE_ROWS]
     query = filters.as_query()

@@ -168,6 +168,20 @@ def _classification_level(document: Mapping[str, Any]) -> int:
     return int(Clearance.from_name(str(name)))
 
 
+def included_documents_level(report: Mapping[str, Any]) -> int | None:
+    """The highest classification of the documents a context report lists as included (None:
+    no document reached the model). A label this code does not know counts as the highest."""
+    levels = []
+    for entry in report.get("documents") or []:
+        if not isinstance(entry, Mapping) or not (entry.get("status") == INCLUDED or entry.get("included") is True):
+            continue
+        try:
+            levels.append(_classification_level(entry))
+        except ValueError:
+            levels.append(int(Clearance.RESTRICTED))
+    return max(levels) if levels else None
+
+
 def assemble(
     *,
     messages: Sequence[Mapping[str, str]],

@@ -69,6 +69,34 @@ def text_level(text: str, rules: Sequence[CompiledRule]) -> tuple[int | None, li
     return max(span.level for span in spans), sorted({span.rule for span in spans})
 
 
+def texts_level(texts: Iterable[str], rules: Sequence[CompiledRule]) -> int | None:
+    """The highest level any rule gives any of the texts (None if no rule matches any)."""
+    highest: int | None = None
+    if not rules:
+        return None
+    for text in texts:
+        if not text:
+            continue
+        level, _ = text_level(text, rules)
+        if level is not None and (highest is None or level > highest):
+            highest = level
+    return highest
+
+
+def message_texts(messages: Iterable[object]) -> list[str]:
+    """The text of chat messages: string contents and the text of OpenAI content parts."""
+    texts: list[str] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(
+                part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+            )
+    return texts
+
+
 def mask_spans(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
     """Replace each (start, end, label) span with `[REDACTED:label]`; overlapping spans are merged."""
     merged: list[tuple[int, int, str]] = []

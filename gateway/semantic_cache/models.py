@@ -66,6 +66,10 @@ class CacheEntry(models.Model):
     context_hash = models.CharField(max_length=64)
     request_hash = models.CharField(max_length=64)  # sha256 of scope + all normalised messages
     clearance = models.PositiveSmallIntegerField(choices=Clearance.choices)  # the clearance the answer was made under
+    # The highest classification of what went into the answer (the call's prompt version,
+    # documents and rule matches on question and answer): served to, and shown to, callers
+    # of at least this and `clearance` only.
+    classification = models.PositiveSmallIntegerField(choices=Clearance.choices, default=Clearance.PUBLIC)
     query_text = models.TextField()  # the last user message as sent (what the embedding is of)
     embedding = models.BinaryField(null=True, blank=True)  # float32 x 384, L2-normalised; None: exact only
     completion = models.JSONField()  # the OpenAI chat.completion object as served
@@ -94,6 +98,11 @@ class CacheEntry(models.Model):
     @property
     def is_flagged(self) -> bool:
         return self.flagged_at is not None
+
+    @property
+    def required_clearance(self) -> int:
+        """The clearance a caller needs to be served or shown this entry."""
+        return max(self.clearance, self.classification)
 
     @property
     def answer_text(self) -> str:

@@ -1,6 +1,7 @@
 """Reads of cache settings, entries, statistics and shadow hits, scoped to the caller.
 
-Entries made under a clearance above the viewer's are listed with their content masked.
+Entries made under a clearance above the viewer's, or holding content classified above it,
+are listed with their content masked; so are the calls of the shadow-hit review.
 """
 
 from __future__ import annotations
@@ -61,10 +62,15 @@ class EntryView:
 
 
 def entry_view(*, caller: Caller, entry: CacheEntry) -> EntryView:
+    """The entry as the caller may see it: masked when it was made under a clearance above the
+    caller's or holds content classified above it."""
     viewer_clearance = caller.clearance_in(entry.team_id)
     if entry.clearance > viewer_clearance:
         label = Clearance(entry.clearance).label
         masked = f"[hidden: made under {label} clearance]"
+        return EntryView(entry=entry, is_masked=True, query_text=masked, answer_text=masked)
+    if entry.classification > viewer_clearance:
+        masked = f"[masked: above your clearance ({Clearance(entry.classification).label})]"
         return EntryView(entry=entry, is_masked=True, query_text=masked, answer_text=masked)
     return EntryView(entry=entry, is_masked=False, query_text=entry.query_text, answer_text=entry.answer_text)
 

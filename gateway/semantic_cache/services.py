@@ -238,13 +238,22 @@ def _index_rows(*, scope_hash: str, since: datetime | None, known: Container[str
             entry_id=str(entry_id),
             request_hash=request_hash,
             context_hash=context_hash,
-            clearance=clearance,
+            clearance=max(clearance, classification),  # the clearance a caller needs to be served it
             expires_at=expires_at.timestamp(),
             created_at=created_at,
             vector=np.frombuffer(bytes(embedding), dtype=np.float32) if embedding is not None else None,
         )
-        for entry_id, request_hash, context_hash, clearance, expires_at, created_at, embedding in queryset.values_list(
-            "id", "request_hash", "context_hash", "clearance", "expires_at", "created_at", "embedding"
+        for (
+            entry_id,
+            request_hash,
+            context_hash,
+            clearance,
+            classification,
+            expires_at,
+            created_at,
+            embedding,
+        ) in queryset.values_list(
+            "id", "request_hash", "context_hash", "clearance", "classification", "expires_at", "created_at", "embedding"
         ).iterator(chunk_size=2_000)
     ]
 
@@ -375,6 +384,7 @@ def _verified(
             scope_hash=keys.scope_hash,
             application_id=scope.application_id,
             clearance__lte=scope.clearance,
+            classification__lte=scope.clearance,
             flagged_at__isnull=True,
             expires_at__gt=timezone.now(),
         ).values("id", "completion", "cost_usd", "request_hash", "query_text")
@@ -407,6 +417,7 @@ class _StoreJob:
     completion: dict[str, Any]
     cost_usd: Decimal
     embedding: np.ndarray | None
+    classification: int = 0  # of the prompt version and documents; the writer adds rule matches
 
 
 @dataclass(frozen=True)
@@ -504,15 +515,27 @@ def store(
     completion: dict[str, Any],
     cost_usd: Decimal,
     embedding: np.ndarray | None = None,
+    classification: int = 0,
 ) -> None:
     """Queue a fill (successful, complete, unflagged answers only; the gateway decides) and return.
+
+    `classification`: the highest classification of the call's prompt version and documents;
+    the writer raises it to what the team's classification rules find in the messages and the
+    answer. The entry is served to callers cleared for it only.
 
     The caller must not mutate `messages` or `completion` afterwards: they are written later,
     on the writer thread. Never raises.
     """
     try:
         writer().submit(
-            _StoreJob(scope=scope, messages=messages, completion=completion, cost_usd=cost_usd, embedding=embedding)
+            _StoreJob(
+                scope=scope,
+                messages=messages,
+                completion=completion,
+                cost_usd=cost_usd,
+                embedding=embedding,
+                classification=classification,
+            )
         )
     except Exception:
         logger.exception("semantic cache fill not queued")
@@ -551,6 +574,7 @@ def entry_write(*, state: CacheState, job: _StoreJob) -> str:
             context_hash=keys.context_hash,
             request_hash=keys.request_hash,
             clearance=scope.clearance,
+            classification=_entry_classification(job),
             query_text=keys.semantic_text or _message_text(last),
             embedding=np.asarray(vector, dtype=np.float32).tobytes() if vector is not None else None,
             completion=job.completion,
@@ -570,7 +594,7 @@ def entry_write(*, state: CacheState, job: _StoreJob) -> str:
                             entry_id=str(entry.id),
                             request_hash=entry.request_hash,
                             context_hash=entry.context_hash,
-                            clearance=entry.clearance,
+                            clearance=entry.required_clearance,
                             expires_at=entry.expires_at.timestamp(),
                             created_at=entry.created_at,
                             vector=np.asarray(vector, dtype=np.float32) if vector is not None else None,
@@ -580,6 +604,23 @@ def entry_write(*, state: CacheState, job: _StoreJob) -> str:
 
         transaction.on_commit(publish)
     return "written"
+
+
+def _entry_classification(job: _StoreJob) -> int:
+    """The job's classification raised to the team's rule matches on its messages and answer."""
+    from compliance.guardrails import classification
+    from compliance.guardrails.services import team_state
+
+    rules = team_state(job.scope.team_id).rules
+    if not rules:
+        return job.classification
+    answer = ""
+    choices = job.completion.get("choices") or []
+    if choices and isinstance(choices[0], dict):
+        content = (choices[0].get("message") or {}).get("content")
+        answer = content if isinstance(content, str) else ""
+    detected = classification.texts_level([*classification.message_texts(job.messages), answer], rules)
+    return max(job.classification, detected if detected is not None else job.classification)
 
 
 def _enforce_limits(*, application_id: int, max_entries: int, now: datetime) -> None:

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Clearance, Role
 from accounts.tests.factories import ApplicationFactory
+from compliance.guardrails import services as guardrail_services
 from compliance.guardrails.models import ClassificationRule
 from controlplane.testing import assert_hidden, assert_openai_error, assert_refused
 from costs.services import price_set
@@ -205,12 +206,9 @@ def test_detail_of_a_malformed_id_is_a_400_naming_it(team_a, client_for):
     assert_openai_error(response, 400, param="id")
 
 
-def test_detail_masks_content_above_the_viewers_clearance_but_the_row_stays_whole(
+def test_detail_redacts_spans_a_rule_added_after_the_call_classifies_above_the_viewers_clearance(
     team_a, make_call, client_for, key_client_for
 ):
-    ClassificationRule.objects.create(
-        team=team_a.team, name="codename", kind="keywords", keywords=["Nightingale"], level=Clearance.CONFIDENTIAL
-    )
     call = make_call(
         team_a,
         request_messages=[
@@ -219,6 +217,10 @@ def test_detail_masks_content_above_the_viewers_clearance_but_the_row_stays_whol
         ],
         response_text="Nightingale ships in May.",
     )
+    ClassificationRule.objects.create(
+        team=team_a.team, name="codename", kind="keywords", keywords=["Nightingale"], level=Clearance.CONFIDENTIAL
+    )
+    guardrail_services.reset_caches()  # the rule was written past the service that tells every process
     internal_key = key_client_for(team_a.application, role=Role.APPLICATION, clearance=Clearance.INTERNAL)
 
     internal = internal_key.get(detail_url(call)).json()

@@ -161,10 +161,12 @@ def test_call_page_masks_content_above_the_viewers_clearance(team_a, make_call, 
 
     page = page_client_for(viewer).get(detail(call)).content.decode()
 
+    # The rule matched when the call was stored: the whole call is classified confidential.
     assert "Nightingale" not in page
-    assert "Status of [REDACTED:confidential]?" in page
-    assert "[REDACTED:confidential] ships in May." in page
-    assert Call.objects.get(id=call.id).response_text == "Nightingale ships in May."
+    assert "Masked: above your clearance. This call is classified confidential" in page
+    assert page.count("[masked: above your clearance]") == 2  # the message and the response
+    stored = Call.objects.get(id=call.id)
+    assert (stored.classification, stored.response_text) == (Clearance.CONFIDENTIAL, "Nightingale ships in May.")
 
 
 def test_calls_nav_entry_leads_to_the_list(team_a, page_client_for):
