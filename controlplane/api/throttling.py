@@ -6,6 +6,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from controlplane.api.authentication import get_caller
+from controlplane.generation_cache import SharedCacheUnavailable, shared
 
 
 class CallerRateThrottle(SimpleRateThrottle):
@@ -22,3 +23,12 @@ class CallerRateThrottle(SimpleRateThrottle):
         else:
             ident = f"ip:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        # The counters live in the shared cache. While it is down, requests are served
+        # unthrottled rather than refused: the database stays the source of truth and the
+        # outage is reported on /readyz and in the metrics.
+        try:
+            return shared(lambda: super(CallerRateThrottle, self).allow_request(request, view))
+        except SharedCacheUnavailable:
+            return True

@@ -306,6 +306,9 @@ def test_without_the_shared_cache_the_gateway_serves_from_the_database_reports_d
         json={"model": "fake-model", "messages": MESSAGES},
         timeout=30,
     )
+    rest_api = httpx.get(  # the REST API's rate limit counts in the shared cache: it fails open
+        f"{base_url}/api/v1/me/", headers={"Authorization": f"Bearer {gateway_client.secret}"}, timeout=30
+    )
     degraded = _readyz(base_url)
     degraded_metric = _availability_metric(base_url)
     api_key = ApiKey.objects.get(application=gateway_client.application)
@@ -330,6 +333,7 @@ def test_without_the_shared_cache_the_gateway_serves_from_the_database_reports_d
     assert streamed == "Hello from the fake upstream."
     assert models == ["fake-model"]
     assert unknown_key.status_code == 401
+    assert rest_api.status_code == 200, rest_api.text
     assert _json_error(unknown_key)["code"] == "invalid_api_key"
     assert degraded["status"] == "degraded"
     assert degraded["checks"]["shared_cache"].startswith("unavailable")
