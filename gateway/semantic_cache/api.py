@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from controlplane.api.authentication import get_caller
 from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
 from gateway.semantic_cache import selectors, services
-from gateway.semantic_cache.models import CacheEntry, CacheMode
+from gateway.semantic_cache.models import MAX_MAX_ENTRIES, MAX_TTL_SECONDS, CacheEntry, CacheMode
 
 # Output ---------------------------------------------------------------------------
 
@@ -57,8 +57,8 @@ class PurgeResultSerializer(serializers.Serializer):
 class CacheSettingsInput(StrictSerializer):
     mode = ChoiceField(choices=CacheMode.choices, required=False)
     threshold = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
-    ttl_seconds = serializers.IntegerField(required=False, min_value=0)
-    max_entries = serializers.IntegerField(required=False, min_value=1)
+    ttl_seconds = serializers.IntegerField(required=False, min_value=0, max_value=MAX_TTL_SECONDS)
+    max_entries = serializers.IntegerField(required=False, min_value=1, max_value=MAX_MAX_ENTRIES)
     cache_nonzero_temperature = serializers.BooleanField(required=False)
 
 

@@ -1,17 +1,18 @@
-"""Form parsing for the cache page: types only; ranges and permissions are the services' job."""
+"""Form parsing for the cache page: types and the bounds of the columns; permissions are the
+services' job."""
 
 from __future__ import annotations
 
 from django import forms
 
-from gateway.semantic_cache.models import CacheMode
+from gateway.semantic_cache.models import MAX_MAX_ENTRIES, MAX_TTL_SECONDS, CacheMode
 
 
 class CacheSettingsForm(forms.Form):
     mode = forms.ChoiceField(choices=CacheMode.choices)
     threshold = forms.FloatField()
-    ttl_seconds = forms.IntegerField()
-    max_entries = forms.IntegerField()
+    ttl_seconds = forms.IntegerField(min_value=0, max_value=MAX_TTL_SECONDS)
+    max_entries = forms.IntegerField(min_value=1, max_value=MAX_MAX_ENTRIES)
     cache_nonzero_temperature = forms.BooleanField(required=False)
 
 

@@ -18,6 +18,10 @@ from controlplane.models import BaseModel
 DEFAULT_THRESHOLD = 0.80
 DEFAULT_TTL_SECONDS = 86_400
 DEFAULT_MAX_ENTRIES = 10_000
+# Upper bounds of what a team may set (the columns are 32-bit): an entry lives at most a year,
+# and each process holds every entry's vector in memory, so a million per application is plenty.
+MAX_TTL_SECONDS = 365 * 86_400
+MAX_MAX_ENTRIES = 1_000_000
 
 
 class CacheMode(models.TextChoices):
