@@ -19,7 +19,8 @@ from compliance import selectors, services
 from compliance.export import EXPORT_COLUMNS
 from compliance.models import AuditEvent, AuditExport, ExportFormat, ExportStatus
 from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import ChoiceField, StrictSerializer, validated
+from controlplane.api.serializers import ChoiceField, IdField, StrictSerializer, validated
+from controlplane.dates import MomentField
 from controlplane.errors import NotFound, ValidationFailed
 
 FILTER_PARAMETERS = [
@@ -87,12 +88,12 @@ class VerificationSerializer(serializers.Serializer):
 
 class ExportJobInput(StrictSerializer):
     format = ChoiceField(choices=ExportFormat.values, default=ExportFormat.JSONL)
-    team = serializers.IntegerField(min_value=1)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
-    application = serializers.IntegerField(required=False, min_value=1)
-    actor_user = serializers.IntegerField(required=False, min_value=1)
-    actor_api_key = serializers.IntegerField(required=False, min_value=1)
+    team = IdField()
+    since = MomentField(required=False)
+    until = MomentField(required=False)
+    application = IdField(required=False)
+    actor_user = IdField(required=False)
+    actor_api_key = IdField(required=False)
     actor = serializers.CharField(required=False, max_length=200)
     action = serializers.CharField(required=False, max_length=200)
 

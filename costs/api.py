@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 from accounts.selectors import team_get
 from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, StrictSerializer, validated
+from controlplane.api.serializers import ChoiceField, IdField, StrictSerializer, validated
+from controlplane.dates import MomentField
 from costs import selectors, services
 from costs.models import Budget, BudgetAction, BudgetPeriodKind, BudgetScope
 
@@ -116,7 +117,7 @@ class _BudgetFields(StrictSerializer):
 
 
 class BudgetCreateInput(_BudgetFields):
-    team = serializers.IntegerField()
+    team = IdField()
     scope = ChoiceField(choices=BudgetScope.choices)
     scope_value = serializers.CharField(max_length=256, required=False, allow_blank=True, default="")
     period = ChoiceField(choices=BudgetPeriodKind.choices)
@@ -135,13 +136,13 @@ class BudgetUpdateInput(_BudgetFields):
 class SummaryInput(StrictSerializer):
     group_by = ChoiceField(choices=list(selectors.GROUP_BY_DIMENSION), default="model")
     interval = ChoiceField(choices=["hour", "day"], default="day")
-    team = serializers.IntegerField(required=False)
+    team = IdField(required=False)
     top = serializers.IntegerField(required=False, default=20, min_value=1, max_value=selectors.MAX_TOP)
     # "from" is a Python keyword: declared below.
-    to = serializers.DateTimeField(required=False)
+    to = MomentField(required=False)
 
 
-SummaryInput._declared_fields["from"] = serializers.DateTimeField(required=False)
+SummaryInput._declared_fields["from"] = MomentField(required=False)
 
 
 class BudgetFilter(django_filters.FilterSet):

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from accounts import selectors as account_selectors
 from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, StrictSerializer, validated
+from controlplane.api.serializers import ChoiceField, IdField, StrictSerializer, validated
 from controlplane.errors import ValidationFailed
 from controlplane.ids import parse_whole_number
 from gateway import selectors, services
@@ -137,13 +137,13 @@ class ProviderUpdateInput(StrictSerializer):
     )
     connect_timeout_seconds = serializers.FloatField(required=False)
     read_timeout_seconds = serializers.FloatField(required=False)
-    max_retries = serializers.IntegerField(required=False)
+    max_retries = serializers.IntegerField(required=False, min_value=0, max_value=10)
     retry_budget_seconds = serializers.FloatField(required=False)
     is_enabled = serializers.BooleanField(required=False)
 
 
 class ProviderCreateInput(ProviderUpdateInput):
-    team = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="Omit for shared.")
+    team = IdField(required=False, allow_null=True, default=None, help_text="Omit for shared.")
     name = serializers.CharField(max_length=100)
     base_url = serializers.CharField(max_length=500)
 
@@ -181,14 +181,14 @@ class PriceInputMixin(serializers.Serializer):
 class ModelUpdateInput(PriceInputMixin, StrictSerializer):
     provider = ProviderReferenceField(required=False)
     provider_model = serializers.CharField(max_length=200, required=False)
-    context_window = serializers.IntegerField(required=False)
+    context_window = serializers.IntegerField(required=False, min_value=1, max_value=services.MAX_CONTEXT_WINDOW)
     tier = ChoiceField(choices=ModelTier.choices, required=False)
     fallbacks = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
     is_enabled = serializers.BooleanField(required=False)
 
 
 class ModelCreateInput(ModelUpdateInput):
-    team = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="Omit for shared.")
+    team = IdField(required=False, allow_null=True, default=None, help_text="Omit for shared.")
     name = serializers.CharField(max_length=200)
     provider = ProviderReferenceField()
     provider_model = serializers.CharField(max_length=200)
@@ -212,6 +212,7 @@ class RoutingInput(StrictSerializer):
     max_price = serializers.DecimalField(
         max_digits=12,
         decimal_places=6,
+        min_value=Decimal(0),
         required=False,
         default=None,
         allow_null=True,

@@ -9,6 +9,7 @@ from django import forms
 
 from controlplane.errors import ValidationFailed
 from gateway.models import ModelTier, RoutingPolicyKind
+from gateway.services import MAX_CONTEXT_WINDOW
 
 
 def parsed(form: forms.Form) -> dict[str, Any]:
@@ -31,7 +32,7 @@ class ProviderForm(forms.Form):
     remove_api_key = forms.BooleanField(required=False)
     connect_timeout_seconds = forms.FloatField()
     read_timeout_seconds = forms.FloatField()
-    max_retries = forms.IntegerField()
+    max_retries = forms.IntegerField(min_value=0, max_value=10)
     retry_budget_seconds = forms.FloatField()
 
 
@@ -41,7 +42,7 @@ PRICE_FIELDS = ("input_per_million", "output_per_million", "cached_input_per_mil
 class LanguageModelForm(forms.Form):
     provider = forms.CharField(max_length=200)
     provider_model = forms.CharField(max_length=200)
-    context_window = forms.IntegerField()
+    context_window = forms.IntegerField(min_value=1, max_value=MAX_CONTEXT_WINDOW)
     tier = forms.ChoiceField(choices=ModelTier.choices)
     fallbacks = forms.CharField(required=False)
     input_per_million = forms.DecimalField(required=False, max_digits=12, decimal_places=6)

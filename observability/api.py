@@ -15,7 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer
+from controlplane.api.serializers import MAX_INTEGER, ChoiceField, ClearanceField, IdField, StrictSerializer
+from controlplane.dates import MomentField
 from observability import selectors, services
 from observability.filters import parse_call_filters
 from observability.models import Call, CallStatus
@@ -112,7 +113,8 @@ class UsageInput(StrictSerializer):
     prompt_tokens = serializers.IntegerField(min_value=0, max_value=2_000_000_000, default=0)
     completion_tokens = serializers.IntegerField(min_value=0, max_value=2_000_000_000, default=0)
     cached_tokens = serializers.IntegerField(min_value=0, max_value=2_000_000_000, default=0)
-    total_tokens = serializers.IntegerField(min_value=0, required=False)  # accepted as the SDK sends it; derived
+    # accepted as the SDK sends it (the sum of the two above); derived, never stored
+    total_tokens = serializers.IntegerField(min_value=0, max_value=4_000_000_000, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["cached_tokens"] > attrs["prompt_tokens"]:
@@ -124,7 +126,7 @@ class UsageInput(StrictSerializer):
 
 class PromptRefInput(StrictSerializer):
     name = serializers.CharField(max_length=200)
-    version = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER, required=False, allow_null=True)
 
 
 class MessageInput(serializers.DictField):
@@ -157,7 +159,7 @@ class CallRecordInput(StrictSerializer):
     end_user = serializers.CharField(max_length=256, required=False, allow_blank=True, default="")
     prompt = PromptRefInput(required=False)
     metadata = serializers.DictField(required=False, default=dict)
-    created_at = serializers.DateTimeField(required=False)
+    created_at = MomentField(required=False)
     classification = ClearanceField(
         required=False,
         help_text="The highest classification of what went into the call (default public); "
@@ -182,9 +184,7 @@ class CallBatchInput(StrictSerializer):
             "empty": "Send at least one call in 'calls'.",
         },
     )
-    application = serializers.IntegerField(
-        min_value=1, required=False, help_text="The application's id (signed-in users; keys act for their own)."
-    )
+    application = IdField(required=False, help_text="The application's id (signed-in users; keys act for their own).")
 
 
 def _bracketed(detail: Any, path: str = "") -> dict[str, Any]:

@@ -26,7 +26,7 @@ from compliance.guardrails.models import (
 )
 from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
+from controlplane.api.serializers import ChoiceField, ClearanceField, IdField, StrictSerializer, validated
 
 # Output ---------------------------------------------------------------------------
 
@@ -130,7 +130,7 @@ class GuardrailPolicyInput(StrictSerializer):
 
 
 class ClassificationRuleCreateInput(StrictSerializer):
-    team = serializers.IntegerField()
+    team = IdField()
     name = serializers.CharField(max_length=100)
     kind = ChoiceField(choices=DetectorKind.choices)
     level = ClearanceField()
@@ -153,7 +153,7 @@ class ClassificationRuleUpdateInput(StrictSerializer):
 
 
 class DataSourceCreateInput(StrictSerializer):
-    team = serializers.IntegerField()
+    team = IdField()
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     classification = ClearanceField(default="confidential")

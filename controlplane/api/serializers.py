@@ -9,6 +9,11 @@ from rest_framework import serializers
 from rest_framework.request import Request
 
 from accounts.models import Clearance
+from controlplane.ids import MAX_ID
+
+# The largest value of an `integer` column (PositiveIntegerField and the like): a bound for
+# numbers such as a prompt version that are stored or looked up in one.
+MAX_INTEGER = 2**31 - 1
 
 
 class StrictSerializer(serializers.Serializer):
@@ -24,6 +29,16 @@ class StrictSerializer(serializers.Serializer):
                     {name: [f"Unknown field. Allowed fields: {allowed}."] for name in unknown}
                 )
         return super().to_internal_value(data)
+
+
+class IdField(serializers.IntegerField):
+    """An object's id: a whole number from 1 to the largest database id (a larger one is a
+    400 naming the field, never a database error)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
 
 
 class ChoiceField(serializers.ChoiceField):
