@@ -165,6 +165,12 @@ def _documents(value: Any) -> list[dict[str, Any]]:
     for index, document in enumerate(value):
         if not isinstance(document, dict) or not isinstance(document.get("text"), str):
             raise _fail(f"documents[{index}] must be an object with a string 'text'.", f"documents[{index}]")
+        identifier = document.get("id")
+        if isinstance(identifier, bool) or not isinstance(identifier, str | int) or identifier == "":
+            raise _fail(
+                f"documents[{index}].id is required: a string or number naming the document (it is cited as [id]).",
+                f"documents[{index}].id",
+            )
     return value
 
 
