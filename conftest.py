@@ -118,3 +118,35 @@ def fresh_caches() -> None:
 
     cache.clear()
     keys.forget_all()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """Django empties the tables of transactional tests with TRUNCATE, which the audit tables
+    refuse unless the session sets controlplane.allow_audit_truncate (compliance migration
+    0004): set it for the test suite's own role, in the test database only."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        cursor.execute(f"ALTER ROLE CURRENT_USER IN DATABASE {name} SET controlplane.allow_audit_truncate = 'on'")
+        cursor.execute("SET controlplane.allow_audit_truncate = 'on'")  # this session began before
+
+
+@pytest.fixture(autouse=True)
+def audit_head_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Each test its own file of signed audit heads: a head outlives the test's database rows
+    (compliance/chain.py), and another test's head would make the chain look truncated."""
+    from uuid import uuid4
+
+    from django.conf import settings
+
+    previous = settings.AUDIT_HEAD_FILE
+    path = str(tmp_path_factory.getbasetemp() / f"audit-heads-{uuid4().hex}.jsonl")
+    settings.AUDIT_HEAD_FILE = path
+    try:
+        yield path
+    finally:
+        settings.AUDIT_HEAD_FILE = previous

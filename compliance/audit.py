@@ -229,9 +229,13 @@ def audit_record_calls(*, calls: Sequence[Call]) -> None:
     if not calls:
         return
     request_id = (request_id_var.get() or "")[:128]
+    # The event is dated when it is recorded, not when the call began: a call recorded late (a
+    # long stream, calls spooled while the database was down) must not look backdated to the
+    # sealer (compliance/chain.py). The call's own time is in its record and its content hash.
+    recorded_at = timezone.now()
     events = [
         AuditEvent(
-            created_at=call.created_at or timezone.now(),
+            created_at=recorded_at,
             actor_type=ActorType.API_KEY if call.api_key_id else ActorType.SYSTEM,
             actor_api_key_id=call.api_key_id,
             actor_label=(f"api key id {call.api_key_id}" if call.api_key_id else f"application {call.application_id}"),

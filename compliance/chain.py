@@ -1,27 +1,36 @@
-"""The hash chain: canonical content, sealing in order, signed checkpoints, verification.
+"""The hash chain: canonical content, sealing in order, signed checkpoints and heads, verification.
 
-hash(n) = sha256(hash(n-1) + "\\n" + canonical(n)), with hash(0) = GENESIS_HASH. What
-canonical(n) is depends on the event's chain format (`chain_format`, stored on the event
-and exported with it), fixed when the event is sealed:
+hash(n) = digest(hash(n-1) + "\\n" + canonical(n)), with hash(0) = GENESIS_HASH. What
+canonical(n) and digest are depends on the event's chain format (`chain_format`, stored on
+the event and exported with it), fixed when the event is sealed:
 
-- Format 2 (current): RFC 8785 (JSON Canonicalization Scheme) of the JSON object
-  {"sequence": n, "chain_format": 2, <every field of CONTENT_FIELDS>: value}, which is the
-  exported row without its `previous_hash` and `hash`. One addition to RFC 8785: an integer
-  outside I-JSON's exact range (|n| > 2**53 - 1), which RFC 8785 cannot encode exactly, is
-  canonicalised as the string of its decimal digits.
-- Format 1 (events sealed before format 2 existed): orjson's compact encoding, keys sorted,
-  of the array [n, created_at, <the other CONTENT_FIELDS values in order>]. orjson and
-  json.dumps(sort_keys=True) differ on some floats (1e-05), which is why format 2 exists.
-  Format-1 events are never re-hashed (the trail is append-only): they keep verifying
-  with format 1, and format 2 starts with the first event sealed after the upgrade.
+- Format 3 (current): keyed. digest is HMAC-SHA256 with AUDIT_SIGNING_KEY, which lives in
+  the environment, never in the database: someone who can write the database but does not
+  hold the key cannot compute the hash of a forged, edited or appended event. canonical(n)
+  is as in format 2, with "chain_format": 3.
+- Format 2: digest is sha256; canonical(n) is RFC 8785 (JSON Canonicalization Scheme) of the
+  JSON object {"sequence": n, "chain_format": 2, <every field of CONTENT_FIELDS>: value},
+  which is the exported row without its `previous_hash` and `hash`. One addition to RFC 8785:
+  an integer outside I-JSON's exact range (|n| > 2**53 - 1), which RFC 8785 cannot encode
+  exactly, is canonicalised as the string of its decimal digits.
+- Format 1 (events sealed before format 2 existed): sha256 of orjson's compact encoding,
+  keys sorted, of the array [n, created_at, <the other CONTENT_FIELDS values in order>].
+  orjson and json.dumps(sort_keys=True) differ on some floats (1e-05), which is why format 2
+  exists.
 
-A format never goes back along the chain (the verifier reports a downgrade), and format 2
-hashes its own number, so an event cannot be relabelled to an older format without
-breaking its hash. A later format (a keyed HMAC chain, for example) is one more entry in
-`_CANONICAL` and `_DIGEST` and a new CURRENT_CHAIN_FORMAT. docs/audit-verification.md
-shows how a third party verifies an export with compliance/verify_export.py.
+Events are never re-hashed (the trail is append-only): events of an older format keep
+verifying with it, and the next format starts with the first event sealed after an upgrade.
+A format never goes back along the chain (the verifier reports a downgrade), and formats 2
+and 3 hash their own number, so an event cannot be relabelled to an older format without
+breaking its hash. docs/audit-verification.md shows how a third party verifies an export
+with compliance/verify_export.py.
 
-A verifier with only an export can recompute each row's hash from the row itself.
+What the chain alone cannot show, a deleted tail or an emptied table, the signed heads show:
+after every seal and checkpoint the head (count and hash, signed) is appended to
+AUDIT_HEAD_FILE, outside the database, and verification compares the database with the
+newest head there. The sealer refuses to seal an event dated more than
+AUDIT_SEAL_MAX_BACKDATE_SECONDS before the events already sealed (an insert backdated into
+the past): it stays out of the chain, marked with `seal_refusal`, and verification reports it.
 
 Sealing takes a lock (a transaction-scoped advisory lock on PostgreSQL; SQLite serialises
 writers) so that two sealers running at once cannot fork the chain; each assigns the next
@@ -34,6 +43,8 @@ import datetime
 import hashlib
 import hmac
 import json
+import logging
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -48,6 +59,7 @@ from django.utils import timezone
 
 from compliance.models import AuditCheckpoint, AuditEvent
 
+logger = logging.getLogger(__name__)
 GENESIS_HASH = "0" * 64
 # The fields covered by an event's hash, in canonical order (after the sequence number).
 CONTENT_FIELDS: tuple[str, ...] = (
@@ -166,7 +178,7 @@ def _canonical_format_1(sequence: int, values: Sequence[Any]) -> bytes:
 _BEFORE, _AFTER, _METADATA = (CONTENT_FIELDS.index(name) for name in ("before", "after", "metadata"))
 
 
-def _canonical_format_2(sequence: int, values: Sequence[Any]) -> bytes:
+def _canonical_object(sequence: int, values: Sequence[Any], chain_format: int) -> bytes:
     # A hot path (every event sealed or verified), hence no zip(strict=True) and no generators:
     # `values` always come from values_list(*CONTENT_FIELDS).
     payload = dict(zip(CONTENT_FIELDS, values))  # noqa: B905 - see above
@@ -174,7 +186,7 @@ def _canonical_format_2(sequence: int, values: Sequence[Any]) -> bytes:
     if not isinstance(created_at, str):
         payload["created_at"] = format_time(created_at)
     payload["sequence"] = sequence
-    payload["chain_format"] = 2
+    payload["chain_format"] = chain_format
     # The other fields are strings, integers or null by the table's schema: only the JSON
     # columns need the check.
     if (
@@ -189,6 +201,14 @@ def _canonical_format_2(sequence: int, values: Sequence[Any]) -> bytes:
     return canonical_json(payload)
 
 
+def _canonical_format_2(sequence: int, values: Sequence[Any]) -> bytes:
+    return _canonical_object(sequence, values, 2)
+
+
+def _canonical_format_3(sequence: int, values: Sequence[Any]) -> bytes:
+    return _canonical_object(sequence, values, 3)
+
+
 def _sha256_link(previous_hash: str, content: bytes) -> str:
     digest = hashlib.sha256(previous_hash.encode())
     digest.update(b"\n")
@@ -196,12 +216,26 @@ def _sha256_link(previous_hash: str, content: bytes) -> str:
     return digest.hexdigest()
 
 
+def _hmac_link(previous_hash: str, content: bytes) -> str:
+    # The same key as checkpoints and manifests: their messages are JSON objects (they begin
+    # with "{"), a link begins with 64 hex digits, so no message of one kind is one of another.
+    digest = hmac.new(signing_key(), previous_hash.encode(), hashlib.sha256)
+    digest.update(b"\n")
+    digest.update(content)
+    return digest.hexdigest()
+
+
 CHAIN_FORMAT_ORJSON = 1
 CHAIN_FORMAT_RFC8785 = 2
-CURRENT_CHAIN_FORMAT = CHAIN_FORMAT_RFC8785
+CHAIN_FORMAT_KEYED = 3
+CURRENT_CHAIN_FORMAT = CHAIN_FORMAT_KEYED
 # Per format: how an event's content is canonicalised, and how a link is hashed.
-_CANONICAL = {CHAIN_FORMAT_ORJSON: _canonical_format_1, CHAIN_FORMAT_RFC8785: _canonical_format_2}
-_DIGEST = {CHAIN_FORMAT_ORJSON: _sha256_link, CHAIN_FORMAT_RFC8785: _sha256_link}
+_CANONICAL = {
+    CHAIN_FORMAT_ORJSON: _canonical_format_1,
+    CHAIN_FORMAT_RFC8785: _canonical_format_2,
+    CHAIN_FORMAT_KEYED: _canonical_format_3,
+}
+_DIGEST = {CHAIN_FORMAT_ORJSON: _sha256_link, CHAIN_FORMAT_RFC8785: _sha256_link, CHAIN_FORMAT_KEYED: _hmac_link}
 CHAIN_FORMATS = frozenset(_CANONICAL)
 
 
@@ -260,20 +294,55 @@ def _lock_chain() -> None:
     # SQLite: transactions begin IMMEDIATE (settings), so writers are already serialised.
 
 
+def _last_sealed_time() -> datetime.datetime | None:
+    return (
+        AuditEvent.objects.filter(sequence__isnull=False)
+        .order_by("-sequence")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+
+
+def _backdating_refusal(created_at: datetime.datetime, latest: datetime.datetime | None) -> str:
+    """Why an event dated `created_at` may not follow events dated up to `latest`, or ""."""
+    if latest is None:
+        return ""
+    tolerance = datetime.timedelta(seconds=settings.AUDIT_SEAL_MAX_BACKDATE_SECONDS)
+    if created_at >= latest - tolerance:
+        return ""
+    return (
+        f"dated {format_time(created_at)}, more than {settings.AUDIT_SEAL_MAX_BACKDATE_SECONDS} s before "
+        f"{format_time(latest)}, the time of events already sealed: inserted backdated (tampering, or a "
+        "clock set back), so not sealed into the chain"
+    )
+
+
 def seal_pending(*, batch_size: int = SEAL_BATCH_SIZE, max_batches: int = 50) -> int:
-    """Seal pending events in id order; returns how many were sealed. Safe to run concurrently."""
+    """Seal pending events in id order; returns how many were sealed. Safe to run concurrently.
+
+    An event dated well before the events already sealed is refused (see _backdating_refusal)
+    and reported by verification. After sealing, the new head is appended to AUDIT_HEAD_FILE."""
     sealed = 0
     for _ in range(max_batches):
         with transaction.atomic():
             _lock_chain()
             head = chain_head()
             pending = list(
-                AuditEvent.objects.filter(sequence__isnull=True)
+                AuditEvent.objects.filter(sequence__isnull=True, seal_refusal="")
                 .order_by("id")
                 .values_list("id", *CONTENT_FIELDS)[:batch_size]
             )
             if not pending:
                 break
+            latest = _last_sealed_time()
+            accepted, refused = [], []
+            for row in pending:
+                refusal = _backdating_refusal(row[1], latest)
+                if refusal:
+                    refused.append(AuditEvent(id=row[0], seal_refusal=refusal))
+                    continue
+                accepted.append(row)
+                latest = row[1] if latest is None else max(latest, row[1])
             now = timezone.now()
             updates = [
                 AuditEvent(
@@ -285,17 +354,23 @@ def seal_pending(*, batch_size: int = SEAL_BATCH_SIZE, max_batches: int = 50) ->
                     sealed_at=now,
                 )
                 for row, (sequence, previous, current) in zip(
-                    pending,
-                    chain_rows((row[1:] for row in pending), start_sequence=head.sequence, start_hash=head.hash),
+                    accepted,
+                    chain_rows((row[1:] for row in accepted), start_sequence=head.sequence, start_hash=head.hash),
                     strict=True,
                 )
             ]
             AuditEvent.objects.bulk_update(
                 updates, ["sequence", "chain_format", "previous_hash", "hash", "sealed_at"], batch_size=500
             )
+            if refused:
+                AuditEvent.objects.bulk_update(refused, ["seal_refusal"], batch_size=500)
+                for event in refused:
+                    logger.error("audit event %s refused by the sealer: %s", event.id, event.seal_refusal)
             sealed += len(updates)
         if len(pending) < batch_size:
             break
+    if sealed:
+        head_write(chain_head())
     return sealed
 
 
@@ -344,9 +419,125 @@ def checkpoint_create() -> AuditCheckpoint | None:
     now = timezone.now()
     key_id = signing_key_id()
     payload = checkpoint_payload(sequence=head.sequence, head_hash=head.hash, created_at=now, key_id=key_id)
-    return AuditCheckpoint.objects.create(
+    checkpoint = AuditCheckpoint.objects.create(
         sequence=head.sequence, head_hash=head.hash, created_at=now, key_id=key_id, signature=sign(payload)
     )
+    head_write(head)
+    return checkpoint
+
+
+# Signed heads outside the database ---------------------------------------------------
+
+# Verification reads the end of the head file only: the newest heads are there, and the file
+# grows by one line per seal.
+HEAD_FILE_TAIL_BYTES = 64 * 1024
+
+
+def head_payload(*, sequence: int, head_hash: str, created_at: str, key_id: str) -> dict[str, Any]:
+    return {
+        "kind": "audit-head",
+        "sequence": sequence,
+        "head_hash": head_hash,
+        "created_at": created_at,
+        "key_id": key_id,
+    }
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    """One line of AUDIT_HEAD_FILE: "the chain had `sequence` events ending in `head_hash`"."""
+
+    sequence: int
+    head_hash: str
+    created_at: str
+    key_id: str
+    problem: str = ""  # why the line cannot be trusted; "" when its signature is valid
+
+    @property
+    def is_signature_valid(self) -> bool:
+        return not self.problem
+
+
+def head_file_path() -> str:
+    return str(settings.AUDIT_HEAD_FILE or "")
+
+
+def head_write(head: ChainHead) -> None:
+    """Append the signed head to AUDIT_HEAD_FILE (and the log). Never raises: sealing must not
+    stop because the file cannot be written; verification then finds the head missing or old."""
+    if head.sequence == 0:
+        return
+    payload = head_payload(
+        sequence=head.sequence, head_hash=head.hash, created_at=format_time(timezone.now()), key_id=signing_key_id()
+    )
+    signed = {"head": payload, "signature": sign(payload)}
+    logger.info("audit chain head", extra={"audit_head": signed})
+    path = head_file_path()
+    if not path:
+        return
+    line = (json.dumps(signed, separators=(",", ":")) + "\n").encode()
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        # One write() of one short line with O_APPEND: concurrent sealers never interleave lines.
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(descriptor, line)
+        finally:
+            os.close(descriptor)
+    except OSError:
+        logger.exception("could not append the audit chain head to AUDIT_HEAD_FILE %s", path)
+
+
+def _parse_head(raw: bytes) -> SignedHead:
+    try:
+        signed = json.loads(raw)
+        payload, signature = signed["head"], signed["signature"]
+        head = SignedHead(
+            sequence=int(payload["sequence"]),
+            head_hash=str(payload["head_hash"]),
+            created_at=str(payload["created_at"]),
+            key_id=str(payload["key_id"]),
+        )
+    except (ValueError, TypeError, KeyError):
+        return SignedHead(sequence=0, head_hash="", created_at="", key_id="", problem="is not a signed head")
+    if head.key_id != signing_key_id():
+        problem = f"was signed with key {head.key_id}, not the configured AUDIT_SIGNING_KEY ({signing_key_id()})"
+    elif not isinstance(signature, str) or not signature_matches(payload, signature):
+        problem = "has an invalid signature (forged or altered)"
+    else:
+        return head
+    return SignedHead(head.sequence, head.head_hash, head.created_at, head.key_id, problem=problem)
+
+
+def heads_read() -> list[SignedHead]:
+    """The heads at the end of AUDIT_HEAD_FILE, oldest first; [] when there is no file."""
+    path = head_file_path()
+    if not path:
+        return []
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            start = max(0, size - HEAD_FILE_TAIL_BYTES)
+            handle.seek(start)
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    if start > 0:
+        lines = lines[1:]  # cut in the middle
+    return [_parse_head(line) for line in lines if line.strip()]
+
+
+def head_last_written() -> SignedHead | None:
+    """The last line of AUDIT_HEAD_FILE, valid or not (what the audit page shows)."""
+    heads = heads_read()
+    return heads[-1] if heads else None
+
+
+def newest_head(heads: Sequence[SignedHead]) -> SignedHead | None:
+    """The valid head that counts the most events (sealers running at once may append out of order)."""
+    valid = [head for head in heads if head.is_signature_valid]
+    return max(valid, key=lambda head: head.sequence) if valid else None
 
 
 # Verification ---------------------------------------------------------------------
@@ -360,6 +551,8 @@ class VerificationReport:
     head_sequence: int = 0
     head_hash: str = GENESIS_HASH
     checkpoints_verified: int = 0
+    signed_head: SignedHead | None = None  # the newest valid head of AUDIT_HEAD_FILE
+    refused_events: int = 0
     broken_sequence: int | None = None
     problem: str = ""
     problems: list[str] = field(default_factory=list)
@@ -376,11 +569,15 @@ class VerificationReport:
     @property
     def summary(self) -> str:
         if self.is_intact:
+            external = "matches" if self.signed_head is not None else "is not written yet"
             return (
                 f"Audit chain intact: {self.events_verified} events verified up to #{self.head_sequence} "
                 f"(head {self.head_hash[:16]}…), {self.checkpoints_verified} signed checkpoints match, "
+                f"the newest signed head outside the database {external}, "
                 f"{self.pending_events} events waiting to be sealed."
             )
+        if self.broken_sequence is None:
+            return f"Audit chain BROKEN: {self.problem}"
         return f"Audit chain BROKEN at event #{self.broken_sequence}: {self.problem}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -403,6 +600,7 @@ def verify_chain(*, chunk_size: int = VERIFY_CHUNK_SIZE) -> VerificationReport:
     """Walk the sealed chain and the checkpoints; report the first broken link. Never raises on tampering."""
     report = VerificationReport()
     checkpoints = _valid_checkpoints(report)
+    external = _valid_external_head(report)
     expected_sequence = 0
     previous = GENESIS_HASH
     highest_format = 0
@@ -442,6 +640,13 @@ def verify_chain(*, chunk_size: int = VERIFY_CHUNK_SIZE) -> VerificationReport:
                 f"event #{sequence} has hash {stored_hash[:16]}… but checkpoint {checkpoint.id} signed "
                 f"{checkpoint.head_hash[:16]}… for it (the chain was rewritten from there).",
             )
+        if external is not None and sequence == external.sequence and external.head_hash != stored_hash:
+            report.fail(
+                sequence,
+                f"event #{sequence} has hash {stored_hash[:16]}… but the signed head written to "
+                f"{head_file_path()} at {external.created_at} names {external.head_hash[:16]}… for it "
+                "(the chain was rewritten from there).",
+            )
         previous = stored_hash
         report.events_verified += 1
         report.head_sequence = sequence
@@ -455,8 +660,35 @@ def verify_chain(*, chunk_size: int = VERIFY_CHUNK_SIZE) -> VerificationReport:
             )
         else:
             report.checkpoints_verified += 1
-    report.pending_events = AuditEvent.objects.filter(sequence__isnull=True).count()
+    if external is not None and external.sequence > report.head_sequence:
+        report.fail(
+            report.head_sequence + 1,
+            f"the database holds {report.head_sequence} sealed events but the signed head written to "
+            f"{head_file_path()} at {external.created_at} counts {external.sequence}: events were deleted or the "
+            "audit tables truncated. (Only if this database was reset on purpose: move that file away.)",
+        )
+    _report_refused_events(report)
+    report.pending_events = AuditEvent.objects.filter(sequence__isnull=True, seal_refusal="").count()
     return report
+
+
+def _valid_external_head(report: VerificationReport) -> SignedHead | None:
+    """The newest valid head of AUDIT_HEAD_FILE; lines that cannot be trusted are reported."""
+    heads = heads_read()
+    for head in heads:
+        if not head.is_signature_valid:
+            report.fail(None, f"a head in {head_file_path()} (#{head.sequence}, {head.created_at}) {head.problem}.")
+    report.signed_head = newest_head(heads)
+    return report.signed_head
+
+
+def _report_refused_events(report: VerificationReport) -> None:
+    refused = AuditEvent.objects.filter(sequence__isnull=True).exclude(seal_refusal="").order_by("id")
+    report.refused_events = refused.count()
+    for event_id, action, refusal in refused.values_list("id", "action", "seal_refusal")[:10]:
+        report.fail(None, f"event id {event_id} ({action}) was refused by the sealer: {refusal}.")
+    if report.refused_events > 10:
+        report.fail(None, f"{report.refused_events} events in all were refused by the sealer.")
 
 
 def _valid_checkpoints(report: VerificationReport) -> dict[int, AuditCheckpoint]:

@@ -4,9 +4,10 @@ and per-team retention of call content.
 An event is written unsealed (`sequence` NULL) by `audit_record`, cheaply, on any request
 path. A worker seals pending events in order: it gives each the next number of a gapless
 sequence and a hash over its canonical content and the previous event's hash
-(compliance/chain.py). On PostgreSQL a trigger rejects UPDATE and DELETE of sealed events
-(migration 0002). Actors, teams and targets are kept by value, not by foreign key, so that
-an event outlives what it names and no cascade can ever delete it.
+(compliance/chain.py). On PostgreSQL triggers reject UPDATE and DELETE of sealed events
+(migration 0002), the INSERT of an event already sealed and TRUNCATE (migration 0004).
+Actors, teams and targets are kept by value, not by foreign key, so that an event outlives
+what it names and no cascade can ever delete it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class AuditEvent(models.Model):
     previous_hash = models.CharField(max_length=64, blank=True, default="")
     hash = models.CharField(max_length=64, blank=True, default="")
     sealed_at = models.DateTimeField(null=True, blank=True)
+    # Why the sealer refused to seal this event (dated before the sealed chain: backdated);
+    # "" otherwise. A refused event stays unsealed, for verification to report.
+    seal_refusal = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]

@@ -3,17 +3,19 @@
 
     python verify_export.py audit.jsonl                      # the manifest is the last line
     python verify_export.py audit.csv --manifest audit.csv.manifest.json
-    AUDIT_SIGNING_KEY=... python verify_export.py audit.jsonl  # also checks the signature
+    AUDIT_SIGNING_KEY=... python verify_export.py audit.jsonl  # also checks keyed rows and the signature
 
 Checks: the file's sha256 and row count against the manifest; every row's hash recomputed
-from the row; every link between consecutive rows; the chain head named by the manifest;
-with the signing key, the manifest's HMAC-SHA256 signature. Exit status: 0 intact,
+from the row (rows of chain format 3 with the signing key only); every link between
+consecutive rows; that the chain format never goes back; the chain head named by the
+manifest; with the signing key, the manifest's HMAC-SHA256 signature. Exit status: 0 intact,
 1 something does not match, 2 not everything could be checked.
 
-Row hash: sha256(previous_hash + "\n" + canonical), where for chain_format 2 canonical is
-RFC 8785 of the row without previous_hash and hash (an integer beyond 2**53 - 1 taken as
-the string of its digits). chain_format 1 (rows sealed before format 2) used orjson's
-encoding of [sequence, created_at, ...FORMAT_1_FIELDS values]; it needs `pip install orjson`.
+Row hash: for chain_format 3, HMAC-SHA256 with the signing key of previous_hash + "\n" +
+canonical; for chain_format 2, sha256 of the same bytes. canonical is RFC 8785 of the row
+without previous_hash and hash (an integer beyond 2**53 - 1 taken as the string of its
+digits). chain_format 1 (rows sealed before format 2) hashed orjson's encoding of
+[sequence, created_at, ...FORMAT_1_FIELDS values] with sha256; it needs `pip install orjson`.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def exact_integers(value: Any) -> Any:
 def canonical(row: dict[str, Any]) -> bytes | None:
     """The bytes hashed for a row, or None when its format cannot be checked here."""
     content = {key: value for key, value in row.items() if key not in ("previous_hash", "hash")}
-    if row["chain_format"] == 2:
+    if row["chain_format"] in (2, 3):
         return bytes(rfc8785.dumps(exact_integers(content)))
     if row["chain_format"] == 1:
         try:
@@ -66,6 +68,14 @@ def canonical(row: dict[str, Any]) -> bytes | None:
         except TypeError:  # integers beyond 64 bits
             return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return None
+
+
+def row_hash(row: dict[str, Any], content: bytes, key: bytes | None) -> str | None:
+    """The hash `row` should have, or None when it needs the key and none was given."""
+    message = row["previous_hash"].encode() + b"\n" + content
+    if row["chain_format"] == 3:
+        return hmac.new(key, message, hashlib.sha256).hexdigest() if key is not None else None
+    return hashlib.sha256(message).hexdigest()
 
 
 def read_csv_rows(data: bytes) -> list[dict[str, Any]]:
@@ -95,6 +105,8 @@ def verify(path: str, manifest_path: str | None = None, key: bytes | None = None
         with open(manifest_path, "rb") as handle:
             signed = json.load(handle)
     manifest, signature = signed["manifest"], signed["signature"]
+    key_id = hashlib.sha256(b"key-id:" + key).hexdigest()[:16] if key is not None else None
+    row_key = key if key_id == manifest["key_id"] else None  # keyed rows: only with the exporter's key
     if manifest["format"] == "csv":
         rows = read_csv_rows(body)
     else:
@@ -104,15 +116,20 @@ def verify(path: str, manifest_path: str | None = None, key: bytes | None = None
         problems.append("the file's sha256 differs from the manifest's: the file was changed after export.")
     if len(rows) != manifest["row_count"]:
         problems.append(f"the file has {len(rows)} rows; the manifest says {manifest['row_count']}.")
-    unchecked = 0
+    unchecked: dict[int, int] = {}  # chain format -> rows not re-hashed
+    highest_format = 0
     previous: dict[str, Any] | None = None
     for row in rows:
         sequence = row["sequence"]
         content = canonical(row)
-        if content is None:
-            unchecked += 1
-        elif hashlib.sha256(row["previous_hash"].encode() + b"\n" + content).hexdigest() != row["hash"]:
+        expected_hash = row_hash(row, content, row_key) if content is not None else None
+        if expected_hash is None:
+            unchecked[row["chain_format"]] = unchecked.get(row["chain_format"], 0) + 1
+        elif expected_hash != row["hash"]:
             problems.append(f"event #{sequence} does not match its hash: its content was changed.")
+        if row["chain_format"] < highest_format:
+            problems.append(f"event #{sequence} uses chain format {row['chain_format']} after format {highest_format}.")
+        highest_format = max(highest_format, row["chain_format"])
         if previous is not None and sequence <= previous["sequence"]:
             problems.append(f"event #{sequence} comes after #{previous['sequence']}: rows are out of order.")
         if sequence == 1:
@@ -132,16 +149,22 @@ def verify(path: str, manifest_path: str | None = None, key: bytes | None = None
         problems.append(f"the file has events after the manifest's chain head #{head['sequence']}.")
     if rows and (rows[0]["sequence"] != 1 or rows[-1]["sequence"] - rows[0]["sequence"] + 1 != len(rows)):
         notes.append("a filtered export: links are checked between consecutive events only.")
-    if unchecked:
-        notes.append(f"{unchecked} rows of chain format 1 not re-hashed: install orjson to check them.")
+    for chain_format, count in sorted(unchecked.items()):
+        if chain_format == 1:
+            notes.append(f"{count} rows of chain format 1 not re-hashed: install orjson to check them.")
+        elif chain_format == 3:
+            notes.append(f"{count} rows of chain format 3 not re-hashed: they need the signing key.")
+        else:
+            problems.append(f"{count} rows name chain format {chain_format}, which does not exist.")
+    is_complete = not unchecked
     if key is None:
         notes.append("signature not checked: set AUDIT_SIGNING_KEY to check it.")
-    elif hashlib.sha256(b"key-id:" + key).hexdigest()[:16] != manifest["key_id"]:
+    elif key_id != manifest["key_id"]:
         notes.append(f"signature not checked: it was made with key {manifest['key_id']}, not the one given.")
-        unchecked += 1
+        is_complete = False
     elif not hmac.compare_digest(hmac.new(key, rfc8785.dumps(manifest), hashlib.sha256).hexdigest(), signature):
         problems.append("the manifest's signature is not valid: the manifest was changed or forged.")
-    status = 1 if problems else 2 if unchecked else 0
+    status = 1 if problems else 0 if is_complete else 2
     verdict = ["INTACT", "BROKEN", "INCOMPLETE"][status]
     lines = [f"{verdict}: {len(rows)} events, chain head #{head['sequence']} {head['hash']}", *problems, *notes]
     return status, lines

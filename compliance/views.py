@@ -42,7 +42,11 @@ def _exports_context(caller: Caller) -> dict[str, Any]:
 
 
 def _status_context() -> dict[str, Any]:
-    return {"head": chain.chain_head(), "checkpoint": AuditCheckpoint.objects.order_by("-sequence").first()}
+    return {
+        "head": chain.chain_head(),
+        "checkpoint": AuditCheckpoint.objects.order_by("-sequence").first(),
+        "signed_head": chain.head_last_written(),
+    }
 
 
 @login_required

@@ -365,6 +365,15 @@ from hashlib import sha256 as _sha256  # noqa: E402 - kept with the setting it d
 AUDIT_SIGNING_KEY = (
     env.str("AUDIT_SIGNING_KEY", default="") or _sha256(f"audit-signing:{SECRET_KEY}".encode()).hexdigest()
 )
+# The audit chain is keyed with it too (chain format 3): keep it out of the database and stable,
+# since events sealed under one key verify only with that key.
+# After every seal the chain's head (count and hash, signed) is appended to AUDIT_HEAD_FILE,
+# outside the database, so that verification detects a truncated or emptied audit table; put
+# it on storage the database's users cannot write (or ship it elsewhere). "" turns it off.
+AUDIT_HEAD_FILE = env.str("AUDIT_HEAD_FILE", default=str(VAR_DIR / "audit-heads.jsonl"))
+# The sealer refuses (and verification reports) an event dated more than this before the
+# events already sealed: an INSERT backdated into the past.
+AUDIT_SEAL_MAX_BACKDATE_SECONDS = env.int("AUDIT_SEAL_MAX_BACKDATE_SECONDS", default=300)
 # Audit events recorded by services that do not receive the request still get the client's address.
 MIDDLEWARE.append("compliance.middleware.AuditContextMiddleware")
 

@@ -89,16 +89,16 @@ def test_a_format_2_hash_is_sha256_of_rfc8785_of_the_exported_row():
 
     expected = hashlib.sha256(b"f" * 64 + b"\n" + rfc8785.dumps(row)).hexdigest()
 
-    assert chain.link_hash("f" * 64, 12, values) == expected
-    assert b'"ratio":0.00001' in chain.canonical_content(12, values)
+    assert chain.link_hash("f" * 64, 12, values, chain_format=2) == expected
+    assert b'"ratio":0.00001' in chain.canonical_content(12, values, chain_format=2)
     assert chain.link_hash("f" * 64, 12, values, chain_format=1) != expected
 
 
 # Chain formats on a real database -------------------------------------------------
 
 
-def seal_as_format_1(count: int, team) -> None:
-    """What the sealer did before format 2: events hashed with orjson's encoding."""
+def seal_as_format_1(count: int, team, chain_format: int = 1) -> None:
+    """What the sealer did before format 2 (or before format 3, with chain_format=2)."""
     actor = caller_for_user(team.members[Role.ADMIN])
     for index in range(count):
         audit_record(actor=actor, action="legacy.action", team_id=team.team.id, after={"ratio": 1e-05, "index": index})
@@ -107,18 +107,19 @@ def seal_as_format_1(count: int, team) -> None:
         AuditEvent.objects.filter(sequence__isnull=True).order_by("id").values_list("id", *chain.CONTENT_FIELDS)
     )
     links = chain.chain_rows(
-        (row[1:] for row in pending), start_sequence=head.sequence, start_hash=head.hash, chain_format=1
+        (row[1:] for row in pending), start_sequence=head.sequence, start_hash=head.hash, chain_format=chain_format
     )
     for row, (sequence, previous, current) in zip(pending, links, strict=True):
         AuditEvent.objects.filter(pk=row[0]).update(
-            sequence=sequence, chain_format=1, previous_hash=previous, hash=current, sealed_at=timezone.now()
+            sequence=sequence, chain_format=chain_format, previous_hash=previous, hash=current, sealed_at=timezone.now()
         )
 
 
 @pytest.mark.django_db
-def test_events_of_format_1_keep_verifying_and_new_events_are_sealed_with_format_2(team_a):
+def test_events_of_formats_1_and_2_keep_verifying_and_new_events_are_sealed_with_format_3(team_a):
     seal_as_format_1(3, team_a)
     chain.checkpoint_create()
+    seal_as_format_1(1, team_a, chain_format=2)
     for index in range(2):
         audit_record(actor=None, action="new.action", team_id=team_a.team.id, after={"ratio": 1e-05, "i": index})
 
@@ -130,9 +131,10 @@ def test_events_of_format_1_keep_verifying_and_new_events_are_sealed_with_format
         (2, 1),
         (3, 1),
         (4, 2),
-        (5, 2),
+        (5, 3),
+        (6, 3),
     ]
-    assert (report.is_intact, report.events_verified, report.checkpoints_verified) == (True, 5, 1), report.problems
+    assert (report.is_intact, report.events_verified, report.checkpoints_verified) == (True, 6, 1), report.problems
     # The two formats hash the same content differently (1e-05 is where orjson and json.dumps disagree).
     fourth = AuditEvent.objects.filter(sequence=4).values_list(*chain.CONTENT_FIELDS).get()
     assert chain.link_hash("0" * 64, 4, fourth, chain_format=1) != chain.link_hash("0" * 64, 4, fourth)
@@ -157,7 +159,7 @@ def test_relabelling_an_event_to_an_older_format_is_reported(team_a):
     assert not report.is_intact
     assert report.broken_sequence == 4
     assert report.problem == (
-        "event #4 uses chain format 1 after events of format 2: formats never go back (the event was relabelled)."
+        "event #4 uses chain format 1 after events of format 3: formats never go back (the event was relabelled)."
     )
 
 

@@ -279,8 +279,13 @@ def test_the_trigger_is_installed():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT tgname FROM pg_trigger WHERE tgrelid = 'compliance_auditevent'::regclass AND NOT tgisinternal"
+            " ORDER BY tgname"
         )
-        assert cursor.fetchall() == [("compliance_auditevent_append_only",)]
+        assert cursor.fetchall() == [
+            ("compliance_auditevent_append_only",),
+            ("compliance_auditevent_insert_pending",),
+            ("compliance_auditevent_no_truncate",),
+        ]
 
 
 @requires_postgresql()

@@ -96,14 +96,43 @@ def test_an_intact_jsonl_export_verifies_with_its_signature(team_a, client_for, 
     assert result.stdout == f"INTACT: 3 events, chain head #{head.sequence} {head.hash}\n"
 
 
-def test_a_jsonl_export_without_the_key_verifies_all_but_the_signature(team_a, client_for, tmp_path):
+def test_a_jsonl_export_without_the_key_checks_the_links_but_not_the_keyed_hashes(team_a, client_for, tmp_path):
     record_events(team_a)
     path, _ = export_to(client_for(team_a.members[Role.COMPLIANCE_OFFICER]), tmp_path)
 
     result = run(str(path))
 
-    assert result.returncode == 0
-    assert result.stdout.splitlines()[1:] == ["signature not checked: set AUDIT_SIGNING_KEY to check it."]
+    assert result.returncode == 2
+    assert result.stdout.splitlines()[1:] == [
+        "3 rows of chain format 3 not re-hashed: they need the signing key.",
+        "signature not checked: set AUDIT_SIGNING_KEY to check it.",
+    ]
+
+
+def test_a_row_edited_with_its_hash_recomputed_without_the_key_is_caught(team_a, client_for, tmp_path):
+    import hashlib
+
+    import rfc8785
+
+    record_events(team_a)
+    path, _ = export_to(client_for(team_a.members[Role.COMPLIANCE_OFFICER]), tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    row = json.loads(lines[-2])
+    row["action"] = "edited.thing"
+    content = {key: value for key, value in row.items() if key not in ("previous_hash", "hash")}
+    row["hash"] = hashlib.sha256(row["previous_hash"].encode() + b"\n" + rfc8785.dumps(content)).hexdigest()
+    lines[-2] = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_bytes(b"".join(lines))
+
+    result = run(str(tampered), key=settings.AUDIT_SIGNING_KEY)
+
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[1:] == [
+        "the file's sha256 differs from the manifest's: the file was changed after export.",
+        "event #3 does not match its hash: its content was changed.",
+        "event #3 does not have the chain head hash the manifest names.",
+    ]
 
 
 def test_a_csv_export_verifies_with_its_manifest_file(team_a, client_for, tmp_path):
