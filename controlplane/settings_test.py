@@ -29,3 +29,5 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - threads of live servers
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"caller": "100000/minute"}  # noqa: F405
 # The schema tests and fuzzing read it anonymously; controlplane/tests/test_access_edges.py turns it on.
 API_SCHEMA_REQUIRES_LOGIN = False
+# The suite fakes providers and webhook receivers on 127.0.0.1; the egress tests empty it.
+EGRESS_ALLOWLIST = os.environ.get("EGRESS_ALLOWLIST", "127.0.0.1")

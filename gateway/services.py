@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts import roles
 from accounts.caller import Caller
 from accounts.models import Application, Team
-from controlplane import crypto
+from controlplane import crypto, egress
 from controlplane.errors import ApplicationError, Conflict, PermissionDenied, ValidationFailed
 from controlplane.ids import parse_whole_number
 from gateway.catalog import catalog_changed
@@ -97,6 +97,10 @@ def _validate_base_url(value: Any) -> str:
             "e.g. https://api.openai.com/v1 or http://127.0.0.1:8090/v1.",
             param="base_url",
         ) from None
+    try:
+        egress.check_url(url)
+    except egress.EgressRefused as refused:
+        raise ValidationFailed(f"base_url is not allowed: {refused.reason}", param="base_url") from None
     return url
 
 
@@ -331,8 +335,10 @@ class ConnectionCheck:
 def provider_test_connection(*, caller: Caller | None, provider: Provider) -> ConnectionCheck:
     """List the provider's models through the `openai` SDK with the provider's timeouts.
 
-    Never raises for an upstream problem: the result says what went wrong, with the
-    upstream's own message (the API key scrubbed out).
+    Never raises for an upstream problem: the result says what went wrong. It never carries
+    the upstream's reply itself (a `base_url` could point at a service that answers with
+    something secret): only its status, a message of our own, and the model ids listed.
+    The request passes the egress policy and follows no redirect.
     """
     import openai
 
@@ -345,18 +351,20 @@ def provider_test_connection(*, caller: Caller | None, provider: Provider) -> Co
 
     try:
         key = crypto.decrypt(provider.api_key_encrypted) if provider.api_key_encrypted else ""
+        timeout = openai.Timeout(provider.read_timeout_seconds, connect=provider.connect_timeout_seconds)
         client = openai.OpenAI(
             base_url=provider.base_url,
             api_key=key or "no-key",  # the SDK insists on a key; local servers ignore it
-            timeout=openai.Timeout(provider.read_timeout_seconds, connect=provider.connect_timeout_seconds),
+            timeout=timeout,
             max_retries=0,
+            http_client=egress.egress_client(timeout=timeout),
         )
         with client:
             names = sorted(model.id for model in client.models.list())
     except openai.APIStatusError as error:
         return ConnectionCheck(
             is_ok=False,
-            message=_scrub(f"The provider answered {error.status_code}: {_upstream_message(error)}", key),
+            message=f"The provider answered HTTP {error.status_code}. {_status_hint(error.status_code)}",
             status_code=error.status_code,
             elapsed_ms=elapsed(),
         )
@@ -368,7 +376,9 @@ def provider_test_connection(*, caller: Caller | None, provider: Provider) -> Co
             elapsed_ms=elapsed(),
         )
     except openai.APIConnectionError as error:
-        cause = error.__cause__ or error
+        cause = str(error.__cause__ or error)
+        if "egress policy" not in cause:  # the policy's reason is ours; anything else, only its kind
+            cause = type(error.__cause__ or error).__name__
         return ConnectionCheck(
             is_ok=False,
             message=_scrub(f"Cannot connect to {provider.base_url}: {cause}", key),
@@ -380,28 +390,38 @@ def provider_test_connection(*, caller: Caller | None, provider: Provider) -> Co
         logger.warning("provider test failed", extra={"provider_id": provider.id, "error": type(error).__name__})
         return ConnectionCheck(
             is_ok=False,
-            message=_scrub(f"The provider's answer could not be read ({type(error).__name__}: {error}).", key),
+            message="The provider's answer is not an OpenAI-compatible model list; check base_url "
+            "(it usually ends in /v1).",
             elapsed_ms=elapsed(),
         )
+    names = [name for name in names if MODEL_ID_PATTERN.match(name)]
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     return ConnectionCheck(
         is_ok=True,
         message=f"Connected: {len(names)} model(s) listed" + (f": {shown}." if names else "."),
-        models=names,
+        models=names[:MAX_LISTED_MODELS],
         status_code=200,
         elapsed_ms=elapsed(),
     )
 
 
-def _upstream_message(error: Any) -> str:
-    body = getattr(error, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-    return str(getattr(error, "message", "") or error)
+# A model id as providers spell them; anything else in a model list is not shown.
+MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+MAX_LISTED_MODELS = 500
+
+
+def _status_hint(status: int) -> str:
+    if 300 <= status < 400:
+        return "Redirects are not followed; give the final base_url."
+    if status in (401, 403):
+        return "Check the provider's API key."
+    if status == 404:
+        return "Check base_url (OpenAI-compatible servers usually end it in /v1)."
+    if status == 429:
+        return "The provider is rate limiting; try again later."
+    if status >= 500:
+        return "The provider is failing; try again later."
+    return "Check base_url and the API key."
 
 
 def _scrub(message: str, secret: str) -> str:

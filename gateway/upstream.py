@@ -30,6 +30,7 @@ import orjson
 from django.conf import settings
 from openai._constants import RAW_RESPONSE_HEADER  # the SDK's switch for an unread (streamed) response
 
+from controlplane import egress
 from gateway import breaker
 from gateway.catalog import ProviderConfig, ServedModel
 
@@ -85,7 +86,9 @@ def _pool() -> httpx2.AsyncClient:
     loop_id = id(asyncio.get_running_loop())
     pool = _pools.get(loop_id)
     if pool is None:
-        pool = httpx2.AsyncClient(
+        # Every new connection passes the egress policy (resolved, checked, pinned); a pooled
+        # one is reused without a check, so the policy costs nothing per request. No redirects.
+        pool = egress.egress_async_client(
             limits=httpx2.Limits(max_connections=settings.GATEWAY_MAX_CONNECTIONS, max_keepalive_connections=100),
         )
         _pools[loop_id] = pool
@@ -180,6 +183,14 @@ async def _allowed(provider_id: int, open_until: float | None, run_sync: RunSync
 def _status_error(provider_name: str, error: openai.APIStatusError) -> UpstreamError:
     """The provider's error for the client: its 4xx as it is, its 5xx as a 502."""
     message, error_type, code = _error_message(error)
+    if 300 <= error.status_code < 400:
+        return UpstreamError(
+            502,
+            f"Provider '{provider_name}' answered with a redirect (HTTP {error.status_code}), "
+            "which is not followed; fix its base_url.",
+            "api_error",
+            "upstream_redirect",
+        )
     if error.status_code < 500:
         return UpstreamError(error.status_code, message, error_type, code)
     return UpstreamError(

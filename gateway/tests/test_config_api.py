@@ -193,7 +193,7 @@ def test_a_duplicate_provider_name_is_a_conflict_naming_the_field(admin, team_a,
 def test_a_team_provider_may_share_a_name_with_a_shared_one(admin, team_a, shared_provider):
     response = admin.post(
         "/api/v1/providers/",
-        {"team": team_a.team.id, "name": "local", "base_url": "http://10.0.0.5:8000/v1"},
+        {"team": team_a.team.id, "name": "local", "base_url": "http://127.0.0.1:8001/v1"},
         format="json",
     )
 
@@ -337,7 +337,7 @@ def test_connection_test_reports_the_upstream_error_without_the_key(admin, team_
     body = response.json()
     assert body["ok"] is False
     assert body["status_code"] == 401
-    assert body["message"] == "The provider answered 401: Incorrect API key provided: ***."
+    assert body["message"] == "The provider answered HTTP 401. Check the provider's API key."
 
 
 def test_connection_test_reports_a_server_error(admin, team_a):
@@ -350,7 +350,7 @@ def test_connection_test_reports_a_server_error(admin, team_a):
     assert (body["ok"], body["status_code"], body["message"]) == (
         False,
         503,
-        "The provider answered 503: Overloaded, try later.",
+        "The provider answered HTTP 503. The provider is failing; try again later.",
     )
 
 
