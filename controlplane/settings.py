@@ -309,6 +309,17 @@ FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 # Gateway (the OpenAI-compatible endpoint). Timeouts and retries per provider live on the
 # provider; these bound every call.
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# Requests made on a tenant's behalf (providers, budget webhooks) never reach loopback,
+# link-local, private, multicast or reserved addresses, except those listed here:
+# comma-separated IP addresses or CIDR ranges (controlplane/egress.py). `make run` sets
+# 127.0.0.1 for the local default model.
+EGRESS_ALLOWLIST = env.str("EGRESS_ALLOWLIST", default="")
+try:
+    from controlplane.egress import parse_allowlist as _parse_egress_allowlist
+
+    _parse_egress_allowlist(EGRESS_ALLOWLIST)
+except ValueError as _egress_error:
+    raise environ.ImproperlyConfigured(str(_egress_error)) from None
 GATEWAY_TOTAL_TIMEOUT_SECONDS = env.float("GATEWAY_TOTAL_TIMEOUT_SECONDS", default=120.0)
 GATEWAY_THREADS = env.int("GATEWAY_THREADS", default=8)
 GATEWAY_MAX_CONNECTIONS = env.int("GATEWAY_MAX_CONNECTIONS", default=200)

@@ -19,12 +19,11 @@ import json
 import logging
 import smtplib
 import statistics
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import httpx2
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, models, transaction
@@ -33,6 +32,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Team
+from controlplane import egress
 from costs import secrets
 from costs.budgets import period_bounds
 from costs.models import (
@@ -56,7 +56,6 @@ logger = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_SECONDS = 10
 EMAIL_TIMEOUT_SECONDS = 10  # Django's SMTP backend waits forever by default
-SIGNATURE_HEADER = "X-Controlplane-Signature-256"
 
 # Retries: 10 s, 20 s, 40 s ... capped at an hour; 12 attempts span about 3.5 hours.
 RETRY_BASE_SECONDS = 10.0
@@ -311,33 +310,36 @@ def email_attempt(*, delivery_id: int) -> None:
 
 
 def webhook_attempt(*, delivery_id: int) -> None:
-    """POST the body once, signed, and log the attempt. Raises DeliveryFailed to be retried."""
+    """POST the body once, signed (Standard Webhooks, timestamped at this attempt), and log
+    the attempt. Raises DeliveryFailed to be retried. The request passes the egress policy
+    (the URL was checked when saved; DNS may have changed since) and follows no redirect."""
     delivery = _claim(WebhookDelivery, delivery_id)
     if delivery is None:
         return
     assert isinstance(delivery, WebhookDelivery)
     body = delivery.body.encode()
     secret = secrets.decrypt(delivery.budget.webhook_secret_encrypted)
-    request = urllib.request.Request(  # noqa: S310 - the URL is a validated http(s) URLField
-        delivery.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "llmops-control-plane/1",
-            SIGNATURE_HEADER: secrets.signature(secret, body),
-            "X-Controlplane-Delivery": str(delivery.id),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "llmops-control-plane/1",
+        # The same id on every attempt: receivers drop a message id they have seen.
+        **secrets.signature_headers(secret, message_id=f"msg_{delivery.id}", body=body, at=timezone.now()),
+    }
     error, is_retryable = "", False
     try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310 - see above
-            delivery.response_status = response.status
-    except urllib.error.HTTPError as failure:
-        delivery.response_status = failure.code
-        error = f"HTTP {failure.code}"
-        is_retryable = failure.code >= 500 or failure.code == 429
-    except (urllib.error.URLError, TimeoutError, OSError) as failure:
+        with egress.egress_client(timeout=WEBHOOK_TIMEOUT_SECONDS) as client:
+            response = client.post(delivery.url, content=body, headers=headers)
+        delivery.response_status = response.status_code
+        if response.is_redirect:
+            error = f"HTTP {response.status_code}: redirects are not followed; give the final URL"
+        elif not response.is_success:
+            error = f"HTTP {response.status_code}"
+            is_retryable = response.status_code >= 500 or response.status_code == 429
+    except httpx2.ConnectError as failure:
+        error = f"{type(failure).__name__}: {failure}"
+        # The egress policy's refusal stands until the URL or the allowlist changes.
+        is_retryable = "egress policy" not in str(failure)
+    except httpx2.HTTPError as failure:
         error = f"{type(failure).__name__}: {failure}"
         is_retryable = True
     _record_attempt(delivery, error=error, is_retryable=is_retryable)

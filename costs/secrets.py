@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 
 from cryptography.fernet import Fernet
 from django.conf import settings
@@ -19,7 +20,8 @@ def _fernet() -> Fernet:
 
 
 def webhook_secret_new() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    """A Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes (the HMAC key)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def encrypt(secret: str) -> str:
@@ -30,6 +32,15 @@ def decrypt(token: str) -> str:
     return _fernet().decrypt(token.encode()).decode()
 
 
-def signature(secret: str, body: bytes) -> str:
-    """The value of the X-Controlplane-Signature-256 header: HMAC-SHA256 of the body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature_headers(secret: str, *, message_id: str, body: bytes, at: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers (https://www.standardwebhooks.com): webhook-id,
+    webhook-timestamp (Unix seconds) and webhook-signature `v1,<base64 HMAC-SHA256 of
+    "id.timestamp.body">`, keyed with the secret's base64-decoded bytes. A receiver refuses a
+    timestamp more than five minutes away from its clock, and remembers ids it has seen, so a
+    captured request cannot be replayed. Secrets issued before this scheme (URL-safe
+    characters) are decoded exactly as the `standardwebhooks` library decodes them."""
+    timestamp = int(at.timestamp())
+    key = base64.b64decode(secret.removeprefix("whsec_") + "==")
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return {"webhook-id": message_id, "webhook-timestamp": str(timestamp), "webhook-signature": f"v1,{digest}"}

@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts import roles as account_roles
 from accounts.caller import Caller
 from accounts.models import ApiKey, Application, Team
+from controlplane import egress
 from controlplane.errors import ValidationFailed
 from controlplane.ids import parse_whole_number
 from costs import permissions, secrets
@@ -202,6 +203,18 @@ def _validate_action(*, team_id: int, action: str, downgrade_model: str) -> str:
     return ""
 
 
+def _validate_webhook_url(url: str) -> str:
+    """An http(s) URL the egress policy lets the server reach ("" for none)."""
+    url = (url or "").strip()
+    if not url:
+        return ""
+    try:
+        egress.check_url(url)
+    except egress.EgressRefused as refused:
+        raise ValidationFailed(f"webhook_url is not allowed: {refused.reason}", param="webhook_url") from None
+    return url
+
+
 def _validate_amount(amount_usd: Decimal) -> Decimal:
     if amount_usd <= 0:
         raise ValidationFailed("amount_usd must be more than zero (USD per period).", param="amount_usd")
@@ -265,7 +278,7 @@ def budget_create(
         action=action,
         downgrade_model=_validate_action(team_id=team.id, action=action, downgrade_model=downgrade_model),
         alert_emails=list(alert_emails or []),
-        webhook_url=webhook_url,
+        webhook_url=_validate_webhook_url(webhook_url),
         webhook_secret_encrypted=secrets.encrypt(secret),
         is_enabled=is_enabled,
     )
@@ -318,6 +331,8 @@ def budget_update(*, caller: Caller | None, budget: Budget, **changes: Any) -> B
         changes["downgrade_model"] = _validate_action(
             team_id=budget.team_id, action=action, downgrade_model=downgrade_model
         )
+    if "webhook_url" in changes:
+        changes["webhook_url"] = _validate_webhook_url(changes["webhook_url"])
     if "name" in changes:
         changes["name"] = str(changes["name"]).strip()
     with transaction.atomic():
