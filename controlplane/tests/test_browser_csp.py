@@ -138,3 +138,20 @@ def test_the_calls_filter_swaps_in_its_partial_under_the_policy(seeded, browser_
     assert swap.value.request.headers.get("hx-request") == "true"
     assert sorted(set(models)) == ["gpt-4o-mini"]
     page.assert_clean()
+
+
+def test_an_htmx_post_carries_the_csrf_token_and_swaps_its_answer_in(seeded, browser_for):
+    page = browser_for(seeded["admin"])
+    page.visit("/compliance/")
+
+    with page.page.expect_response(lambda response: response.url.endswith("/compliance/verify/")) as answer:
+        page.page.click("#verification button[type=submit]")
+    page.page.wait_for_selector("#verification [role=status]")
+    page.screenshot("compliance-verified")
+
+    request = answer.value.request
+    assert (request.method, answer.value.status) == ("POST", 200)
+    assert request.headers.get("hx-request") == "true"
+    assert request.headers.get("x-csrftoken")  # from the body's hx-headers, no inline script needed
+    assert page.page.locator("#verification").count() == 1  # swapped outerHTML, not nested
+    page.assert_clean()
