@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,15 +249,119 @@ def get_classifier() -> Classifier:
 
 
 def reset_classifier() -> None:
-    """Forget the loaded weights (after training writes a new file)."""
+    """Forget the loaded weights (after training writes a new file) and what they scored."""
     global _classifier
     _classifier = None
+    probability_cache.clear()
 
 
-def score_texts(texts: Sequence[str]) -> list[Finding]:
-    """One finding per text; all chunks of all texts are embedded in one batch."""
-    from controlplane.embeddings import embed
+# What the classifier may embed for one request, in (estimated) tokens. Embedding costs about
+# 1 ms of CPU per token on this project's 2-core reference machine (bench/request_limits_bench.py),
+# and a request may hold 1,000,000 characters (some 250,000 tokens, minutes of CPU): past this
+# budget the most suspicious chunks are classified first and the rest only by the rules,
+# which read every text.
+CLASSIFIER_MAX_TOKENS = 512
+# A chunk of 40 words is some 55 tokens; the model reads at most 256 (+ 2 markers).
+_CHARS_PER_TOKEN = 3
+_MODEL_MAX_TOKENS = 258
+# Words that instructions aimed at a model tend to use: chunks with more of them are classified first.
+_HINT = re.compile(
+    r"\b(ignore|disregard|forget|override|bypass|instructions?|prompts?|system|rules|pretend|roleplay|"
+    r"persona|jailbreak|unrestricted|unfiltered|reveal|secret|password|assistant|ai|model|mode|developer|"
+    r"obey|comply|must|now|previous|above|earlier|new|you|your)\b",
+    re.IGNORECASE,
+)
+CACHE_ENTRIES = 50_000
 
+
+class _ProbabilityCache:
+    """Classifier probabilities of chunks seen before, per scope (an application: nothing,
+    not even the timing of a hit, is shared between tenants), least recently used first out.
+    A conversation resends its history every turn: each message is embedded once."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[object, bytes], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(scope: object, chunk: str) -> tuple[object, bytes]:
+        return scope, hashlib.blake2b(chunk.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def get(self, key: tuple[object, bytes]) -> float | None:
+        with self._lock:
+            probability = self._entries.get(key)
+            if probability is not None:
+                self._entries.move_to_end(key)
+            return probability
+
+    def put(self, key: tuple[object, bytes], probability: float) -> None:
+        with self._lock:
+            self._entries[key] = probability
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+probability_cache = _ProbabilityCache(CACHE_ENTRIES)
+
+
+def _estimated_tokens(chunk: str) -> int:
+    return min(_MODEL_MAX_TOKENS, len(chunk) // _CHARS_PER_TOKEN + 2)
+
+
+def classify_chunks(
+    chunk_texts: Sequence[str], *, cache_scope: object | None = None, max_tokens: int = CLASSIFIER_MAX_TOKENS
+) -> list[float | None]:
+    """The classifier's probability for each chunk, or None for a chunk left unclassified.
+
+    Identical chunks are embedded once, chunks in the cache not at all; the others are embedded
+    in one batch of at most `max_tokens` estimated tokens, the chunks with the most instruction
+    words first and, among equals, the later ones (the end of a conversation, then documents).
+    """
+    probabilities: list[float | None] = [None] * len(chunk_texts)
+    positions: dict[str, list[int]] = {}
+    for position, chunk in enumerate(chunk_texts):
+        positions.setdefault(chunk, []).append(position)
+    pending: list[str] = []
+    for chunk, where in positions.items():
+        cached = probability_cache.get(probability_cache.key(cache_scope, chunk)) if cache_scope is not None else None
+        if cached is None:
+            pending.append(chunk)
+            continue
+        for position in where:
+            probabilities[position] = cached
+    if len(pending) > 1 and sum(_estimated_tokens(chunk) for chunk in pending) > max_tokens:
+        pending.sort(key=lambda chunk: (-len(_HINT.findall(chunk)), -positions[chunk][-1]))
+    selected: list[str] = []
+    spent = 0
+    for chunk in pending:
+        cost = _estimated_tokens(chunk)
+        if spent + cost > max_tokens and selected:
+            continue
+        selected.append(chunk)
+        spent += cost
+    if selected:
+        from controlplane.embeddings import embed
+
+        for chunk, probability in zip(selected, get_classifier().probabilities(embed(selected)), strict=True):
+            value = float(probability)
+            if cache_scope is not None:
+                probability_cache.put(probability_cache.key(cache_scope, chunk), value)
+            for position in positions[chunk]:
+                probabilities[position] = value
+    return probabilities
+
+
+def score_texts(
+    texts: Sequence[str], *, cache_scope: object | None = None, max_tokens: int = CLASSIFIER_MAX_TOKENS
+) -> list[Finding]:
+    """One finding per text: the rules read every text; the classifier its chunks within
+    `max_tokens` (see `classify_chunks`)."""
     all_chunks: list[str] = []
     owners: list[int] = []
     for index, text in enumerate(texts):
@@ -263,10 +369,11 @@ def score_texts(texts: Sequence[str]) -> list[Finding]:
             all_chunks.append(chunk)
             owners.append(index)
     classifier_scores = [0.0] * len(texts)
-    if all_chunks:
-        probabilities = get_classifier().probabilities(embed(all_chunks))
-        for owner, probability in zip(owners, probabilities, strict=True):
-            classifier_scores[owner] = max(classifier_scores[owner], float(probability))
+    for owner, probability in zip(
+        owners, classify_chunks(all_chunks, cache_scope=cache_scope, max_tokens=max_tokens), strict=True
+    ):
+        if probability is not None:
+            classifier_scores[owner] = max(classifier_scores[owner], probability)
     findings = []
     for index, text in enumerate(texts):
         rule_score, rule_name = rule_scan(text)

@@ -8,8 +8,10 @@ list instead of fetching the live one.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,8 @@ PLACEHOLDER_PATTERN = re.compile(r"<([A-Z][A-Z_]*)_(\d+)>")
 # still found whole (the longest entity presidio finds, a URL or an IBAN, is far shorter).
 CHUNK_CHARS = 100_000
 CHUNK_OVERLAP_CHARS = 256
+# Texts whose spans one process remembers (a few hundred bytes each).
+CACHE_ENTRIES = 20_000
 
 _analyzer: Any = None
 _analyzer_lock = threading.Lock()
@@ -85,30 +89,8 @@ def chunks(text: str, *, size: int = CHUNK_CHARS, overlap: int = CHUNK_OVERLAP_C
         start = max(space + 1 if space >= 0 else next_start, start + 1)
 
 
-def detect(text: str, entities: Sequence[str], *, chunk_chars: int = CHUNK_CHARS) -> list[Span]:
-    """Non-overlapping PII spans of the given entity types, in text order.
-
-    Where spans overlap, the higher score wins, then the longer span (an email address is not
-    also reported as a URL inside it). A long text is analysed in overlapping chunks (`chunks`):
-    presidio refuses a text over spaCy's 1,000,000 characters, and spaCy's memory grows with it.
-    """
-    if not text.strip() or not entities:
-        return []
-    analyzer = get_analyzer()
-    candidates: list[Span] = []
-    for offset, piece in chunks(text, size=chunk_chars, overlap=min(CHUNK_OVERLAP_CHARS, chunk_chars // 4)):
-        if not piece.strip():
-            continue
-        results = analyzer.analyze(text=piece, language="en", entities=list(entities), score_threshold=MIN_SCORE)
-        candidates.extend(
-            Span(
-                entity=result.entity_type,
-                start=offset + result.start,
-                end=offset + result.end,
-                score=float(result.score),
-            )
-            for result in results
-        )
+def _choose(candidates: list[Span]) -> list[Span]:
+    """Non-overlapping spans in text order: the higher score wins, then the longer span."""
     candidates.sort(key=lambda span: (-span.score, -(span.end - span.start), span.start))
     chosen: list[Span] = []
     for span in candidates:
@@ -116,6 +98,116 @@ def detect(text: str, entities: Sequence[str], *, chunk_chars: int = CHUNK_CHARS
             continue
         chosen.append(span)
     return sorted(chosen, key=lambda span: span.start)
+
+
+class _SpanCache:
+    """Spans already found in a text, per scope (an application: nothing is shared between
+    tenants, not even the timing of a hit), least recently used first out.
+
+    A conversation sends its whole history with every turn; analysing each message once
+    instead of once per turn is most of what a long conversation costs.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[object, bytes, tuple[str, ...]], tuple[Span, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(scope: object, text: str, entities: Sequence[str]) -> tuple[object, bytes, tuple[str, ...]]:
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return scope, digest, tuple(sorted(entities))
+
+    def get(self, key: tuple[object, bytes, tuple[str, ...]]) -> tuple[Span, ...] | None:
+        with self._lock:
+            spans = self._entries.get(key)
+            if spans is not None:
+                self._entries.move_to_end(key)
+            return spans
+
+    def put(self, key: tuple[object, bytes, tuple[str, ...]], spans: Sequence[Span]) -> None:
+        with self._lock:
+            self._entries[key] = tuple(spans)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+span_cache = _SpanCache(CACHE_ENTRIES)
+
+
+def detect_many(
+    texts: Sequence[str],
+    entities: Sequence[str],
+    *,
+    chunk_chars: int = CHUNK_CHARS,
+    cache_scope: object | None = None,
+) -> list[list[Span]]:
+    """`detect` for each text, in one pass of spaCy over all of them (`nlp.pipe`).
+
+    Each text (or chunk of a long text) is still its own spaCy document and its own presidio
+    analysis, so the spans are those `detect` finds in it alone; what batching saves is
+    presidio's and spaCy's fixed cost per call, most of the time of a short text. With a
+    `cache_scope`, texts analysed before in that scope are not analysed again.
+    """
+    results: list[list[Span]] = [[] for _ in texts]
+    if not entities:
+        return results
+    keys: dict[int, tuple[object, bytes, tuple[str, ...]]] = {}
+    pieces: list[tuple[int, int, str]] = []  # (text index, offset, piece)
+    for index, text in enumerate(texts):
+        if not text.strip():
+            continue
+        if cache_scope is not None:
+            keys[index] = span_cache.key(cache_scope, text, entities)
+            cached = span_cache.get(keys[index])
+            if cached is not None:
+                results[index] = list(cached)
+                continue
+        overlap = min(CHUNK_OVERLAP_CHARS, chunk_chars // 4)
+        pieces.extend(
+            (index, offset, piece) for offset, piece in chunks(text, size=chunk_chars, overlap=overlap) if piece.strip()
+        )
+    if pieces:
+        analyzer = get_analyzer()
+        candidates: dict[int, list[Span]] = {}
+        artifacts = analyzer.nlp_engine.process_batch([piece for _, _, piece in pieces], language="en", batch_size=64)
+        for (index, offset, piece), (_, nlp_artifacts) in zip(pieces, artifacts, strict=True):
+            found = analyzer.analyze(
+                text=piece,
+                language="en",
+                entities=list(entities),
+                score_threshold=MIN_SCORE,
+                nlp_artifacts=nlp_artifacts,
+            )
+            candidates.setdefault(index, []).extend(
+                Span(
+                    entity=result.entity_type,
+                    start=offset + result.start,
+                    end=offset + result.end,
+                    score=float(result.score),
+                )
+                for result in found
+            )
+        for index in {index for index, _, _ in pieces}:
+            results[index] = _choose(candidates.get(index, []))
+            if index in keys:
+                span_cache.put(keys[index], results[index])
+    return results
+
+
+def detect(text: str, entities: Sequence[str], *, chunk_chars: int = CHUNK_CHARS) -> list[Span]:
+    """Non-overlapping PII spans of the given entity types, in text order.
+
+    Where spans overlap, the higher score wins, then the longer span (an email address is not
+    also reported as a URL inside it). A long text is analysed in overlapping chunks (`chunks`):
+    presidio refuses a text over spaCy's 1,000,000 characters, and spaCy's memory grows with it.
+    """
+    return detect_many([text], entities, chunk_chars=chunk_chars)[0]
 
 
 @dataclass

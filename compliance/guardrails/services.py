@@ -42,6 +42,11 @@ MAX_KEYWORDS = 500
 # Roles whose messages the injection detector reads: the application's own system prompt and
 # the model's earlier answers are not attacker-controlled.
 INJECTION_SCANNED_ROLES = frozenset({"user", "tool", "function"})
+# Under a PII policy of "allow" (findings recorded, the request unchanged), the input check
+# analyses at most this many characters, the latest messages first: spaCy reads some 15,000
+# characters per CPU-second on the 2-core reference machine (bench/request_limits_bench.py),
+# and a request may hold 1,000,000. "redact" and "block" analyse everything.
+PII_ALLOW_MAX_CHARS = 5_000
 
 
 class GuardrailBlocked(ApplicationError):
@@ -259,6 +264,8 @@ def reset_caches() -> None:
     """Forget every process-cached policy and team state (tests whose database ids are reused)."""
     _policies.clear()
     _team_states.clear()
+    pii.span_cache.clear()
+    injection.probability_cache.clear()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,6 +336,22 @@ def document_text(document: Mapping[str, Any]) -> str:
     return text if isinstance(text, str) else ""
 
 
+def _pii_scanned_texts(texts: Sequence[str], *, policy: GuardrailPolicy) -> list[str]:
+    """What of each text the input PII check analyses: all of it when the policy redacts or
+    blocks (the request depends on it); when it allows, findings are only recorded, and at
+    most PII_ALLOW_MAX_CHARS characters are analysed, the latest messages first."""
+    if policy.pii_input != PiiAction.ALLOW or sum(len(text) for text in texts) <= PII_ALLOW_MAX_CHARS:
+        return list(texts)
+    scanned = [""] * len(texts)
+    budget = PII_ALLOW_MAX_CHARS
+    for position in range(len(texts) - 1, -1, -1):
+        if budget <= 0:
+            break
+        scanned[position] = texts[position][:budget]
+        budget -= len(scanned[position])
+    return scanned
+
+
 def check_input(
     *,
     policy: GuardrailPolicy,
@@ -347,11 +370,24 @@ def check_input(
     result_messages: list[dict[str, Any]] = []
     blocked_entities: list[str] = []
     entities = list(policy.pii_entities or [])
+    parts = [
+        (index, key, text)
+        for index, message in enumerate(messages)
+        for key, text in _text_parts(message.get("content"))
+    ]
+    scanned = _pii_scanned_texts([text for _, _, text in parts], policy=policy)
+    spans_of = dict(
+        zip(
+            ((index, key) for index, key, _ in parts),
+            pii.detect_many(scanned, entities, cache_scope=policy.application_id),
+            strict=True,
+        )
+    )
     for index, message in enumerate(messages):
         content = message.get("content")
         replacements: dict[Any, str] = {}
         for key, text in _text_parts(content):
-            spans = pii.detect(text, entities)
+            spans = spans_of[(index, key)]
             if not spans:
                 continue
             location = f"messages[{index}]" if key is None else f"messages[{index}].content[{key}]"
@@ -383,7 +419,8 @@ def check_input(
         for index, document in enumerate(documents):
             locations.append(f"documents[{index}]" + (f" ({document['id']})" if document.get("id") else ""))
             texts.append(document_text(document))
-        for location, finding in zip(locations, injection.score_texts(texts), strict=True):
+        scores = injection.score_texts(texts, cache_scope=policy.application_id)
+        for location, finding in zip(locations, scores, strict=True):
             if finding.score < policy.injection_threshold:
                 continue
             findings.append(
