@@ -41,8 +41,11 @@ def _exports_context(caller: Caller) -> dict[str, Any]:
     return {"exports": exports, "exports_running": any(e.status in ("pending", "running") for e in exports)}
 
 
-def _status_context() -> dict[str, Any]:
+def _status_context(caller: Caller) -> dict[str, Any]:
+    # The chain is one for the whole system: its length and hashes say how much every team
+    # did, so only operators see them; others see whether the head is signed, and when.
     return {
+        "sees_whole_chain": caller.user is not None and caller.user.is_superuser,
         "head": chain.chain_head(),
         "checkpoint": AuditCheckpoint.objects.order_by("-sequence").first(),
         "signed_head": chain.head_last_written(),
@@ -65,7 +68,7 @@ def audit_page(request: HttpRequest) -> HttpResponse:
             "teams": teams,
             "formats": ExportFormat.choices,
             "retention": [(team, selectors.retention_policy_get(caller=caller, team=team)) for team in teams],
-            **_status_context(),
+            **_status_context(caller),
             **_exports_context(caller),
         }
     return render(request, "compliance/audit.html", context)
@@ -102,7 +105,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     report = selectors.audit_verification_for(
         caller=caller, report=services.audit_verify(caller=caller, request=request)
     )
-    return render(request, "compliance/partials/_verification.html", {"report": report, **_status_context()})
+    return render(request, "compliance/partials/_verification.html", {"report": report, **_status_context(caller)})
 
 
 @login_required
