@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from re import _constants, _parser  # type: ignore[attr-defined]  # the stdlib's regex parser: rule prefilters
+from typing import Any
 
 import numpy as np
 
@@ -185,12 +187,58 @@ def _decode_runs(text: str) -> list[str]:
     return decoded_texts
 
 
+def _literal_prefixes(items: Any) -> set[str] | None:
+    """The literal texts one of which every match of the parsed pattern `items` starts with
+    (after zero-width anchors), or None when there are none to require."""
+    prefix = ""
+    for operator, argument in items:
+        if operator is _constants.AT and not prefix:
+            continue
+        if operator is _constants.LITERAL:
+            prefix += chr(argument)
+            continue
+        if not prefix and operator is _constants.SUBPATTERN:
+            return _literal_prefixes(argument[3])
+        if not prefix and operator is _constants.BRANCH:
+            alternatives = [_literal_prefixes(alternative) for alternative in argument[1]]
+            if any(alternative is None for alternative in alternatives):
+                return None
+            return set().union(*alternatives)  # type: ignore[arg-type]  # None excluded above
+        break
+    return {prefix} if prefix else None
+
+
+def _needles(rule: Rule) -> tuple[str, ...] | None:
+    """Texts one of which must occur in a text for the rule to match it (lower-cased when the
+    rule ignores case), or None: a `str.find` over the text is far cheaper than a failed regex
+    search, which tries the pattern at every position."""
+    prefixes = _literal_prefixes(_parser.parse(rule.pattern.pattern, rule.pattern.flags))
+    if prefixes is None:
+        return None
+    ignore_case = bool(rule.pattern.flags & re.IGNORECASE)
+    return tuple(sorted(prefix.lower() if ignore_case else prefix for prefix in prefixes))
+
+
+_RULE_NEEDLES = tuple(_needles(rule) for rule in RULES)
+# The only characters beyond ASCII that `re.IGNORECASE` matches to ASCII letters (U+0130 and
+# U+0131, dotted and dotless i; U+017F, long s; U+212A, the Kelvin sign; a test checks every code
+# point): folded so that a needle is still found.
+ASCII_CASE_FOLD = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}
+
+
 def rule_scan(text: str) -> tuple[float, str | None]:
     """The strongest matching rule's score and name; decoded base64/hex payloads are scanned too."""
     scanned = text[:MAX_SCANNED_CHARS]
+    folded = (scanned if scanned.isascii() else scanned.translate(ASCII_CASE_FOLD)).lower()
     best_score, best_rule = 0.0, None
-    for rule in RULES:
-        if rule.score > best_score and rule.pattern.search(scanned):
+    for rule, needles in zip(RULES, _RULE_NEEDLES, strict=True):
+        if rule.score <= best_score:
+            continue
+        if needles is not None:
+            haystack = folded if rule.pattern.flags & re.IGNORECASE else scanned
+            if not any(needle in haystack for needle in needles):
+                continue
+        if rule.pattern.search(scanned):
             best_score, best_rule = rule.score, rule.name
     for decoded in _decode_runs(scanned):
         inner_score, inner_rule = rule_scan(decoded) if decoded != text else (0.0, None)
