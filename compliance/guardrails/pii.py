@@ -28,6 +28,19 @@ CHUNK_CHARS = 100_000
 CHUNK_OVERLAP_CHARS = 256
 # Texts whose spans one process remembers (a few hundred bytes each).
 CACHE_ENTRIES = 20_000
+UNMAPPED_SPACY_LABELS = (
+    "CARDINAL",
+    "EVENT",
+    "FAC",
+    "LANGUAGE",
+    "LAW",
+    "MONEY",
+    "ORDINAL",
+    "PERCENT",
+    "PRODUCT",
+    "QUANTITY",
+    "WORK_OF_ART",
+)
 
 _analyzer: Any = None
 _analyzer_lock = threading.Lock()
@@ -53,7 +66,13 @@ def _build_analyzer() -> Any:
         def validate_result(self, pattern_text: str) -> bool:
             return bool(offline_suffixes(pattern_text).fqdn)
 
-    configuration = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}]}
+    configuration = {
+        "nlp_engine_name": "spacy",
+        "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+        # spaCy's labels that name no presidio entity: kept, presidio logs a warning for every
+        # one it sees (thousands for a long text full of numbers), and no recognizer uses them.
+        "ner_model_configuration": {"labels_to_ignore": list(UNMAPPED_SPACY_LABELS)},
+    }
     nlp_engine = NlpEngineProvider(nlp_configuration=configuration).create_engine()
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
