@@ -63,7 +63,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
     prefix = serializers.SerializerMethodField()
     clearance = ClearanceField()
     application = serializers.IntegerField(source="application_id")
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     is_active = serializers.BooleanField()
 
     class Meta:
@@ -445,8 +445,8 @@ class InvitationSerializer(serializers.ModelSerializer):
     team = serializers.IntegerField(source="team_id")
     clearance = ClearanceField()
     state = ChoiceField(choices=Invitation.State.choices)
-    created_by = serializers.CharField(source="created_by.username", default=None)
-    accepted_by = serializers.CharField(source="accepted_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
+    accepted_by = serializers.CharField(source="accepted_by.username", default=None, allow_null=True)
 
     class Meta:
         model = Invitation

@@ -33,7 +33,7 @@ from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, Ro
 
 class ProviderSerializer(serializers.ModelSerializer):
     team = serializers.IntegerField(source="team_id", allow_null=True)
-    team_name = serializers.CharField(source="team.name", default=None)
+    team_name = serializers.CharField(source="team.name", default=None, allow_null=True)
     has_api_key = serializers.BooleanField()
 
     class Meta:
@@ -65,7 +65,7 @@ class PriceSerializer(serializers.Serializer):
 
 class LanguageModelSerializer(serializers.ModelSerializer):
     team = serializers.IntegerField(source="team_id", allow_null=True)
-    team_name = serializers.CharField(source="team.name", default=None)
+    team_name = serializers.CharField(source="team.name", default=None, allow_null=True)
     provider = serializers.IntegerField(source="provider_id")
     provider_name = serializers.CharField(source="provider.name")
     price = serializers.SerializerMethodField()

@@ -133,7 +133,7 @@ class PromptDetailSerializer(PromptSerializer):
 
 
 class LabelHistorySerializer(serializers.ModelSerializer):
-    from_version = serializers.IntegerField(source="from_version.number", default=None)
+    from_version = serializers.IntegerField(source="from_version.number", default=None, allow_null=True)
     to_version = serializers.IntegerField(source="to_version.number")
     actor = serializers.SerializerMethodField()
 
@@ -147,7 +147,7 @@ class LabelHistorySerializer(serializers.ModelSerializer):
 
 class ExperimentSerializer(serializers.ModelSerializer):
     variants = serializers.SerializerMethodField()
-    winner = serializers.CharField(source="winner.name", default=None)
+    winner = serializers.CharField(source="winner.name", default=None, allow_null=True)
 
     class Meta:
         model = Experiment
