@@ -308,17 +308,57 @@ def reset_classifier() -> None:
 # and a request may hold 1,000,000 characters (some 250,000 tokens, minutes of CPU): past this
 # budget the most suspicious chunks are classified first and the rest only by the rules,
 # which read every text.
-CLASSIFIER_MAX_TOKENS = 512
+CLASSIFIER_MAX_TOKENS = 384
 # A chunk of 40 words is some 55 tokens; the model reads at most 256 (+ 2 markers).
 _CHARS_PER_TOKEN = 3
 _MODEL_MAX_TOKENS = 258
 # Words that instructions aimed at a model tend to use: chunks with more of them are classified first.
-_HINT = re.compile(
-    r"\b(ignore|disregard|forget|override|bypass|instructions?|prompts?|system|rules|pretend|roleplay|"
-    r"persona|jailbreak|unrestricted|unfiltered|reveal|secret|password|assistant|ai|model|mode|developer|"
-    r"obey|comply|must|now|previous|above|earlier|new|you|your)\b",
-    re.IGNORECASE,
+_HINT_WORDS = frozenset(
+    [
+        "ignore",
+        "disregard",
+        "forget",
+        "override",
+        "bypass",
+        "instruction",
+        "instructions",
+        "prompt",
+        "prompts",
+        "system",
+        "rules",
+        "pretend",
+        "roleplay",
+        "persona",
+        "jailbreak",
+        "unrestricted",
+        "unfiltered",
+        "reveal",
+        "secret",
+        "password",
+        "assistant",
+        "ai",
+        "model",
+        "mode",
+        "developer",
+        "obey",
+        "comply",
+        "must",
+        "now",
+        "previous",
+        "above",
+        "earlier",
+        "new",
+        "you",
+        "your",
+    ]
 )
+_ASCII_WORD = re.compile(r"[a-z]+")
+
+
+def _hints(chunk: str) -> int:
+    return sum(word in _HINT_WORDS for word in _ASCII_WORD.findall(chunk.lower()))
+
+
 CACHE_ENTRIES = 50_000
 
 
@@ -384,7 +424,7 @@ def classify_chunks(
         for position in where:
             probabilities[position] = cached
     if len(pending) > 1 and sum(_estimated_tokens(chunk) for chunk in pending) > max_tokens:
-        pending.sort(key=lambda chunk: (-len(_HINT.findall(chunk)), -positions[chunk][-1]))
+        pending.sort(key=lambda chunk: (-_hints(chunk), -positions[chunk][-1]))
     selected: list[str] = []
     spent = 0
     for chunk in pending:

@@ -46,7 +46,7 @@ INJECTION_SCANNED_ROLES = frozenset({"user", "tool", "function"})
 # analyses at most this many characters, the latest messages first: spaCy reads some 15,000
 # characters per CPU-second on the 2-core reference machine (bench/request_limits_bench.py),
 # and a request may hold 1,000,000. "redact" and "block" analyse everything.
-PII_ALLOW_MAX_CHARS = 5_000
+PII_ALLOW_MAX_CHARS = 2_000
 
 
 class GuardrailBlocked(ApplicationError):
@@ -339,16 +339,22 @@ def document_text(document: Mapping[str, Any]) -> str:
 def _pii_scanned_texts(texts: Sequence[str], *, policy: GuardrailPolicy) -> list[str]:
     """What of each text the input PII check analyses: all of it when the policy redacts or
     blocks (the request depends on it); when it allows, findings are only recorded, and at
-    most PII_ALLOW_MAX_CHARS characters are analysed, the latest messages first."""
+    most PII_ALLOW_MAX_CHARS characters are analysed: the latest texts that fit whole (the
+    latest one, when it alone is longer, up to the last space within the limit; never a cut
+    word, which the analyzer may mistake for a name)."""
     if policy.pii_input != PiiAction.ALLOW or sum(len(text) for text in texts) <= PII_ALLOW_MAX_CHARS:
         return list(texts)
     scanned = [""] * len(texts)
     budget = PII_ALLOW_MAX_CHARS
     for position in range(len(texts) - 1, -1, -1):
-        if budget <= 0:
-            break
-        scanned[position] = texts[position][:budget]
-        budget -= len(scanned[position])
+        text = texts[position]
+        if len(text) <= budget:
+            scanned[position] = text
+            budget -= len(text)
+            continue
+        if budget == PII_ALLOW_MAX_CHARS:
+            scanned[position] = text[: max(0, text.rfind(" ", 0, budget + 1))]
+        break
     return scanned
 
 

@@ -180,3 +180,18 @@ def test_the_case_fold_table_holds_every_non_ascii_letter_that_ignorecase_matche
     }
 
     assert sorted(found) == sorted(injection.ASCII_CASE_FOLD)
+
+
+def test_allow_analyses_whole_texts_and_the_start_of_a_long_latest_one(team_a, monkeypatch):
+    monkeypatch.setattr(services, "PII_ALLOW_MAX_CHARS", 40)
+    policy = policy_of(team_a, pii_input="allow", injection="off")
+
+    assert services._pii_scanned_texts(["first text here", "x" * 25, "last message"], policy=policy) == [
+        "",
+        "x" * 25,
+        "last message",
+    ]
+    assert services._pii_scanned_texts(["older", "mail me at dana@example.com " * 3], policy=policy) == [
+        "",
+        "mail me at dana@example.com mail me at",
+    ]
