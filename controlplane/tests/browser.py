@@ -149,9 +149,11 @@ class BrowserPage:
         assert problems == {}, f"{problems}{self.where()}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole run (starting it costs about a second)."""
+    """One headless Chromium per test module (starting it costs about a second). Not per
+    session: while it runs, an asyncio loop runs on the main thread (later tests calling
+    asyncio.run() failed) and Django's async-safety check is off."""
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
