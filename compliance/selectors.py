@@ -84,6 +84,8 @@ def parse_filters(params: Mapping[str, str], *, allowed_extra: tuple[str, ...] =
         else:
             if len(raw) > 200:
                 raise ValidationFailed(f"{name}: at most 200 characters.", param=name)
+            if "\x00" in raw:  # PostgreSQL text cannot hold it: the query would fail (a 500)
+                raise ValidationFailed(f"{name} cannot contain a NUL character.", param=name)
             values[name] = raw
     audit_filter = AuditFilter(**values)
     if audit_filter.since and audit_filter.until and audit_filter.since >= audit_filter.until:

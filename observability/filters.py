@@ -62,6 +62,8 @@ def _text(params: Mapping[str, Any], name: str) -> str:
     value = str(params.get(name) or "").strip()
     if len(value) > _MAX_VALUE_LENGTH:
         raise ValidationFailed(f"{name} is limited to {_MAX_VALUE_LENGTH} characters.", param=name)
+    if "\x00" in value:  # PostgreSQL text cannot hold it: the query would fail (a 500)
+        raise ValidationFailed(f"{name} cannot contain a NUL character.", param=name)
     return value
 
 

@@ -325,6 +325,9 @@ class PromptListView(generics.ListAPIView):
         team_id = parse_whole_number(team) if team is not None else None
         if team is not None and team_id is None:
             raise ValidationFailed("team must be a team id (an integer).", param="team")
+        for name in ("search", "tag", "label"):
+            if "\x00" in params.get(name, ""):  # PostgreSQL text cannot hold it: the query would fail (a 500)
+                raise ValidationFailed(f"{name} cannot contain a NUL character.", param=name)
         return selectors.prompt_list(
             caller=get_caller(self.request),
             team_id=team_id,
