@@ -183,3 +183,42 @@ def test_any_bytes_sent_to_the_gateway_get_a_4xx_not_a_server_error(gateway_clie
     )
 
     assert response.status_code < 500, response.text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gateway/chat.py's _documents checks only id and text: a classification that is not a level name, or "
+    "a score that is not a number, reaches prompts/context.py (Clearance.from_name / float) and is a 500; "
+    "the parser should refuse them naming documents[i].classification / documents[i].score (reported to the lead)",
+)
+@pytest.mark.parametrize(
+    ("document", "param"),
+    [
+        ({"id": "a", "text": "x", "classification": "top-secret"}, "documents[0].classification"),
+        ({"id": "a", "text": "x", "score": "high"}, "documents[0].score"),
+    ],
+)
+def test_a_document_with_a_bad_classification_or_score_is_a_400(
+    gateway_client, fake_model, fake_upstream, team_a, document, param
+):
+    from prompts.services import label_move, prompt_create, prompt_version_create
+
+    prompt = prompt_create(caller=None, team=team_a.team, name="support")
+    version, _ = prompt_version_create(
+        caller=None, prompt=prompt, messages=[{"role": "system", "content": "Answer from the documents."}]
+    )
+    label_move(caller=None, prompt=prompt, label="production", version=version)
+
+    response = httpx.post(
+        f"{gateway_client.base_url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {gateway_client.secret}"},
+        json={
+            "model": "fake-model",
+            "messages": [{"role": "user", "content": "When are you open?"}],
+            "prompt": {"name": "support"},
+            "documents": [document],
+        },
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
