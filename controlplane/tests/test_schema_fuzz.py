@@ -32,8 +32,8 @@ from costs.services import budget_create
 from observability.services import calls_store
 from prompts.services import label_move, prompt_create, prompt_version_create
 
-# Examples generated per operation: 99 operations x 8 = 792 requests took 79 s (plus 26 s of
-# setup) on PostgreSQL, on two cores shared with a load average of 6.
+# Examples generated per operation: 99 operations x 8 = 792 requests took 55 s (plus 13 s of
+# setup) on PostgreSQL on two cores shared at a load average of 3, 80 s at a load of 6.
 # SCHEMA_FUZZ_EXAMPLES=200 runs a deeper search by hand.
 EXAMPLES_PER_OPERATION = int(os.environ.get("SCHEMA_FUZZ_EXAMPLES", "8"))
 
