@@ -219,7 +219,8 @@ def _needles(rule: Rule) -> tuple[str, ...] | None:
     return tuple(sorted(prefix.lower() if ignore_case else prefix for prefix in prefixes))
 
 
-_RULE_NEEDLES = tuple(_needles(rule) for rule in RULES)
+# (rule, needles, whether it ignores case), worked out once: flag arithmetic on re.RegexFlag is slow.
+_RULE_CHECKS = tuple((rule, _needles(rule), bool(rule.pattern.flags & re.IGNORECASE)) for rule in RULES)
 # The only characters beyond ASCII that `re.IGNORECASE` matches to ASCII letters (U+0130 and
 # U+0131, dotted and dotless i; U+017F, long s; U+212A, the Kelvin sign; a test checks every code
 # point): folded so that a needle is still found.
@@ -231,12 +232,15 @@ def rule_scan(text: str) -> tuple[float, str | None]:
     scanned = text[:MAX_SCANNED_CHARS]
     folded = (scanned if scanned.isascii() else scanned.translate(ASCII_CASE_FOLD)).lower()
     best_score, best_rule = 0.0, None
-    for rule, needles in zip(RULES, _RULE_NEEDLES, strict=True):
+    for rule, needles, ignore_case in _RULE_CHECKS:
         if rule.score <= best_score:
             continue
         if needles is not None:
-            haystack = folded if rule.pattern.flags & re.IGNORECASE else scanned
-            if not any(needle in haystack for needle in needles):
+            haystack = folded if ignore_case else scanned
+            for needle in needles:
+                if needle in haystack:
+                    break
+            else:
                 continue
         if rule.pattern.search(scanned):
             best_score, best_rule = rule.score, rule.name
