@@ -6,9 +6,11 @@ OpenAI does not know are refused, naming them, as OpenAI does.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from accounts.models import Clearance
 from controlplane.errors import ValidationFailed
 from controlplane.limits import check_count, check_text
 
@@ -171,6 +173,17 @@ def _documents(value: Any) -> list[dict[str, Any]]:
                 f"documents[{index}].id is required: a string or number naming the document (it is cited as [id]).",
                 f"documents[{index}].id",
             )
+        classification = document.get("classification")
+        if classification is not None and classification not in Clearance.level_names():
+            raise _fail(
+                f"documents[{index}].classification must be one of {', '.join(Clearance.level_names())}.",
+                f"documents[{index}].classification",
+            )
+        score = document.get("score")
+        if score is not None and (
+            isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score)
+        ):
+            raise _fail(f"documents[{index}].score must be a finite number when given.", f"documents[{index}].score")
     return value
 
 

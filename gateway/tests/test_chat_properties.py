@@ -185,12 +185,6 @@ def test_any_bytes_sent_to_the_gateway_get_a_4xx_not_a_server_error(gateway_clie
     assert response.status_code < 500, response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/chat.py's _documents checks only id and text: a classification that is not a level name, or "
-    "a score that is not a number, reaches prompts/context.py (Clearance.from_name / float) and is a 500; "
-    "the parser should refuse them naming documents[i].classification / documents[i].score (reported to the lead)",
-)
 @pytest.mark.parametrize(
     ("document", "param"),
     [
