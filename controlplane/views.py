@@ -66,11 +66,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    body, content_type = render_latest()
-    return HttpResponse(body, content_type=content_type)
-
-
-@login_required
     """Prometheus metrics; with METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
     token = settings.METRICS_TOKEN
     if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
@@ -81,9 +76,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-def home(request: HttpRequest) -> HttpResponse:
-    from accounts.caller import caller_for_user
-    from accounts.selectors import application_list, team_list
+    body, content_type = render_latest()
+    return HttpResponse(body, content_type=content_type)
+
 
 _api_docs = SpectacularSwaggerSplitView.as_view(url_name="api-schema")
 
@@ -95,6 +90,11 @@ def api_docs(request: HttpRequest) -> HttpResponse:
         return redirect_to_login(request.get_full_path())
     return _api_docs(request)
 
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    from accounts.caller import caller_for_user
+    from accounts.selectors import application_list, team_list
 
     caller = caller_for_user(request.user)
     context = {
