@@ -6,7 +6,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,10 +21,9 @@ from costs import tasks
 from costs.models import BudgetPeriod, BudgetReservation
 from gateway.tests.conftest import _free_port, model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import hang, raw, reply
+from gateway.tests.processes import ROOT, server_process
 from gateway.tests.test_governance import MESSAGES, _price_and_budget
 from observability.models import CallStatus
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def held() -> list[tuple[int, int]]:
@@ -109,32 +107,9 @@ def gateway_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], s
         "DATABASE_URL": _test_database_url(),
         "GATEWAY_SPOOL_DIR": str(tmp_path / "spool"),
     }
-    process = subprocess.Popen(  # noqa: S603 - our own server script with fixed arguments
-        [sys.executable, str(ROOT / "bench" / "gateway_server.py"), "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    stderr = process.communicate()[1].decode(errors="replace")
-                    pytest.fail(f"the gateway process did not start: {stderr[-2000:]}")
-                time.sleep(0.1)
+    command = [sys.executable, str(ROOT / "bench" / "gateway_server.py"), "--port", str(port)]
+    with server_process(command, env=env, port=port) as process:
         yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 def test_a_server_killed_mid_call_leaves_a_reservation_that_the_reclaim_task_releases(

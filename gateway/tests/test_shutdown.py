@@ -20,11 +20,11 @@ import pytest
 from costs.models import BudgetReservation
 from gateway.tests.conftest import _free_port, model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import hang, reply
+from gateway.tests.processes import ROOT, server_process
 from gateway.tests.test_budget_reservations import _test_database_url, held
 from gateway.tests.test_governance import MESSAGES, _price_and_budget
 from observability.models import CallStatus
 
-ROOT = Path(__file__).resolve().parents[2]
 GRACE_SECONDS = 2
 
 
@@ -76,28 +76,8 @@ def web_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]
         "BIN": str(Path(sys.executable).parent),
         "WEB_GRACEFUL_SHUTDOWN_SECONDS": str(GRACE_SECONDS),
     }
-    process = subprocess.Popen(  # noqa: S603 - our own start script with fixed arguments
-        [str(ROOT / "bin" / "web")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    stderr = process.communicate()[1].decode(errors="replace")
-                    pytest.fail(f"bin/web did not start: {stderr[-2000:]}")
-                time.sleep(0.1)
+    with server_process([str(ROOT / "bin" / "web")], env=env, port=port) as process:
         yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 def test_sigterm_stops_the_web_server_within_its_grace_period_while_a_call_is_held(

@@ -1,0 +1,42 @@
+"""A server of the project started in its own process, for tests that kill or signal it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def server_process(command: list[str], *, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `command` (our own scripts, fixed arguments), wait until it listens on `port`,
+    and kill it afterwards whatever the test did to it."""
+    process = subprocess.Popen(  # noqa: S603 - our own server scripts with fixed arguments
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    stderr = process.communicate()[1].decode(errors="replace")
+                    pytest.fail(f"{' '.join(command)} did not start: {stderr[-2000:]}")
+                time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
