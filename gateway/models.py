@@ -56,9 +56,11 @@ class ModelTier(models.TextChoices):
 class LanguageModel(BaseModel):
     """A model as apps name it (`model` in the request), served by one provider."""
 
-    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="models")
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="language_models"
+    )
     name = models.CharField(max_length=200)
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="language_models")
     provider_model = models.CharField(max_length=200, help_text="The model id the provider expects.")
     context_window = models.PositiveIntegerField(default=8192)
     tier = models.CharField(max_length=16, choices=ModelTier.choices, default=ModelTier.MEDIUM)

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from re import _constants, _parser  # type: ignore[attr-defined]  # the stdlib's regex parser: rule prefilters
+from re import _constants, _parser  # type: ignore[attr-defined,unused-ignore]  # private in typeshed; the stdlib's regex parser: rule prefilters
 from typing import Any
 
 import numpy as np
