@@ -12,7 +12,7 @@ from typing import Any
 
 from accounts.models import Clearance
 from controlplane.errors import ValidationFailed
-from controlplane.limits import check_count, check_text
+from controlplane.limits import check_count, check_text, path_text
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 # Passed through to the provider as they are (checked for type where cheap).
@@ -187,13 +187,6 @@ def _documents(value: Any) -> list[dict[str, Any]]:
     return value
 
 
-def _path_text(path: tuple[str | int, ...]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
-
-
 def _check_nesting(body: dict[str, Any]) -> None:
     """Refuse a body nested deeper than MAX_NESTING_DEPTH, naming where (iteratively: a deep
     body must not exhaust the checker's own stack either)."""
@@ -201,7 +194,7 @@ def _check_nesting(body: dict[str, Any]) -> None:
     while stack:
         value, depth, path = stack.pop()
         if depth > MAX_NESTING_DEPTH:
-            where = _path_text(path[:3])
+            where = path_text(path[:3])
             raise ValidationFailed(
                 f"'{where}' nests arrays and objects more than {MAX_NESTING_DEPTH} levels deep; the request "
                 f"body may nest at most {MAX_NESTING_DEPTH} levels. Flatten it (message content is a string or "
