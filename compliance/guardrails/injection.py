@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,8 @@ from re import _constants, _parser  # type: ignore[attr-defined,unused-ignore]  
 from typing import Any
 
 import numpy as np
+
+from compliance.guardrails.lru import LruCache, text_digest
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "data" / "injection_classifier.npz"
 CHUNK_WORDS = 40
@@ -366,40 +366,8 @@ def _hints(chunk: str) -> int:
 CACHE_ENTRIES = 50_000
 
 
-class _ProbabilityCache:
-    """Classifier probabilities of chunks seen before, per scope (an application: nothing,
-    not even the timing of a hit, is shared between tenants), least recently used first out.
-    A conversation resends its history every turn: each message is embedded once."""
-
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[object, bytes], float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(scope: object, chunk: str) -> tuple[object, bytes]:
-        return scope, hashlib.blake2b(chunk.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-    def get(self, key: tuple[object, bytes]) -> float | None:
-        with self._lock:
-            probability = self._entries.get(key)
-            if probability is not None:
-                self._entries.move_to_end(key)
-            return probability
-
-    def put(self, key: tuple[object, bytes], probability: float) -> None:
-        with self._lock:
-            self._entries[key] = probability
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-probability_cache = _ProbabilityCache(CACHE_ENTRIES)
+# Classifier probabilities of chunks seen before, per application (compliance/guardrails/lru.py).
+probability_cache: LruCache[tuple[object, bytes], float] = LruCache(CACHE_ENTRIES)
 
 
 def _estimated_tokens(chunk: str) -> int:
@@ -420,8 +388,12 @@ def classify_chunks(
     for position, chunk in enumerate(chunk_texts):
         positions.setdefault(chunk, []).append(position)
     pending: list[str] = []
+    keys: dict[str, tuple[object, bytes]] = {}
     for chunk, where in positions.items():
-        cached = probability_cache.get(probability_cache.key(cache_scope, chunk)) if cache_scope is not None else None
+        cached = None
+        if cache_scope is not None:
+            keys[chunk] = (cache_scope, text_digest(chunk))
+            cached = probability_cache.get(keys[chunk])
         if cached is None:
             pending.append(chunk)
             continue
@@ -442,8 +414,8 @@ def classify_chunks(
 
         for chunk, probability in zip(selected, get_classifier().probabilities(embed(selected)), strict=True):
             value = float(probability)
-            if cache_scope is not None:
-                probability_cache.put(probability_cache.key(cache_scope, chunk), value)
+            if chunk in keys:
+                probability_cache.put(keys[chunk], value)
             for position in positions[chunk]:
                 probabilities[position] = value
     return probabilities

