@@ -13,15 +13,13 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import keys, roles
 from accounts.caller import Caller, caller_for_user
 from accounts.models import Clearance, Invitation, Team
-from accounts.services import _check_grantable, user_create  # one grant rule for members, keys and invitations
+from accounts.services import _check_grantable, checked_email, user_create  # one grant rule, one email check
 from compliance.services import audit_record
 from controlplane.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 
@@ -85,11 +83,7 @@ def invitation_create(
     """
     caller.require_permission(roles.CREATE_USER, team_id=team.id, action="invite people")
     _check_grantable(caller=caller, team_id=team.id, role=role, clearance=clearance, what="an invitee")
-    email = email.strip()
-    try:
-        validate_email(email)
-    except DjangoValidationError:
-        raise ValidationFailed(f"'{email}' is not an email address.", param="email") from None
+    email = checked_email(email)
     if not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
         raise ValidationFailed(
             f"expires_in_days must be from 1 to {MAX_EXPIRY_DAYS} (days); got {expires_in_days}.",

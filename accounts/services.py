@@ -508,6 +508,23 @@ def provisioning_key_create(
 
 
 USER_CREATE = "user.create"
+# The column of auth.User.email and Invitation.email: Django's validator allows up to 320
+# characters, which PostgreSQL would refuse with an error (a 500) rather than a message.
+EMAIL_MAX_LENGTH = 254
+
+
+def checked_email(email: str) -> str:
+    """`email` stripped, if it is an address that fits the column; else ValidationFailed on `email`."""
+    email = email.strip()
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise ValidationFailed(
+            f"email has at most {EMAIL_MAX_LENGTH} characters; this one has {len(email)}.", param="email"
+        )
+    try:
+        validate_email(email)
+    except DjangoValidationError:
+        raise ValidationFailed(f"'{email}' is not an email address.", param="email") from None
+    return email
 
 
 def user_create(
@@ -537,10 +554,7 @@ def user_create(
             raise DjangoValidationError("Give a username of 1 to 150 characters.")
     except DjangoValidationError as error:
         raise ValidationFailed(f"username: {' '.join(error.messages)}", param="username") from None
-    try:
-        validate_email(email)
-    except DjangoValidationError:
-        raise ValidationFailed(f"'{email}' is not an email address.", param="email") from None
+    email = checked_email(email)
     generated = password is None
     if password is None:
         password = secrets.token_urlsafe(18)

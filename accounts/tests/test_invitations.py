@@ -106,6 +106,26 @@ def test_expiry_is_one_to_thirty_days(team_a, client_for, days, accepted):
         assert_openai_error(response, 400, param="expires_in_days")
 
 
+@pytest.mark.parametrize(
+    "email",
+    [
+        "not-an-email",
+        # A valid address longer than the 254-character column: PostgreSQL refused it (a 500).
+        "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + ".com",
+    ],
+)
+def test_an_email_that_is_no_address_or_too_long_is_a_400_and_nothing_changes(team_a, client_for, email):
+    response = assert_refused(
+        client_for(team_a.members[Role.ADMIN]),
+        "post",
+        f"/api/v1/teams/{team_a.team.id}/invitations/",
+        data={"email": email},
+        status=400,
+        unchanged=EVERYTHING,
+    )
+    assert_openai_error(response, 400, param="email")
+
+
 def test_clearance_above_the_admin_own_is_refused_and_nothing_changes(team_a, client_for):
     assert_refused(
         client_for(team_a.members[Role.ADMIN]),  # confidential
