@@ -140,10 +140,13 @@ def _unusable_message(invitation: Invitation) -> str:
     return "This invitation has expired. Ask a team admin for a new one."
 
 
-def invitation_for_token(token: str) -> Invitation:
+def invitation_for_token(token: str, *, for_update: bool = False) -> Invitation:
     """The pending invitation of `token`: NotFound for a token that matches none (saying nothing
     about any invitation), InvitationUnusable for one that was used, withdrawn or expired."""
-    invitation = Invitation.objects.select_related("team").filter(token_hash=keys.secret_hash(token)).first()
+    invitations = Invitation.objects.select_related("team")
+    if for_update:
+        invitations = invitations.select_for_update()
+    invitation = invitations.filter(token_hash=keys.secret_hash(token)).first()
     if invitation is None:
         raise NotFound("This invitation link is not valid. Check that you copied all of it.")
     if not invitation.is_pending:
@@ -155,16 +158,7 @@ def invitation_accept(*, token: str, username: str, password: str) -> Any:
     """Create the invitee's account as a member of the invitation's team, once; return the user."""
     with transaction.atomic():
         # Locked, so that two submissions of the same link cannot both create an account.
-        invitation = (
-            Invitation.objects.select_for_update()
-            .select_related("team")
-            .filter(token_hash=keys.secret_hash(token))
-            .first()
-        )
-        if invitation is None:
-            raise NotFound("This invitation link is not valid. Check that you copied all of it.")
-        if not invitation.is_pending:
-            raise InvitationUnusable(_unusable_message(invitation))
+        invitation = invitation_for_token(token, for_update=True)
         if get_user_model().objects.filter(username__iexact=username.strip()).exists():
             raise Conflict(f"The username '{username.strip()}' is taken; pick another.", param="username")
         # The role, clearance and team come from the invitation alone, never from the request.
