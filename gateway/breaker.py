@@ -72,12 +72,8 @@ def states(provider_ids: list[int]) -> dict[int, float | None]:
     return {provider_id: known[provider_id] for provider_id in provider_ids}
 
 
-def allow(provider_id: int, open_until: float | None) -> bool:
-    if open_until is None:
-        return True
-    if time.time() < open_until:
-        return False
-    # Half-open: let exactly one probe through until it reports.
+def claim_probe(provider_id: int) -> bool:
+    """The breaker is half-open (its open_until passed): let exactly one probe through until it reports."""
     probe_key, timeout = _keys(provider_id)[2], int(settings.GATEWAY_BREAKER_COOLDOWN_SECONDS) + 1
     try:
         return bool(shared(lambda: cache.add(probe_key, 1, timeout=timeout)))
@@ -85,13 +81,14 @@ def allow(provider_id: int, open_until: float | None) -> bool:
         return True
 
 
-def record_success(provider_id: int, *, was_open: bool) -> None:
-    if was_open:
-        try:
-            shared(lambda: cache.delete_many(list(_keys(provider_id))))
-            generation_write(_GENERATION_KEY)
-        except SharedCacheUnavailable:
-            pass  # the breaker's key expires on its own (its timeout bounds it)
+def record_success(provider_id: int) -> None:
+    """A call went through while the breaker was not closed: close it (a success on a closed
+    breaker needs no bookkeeping)."""
+    try:
+        shared(lambda: cache.delete_many(list(_keys(provider_id))))
+        generation_write(_GENERATION_KEY)
+    except SharedCacheUnavailable:
+        pass  # the breaker's key expires on its own (its timeout bounds it)
 
 
 def record_failure(provider_id: int) -> bool:

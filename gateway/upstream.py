@@ -177,7 +177,7 @@ async def _allowed(provider_id: int, open_until: float | None, run_sync: RunSync
         return True
     if time.time() < open_until:
         return False
-    return bool(await run_sync(breaker.allow, provider_id=provider_id, open_until=open_until))
+    return bool(await run_sync(breaker.claim_probe, provider_id=provider_id))
 
 
 def _status_error(provider_name: str, error: openai.APIStatusError) -> UpstreamError:
@@ -231,7 +231,7 @@ async def call(
             try:
                 response = await _post(client, body, stream=stream)
                 if open_until is not None:
-                    await run_sync(breaker.record_success, provider_id=provider.id, was_open=True)
+                    await run_sync(breaker.record_success, provider_id=provider.id)
                 attempts.append(
                     Attempt(served.name, provider.name, response.status_code, "", (time.monotonic() - started) * 1000)
                 )

@@ -40,7 +40,7 @@ def test_a_breaker_opened_by_another_process_is_seen_by_the_next_step_and_so_is_
     opened = breaker.record_failure(1)  # as a failing call in another process records it
     after_opening = states_in_a_step([1, 2])
     open_until = cache.get("gateway:breaker:1:open_until")
-    breaker.record_success(1, was_open=True)  # its probe succeeded
+    breaker.record_success(1)  # its probe succeeded
     after_closing = states_in_a_step([1, 2])
 
     assert before == {1: None, 2: None}
