@@ -433,7 +433,7 @@ class TeamUserCreateView(APIView):
         caller = get_caller(request)
         team = selectors.team_get(caller=caller, team_id=team_id)
         user, generated = services.user_create(caller=caller, team=team, **validated(UserCreateInput, request))
-        membership = Membership.objects.select_related("user").get(user=user, team=team)
+        membership = selectors.membership_get(caller=caller, team=team, user_id=user.pk)
         body = {**MembershipSerializer(membership).data, "password": generated}
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
