@@ -70,13 +70,13 @@ def audit_verify(*, caller: Caller | None, request: HttpRequest | None = None) -
         selectors.audit_scope(caller=caller)  # raises the 403 that says what is missing
     report = chain.verify_chain()
     if caller is not None:
-        audit_record(
-            actor=caller,
-            action=Action.AUDIT_VERIFY,
-            team_id=caller.team_ids[0] if len(caller.team_ids) == 1 else None,
-            request=request,
-            metadata={"is_intact": report.is_intact, "head_sequence": report.head_sequence},
-        )
+        team_id = caller.team_ids[0] if len(caller.team_ids) == 1 else None
+        metadata: dict[str, Any] = {"is_intact": report.is_intact}
+        if team_id is None:
+            # The chain's length counts every team's events: only on an event no team reads
+            # (selectors.audit_verification_for shows a team the figures of its own events).
+            metadata["head_sequence"] = report.head_sequence
+        audit_record(actor=caller, action=Action.AUDIT_VERIFY, team_id=team_id, request=request, metadata=metadata)
     return report
 
 

@@ -124,3 +124,21 @@ def test_an_operator_sees_the_whole_chain_in_the_verification(team_a, team_b, cl
 
     assert report["events_verified"] == 6
     assert report["summary"].startswith("Audit chain intact: 6 events verified up to #")
+
+
+@pytest.mark.django_db
+def test_a_team_admins_verification_is_recorded_without_the_chains_length(team_a, team_b, client_for):
+    # (the team's own events list it: the system-wide count is the operator's to know)
+    record(team_a)
+    for _ in range(5):
+        record(team_b, "other.team")
+    chain.seal_pending()
+    operator = UserFactory.create(is_superuser=True)
+
+    client_for(team_a.members[Role.ADMIN]).get(VERIFY)
+    client_for(operator).get(VERIFY)
+
+    team_event = AuditEvent.objects.get(action="audit.verify", team_id=team_a.team.id)
+    operator_event = AuditEvent.objects.get(action="audit.verify", actor_user_id=operator.id)
+    assert team_event.metadata == {"is_intact": True}
+    assert (operator_event.team_id, operator_event.metadata) == (None, {"is_intact": True, "head_sequence": 6})
