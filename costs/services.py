@@ -29,6 +29,7 @@ from costs import permissions, secrets
 from costs.budgets import (
     BudgetExceeded,
     Reservation,
+    applicable_rules,
     budget_release,
     budget_reserve,
     budget_settle,
@@ -91,8 +92,6 @@ def budgets_apply(
     *, team_id: int, application_id: int, api_key_id: int | None, end_user: str, model: str, metadata: dict[str, Any]
 ) -> bool:
     """Whether any enabled budget applies to such a call (from the per-process budget cache)."""
-    from costs.budgets import applicable_rules
-
     _, rules = applicable_rules(
         team_id=team_id,
         application_id=application_id,
