@@ -28,6 +28,10 @@ from controlplane.api.authentication import get_caller
 from controlplane.api.filters import IdFilter
 from controlplane.api.serializers import ChoiceField, ClearanceField, IdField, StrictSerializer, validated
 
+# A data source's description is stored, shown and copied into the audit trail with every
+# change (before and after): bounded like the other free-text fields.
+DESCRIPTION_MAX_LENGTH = 2000
+
 # Output ---------------------------------------------------------------------------
 
 
@@ -155,7 +159,7 @@ class ClassificationRuleUpdateInput(StrictSerializer):
 class DataSourceCreateInput(StrictSerializer):
     team = IdField()
     name = serializers.CharField(max_length=100)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX_LENGTH)
     classification = ClearanceField(default="confidential")
     text = serializers.CharField(max_length=5_000_000)
     leak_action = ChoiceField(choices=LeakAction.choices, required=False, default=LeakAction.BLOCK)
@@ -164,7 +168,7 @@ class DataSourceCreateInput(StrictSerializer):
 
 class DataSourceUpdateInput(StrictSerializer):
     name = serializers.CharField(max_length=100, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX_LENGTH)
     classification = ClearanceField(required=False)
     text = serializers.CharField(max_length=5_000_000, required=False)
     leak_action = ChoiceField(choices=LeakAction.choices, required=False)

@@ -220,6 +220,24 @@ def test_data_source_bad_input_cross_team_and_role(team_a, team_b, client_for):
         unchanged=[DataSource],
     )
     assert_openai_error(response, 400, param="leak_share")
+    response = assert_refused(
+        admin_a,
+        "post",
+        "/api/v1/data-sources/",
+        data={"team": team_a.team.id, "name": "x", "text": "abc", "description": "d" * 2001},
+        status=400,
+        unchanged=[DataSource],
+    )
+    assert_openai_error(response, 400, param="description")
+    response = assert_refused(
+        client_for(team_b.members["admin"]),
+        "patch",
+        f"/api/v1/data-sources/{source.id}/",
+        data={"description": "d" * 2001},
+        status=400,
+        unchanged=[DataSource],
+    )
+    assert_openai_error(response, 400, param="description")
     assert_hidden(admin_a, "get", f"/api/v1/data-sources/{source.id}/", unchanged=[DataSource])
     assert_hidden(admin_a, "delete", f"/api/v1/data-sources/{source.id}/", unchanged=[DataSource])
     assert_refused(
