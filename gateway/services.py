@@ -545,9 +545,9 @@ def price_from(
 
 def model_price_current(*, model: LanguageModel) -> Price | None:
     """The catalog model's price in force now (None: it has none)."""
-    from costs import services as costs_services
+    from gateway.selectors import model_price
 
-    current = costs_services.price_for(team_id=model.team_id, model=model.name, at=timezone.now(), model_id=model.id)
+    current = model_price(model=model, at=timezone.now())
     if current is None:
         return None
     return Price(
@@ -558,15 +558,11 @@ def model_price_current(*, model: LanguageModel) -> Price | None:
     )
 
 
-def _price_differs(model: LanguageModel, price: Price) -> bool:
-    return model_price_current(model=model) != price
-
-
 def _set_price(*, caller: Caller | None, model: LanguageModel, price: Price) -> bool:
     """Price the model from now on unless that is its price already (then nothing is written)."""
     from costs import services as costs_services
 
-    if not _price_differs(model, price):
+    if model_price_current(model=model) == price:
         return False
     costs_services.price_set(
         caller=caller,
