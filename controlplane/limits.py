@@ -79,3 +79,30 @@ def check_text(fields: Sequence[tuple[Path, Any]]) -> None:
             code="request_too_large",
             param=None,
         )
+
+
+# How deeply arrays and objects may nest in a request body (the REST API's call ingestion). The
+# deepest legitimate shapes stay far below; storing and reading a record walk its JSON
+# recursively, so a body a few hundred levels deep ended in a RecursionError (a 500).
+MAX_NESTING_DEPTH = 64
+
+
+def check_nesting(value: Any, *, limit: int = MAX_NESTING_DEPTH, advice: str = "Flatten it.") -> None:
+    """Refuse `value` when arrays and objects nest in it more than `limit` levels deep (the
+    value itself is the first), naming where by the first three steps of the path; iterative,
+    so that a deep value does not exhaust the checker's own stack."""
+    stack: list[tuple[Any, int, Path]] = [(value, 1, ())] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth, path = stack.pop()
+        if depth > limit:
+            where = path_text(path[:3])
+            raise ValidationFailed(
+                f"'{where}' nests arrays and objects more than {limit} levels deep; the request body may "
+                f"nest at most {limit} levels. {advice}",
+                code="nesting_too_deep",
+                param=where,
+            )
+        children = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1, (*path, key) if len(path) < 3 else path))

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from controlplane.api.authentication import get_caller
 from controlplane.api.serializers import MAX_INTEGER, ChoiceField, ClearanceField, IdField, StrictSerializer
 from controlplane.dates import MomentField
+from controlplane.limits import check_nesting
 from observability import selectors, services
 from observability.filters import parse_call_filters
 from observability.models import Call, CallStatus
@@ -258,6 +259,8 @@ class CallListView(generics.ListAPIView):
             raise serializers.ValidationError(
                 {"calls": f"A batch holds at most {services.MAX_INGEST_BATCH} calls; you sent {len(raw_calls)}."}
             )
+        # Storing and reading a record walk its JSON recursively: a deep metadata was a 500.
+        check_nesting(request.data, advice="Flatten the call's metadata and params.")
         serializer = CallBatchInput(data=request.data)
         if not serializer.is_valid():
             raise serializers.ValidationError(_bracketed(serializer.errors))

@@ -371,6 +371,43 @@ def test_ingested_calls_with_nul_characters_in_messages_and_metadata_are_stored_
     assert llm_call_events() == [str(stored.id)]
 
 
+@pytest.mark.parametrize(("field", "levels"), [("metadata", 62), ("params", 500)])
+def test_an_ingested_call_nested_deeper_than_the_limit_is_a_400_naming_it_and_nothing_is_stored(
+    team_a, key_client_for, field, levels
+):
+    # given a record whose metadata or params nest past the body's 64 levels (root, calls, the
+    # record and the field are the first four); 500 levels were a RecursionError storing it (a 500)
+    client = key_client_for(team_a.application)
+    nested = '{"a": ' * levels + '"x"' + "}" * levels
+    body = (
+        '{"calls": [{"id": "c-deep", "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], '
+        f'"{field}": {nested}}}]}}'
+    )
+
+    response = client.post("/api/v1/calls/", body, content_type="application/json")
+
+    # then it is refused naming the field, and nothing was stored
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("nesting_too_deep", f"calls[0].{field}")
+    assert "more than 64 levels deep" in error["message"]
+    assert Call.objects.count() == 0
+
+
+def test_an_ingested_call_nested_to_the_limit_is_stored(team_a, key_client_for):
+    client = key_client_for(team_a.application)
+    nested: Any = "x"
+    for _ in range(61):  # the deepest object is the body's 64th level
+        nested = {"a": nested}
+
+    response = client.post(
+        "/api/v1/calls/", {"calls": [{"id": "c-deep", "model": "gpt-4o-mini", "metadata": nested}]}, format="json"
+    )
+
+    assert response.status_code == 201, response.content
+    assert Call.objects.get(client_call_id="c-deep").metadata == nested
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_usage_echo_beyond_64_bits_is_recorded_clamped(gateway_client, fake_upstream, stream):
     model_for(provider_for(fake_upstream))
