@@ -158,8 +158,9 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
     elif operator == "+":
         if isinstance(left, sequence_types) and isinstance(right, sequence_types):
             _check_width(len(left) + len(right), "the joined value")
-    elif operator == "%" and isinstance(left, str):
-        _check_format(left, _format_arguments(right), printf=True)
+    elif operator == "%" and isinstance(left, (str, bytes, bytearray)):
+        specification = left if isinstance(left, str) else left.decode("latin-1")  # b'%*d' pads as '%*d' does
+        _check_format(specification, _format_arguments(right), printf=True)
 
 
 # Methods whose result can be far larger than their object and arguments.
@@ -170,28 +171,34 @@ def _check_method_call(function: Any, args: Sequence[Any], kwargs: Mapping[str, 
     target = getattr(function, "__wrapped__", function)  # str.format, wrapped by the sandbox
     owner = getattr(target, "__self__", None)
     name = getattr(target, "__name__", "")
-    if not isinstance(owner, str):
+    if isinstance(owner, int) and name == "to_bytes":  # (1).to_bytes(10**9) writes a gigabyte of zeros
+        _check_width(args[0] if args else kwargs.get("length", 1), "int.to_bytes()")
         return
+    if not isinstance(owner, (str, bytes, bytearray)):  # 'a'.encode() has the same padding methods
+        return
+    kind = type(owner).__name__
     if name in _PADDING_METHODS and args:
-        _check_width(args[0], f"str.{name}()")
+        _check_width(args[0], f"{kind}.{name}()")
     elif name == "expandtabs":
         tab_size = args[0] if args else kwargs.get("tabsize", 8)
         if isinstance(tab_size, int):
-            _check_width(len(owner) + owner.count("\t") * max(tab_size, 0), "str.expandtabs()")
-    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+            tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
+            _check_width(len(owner) + tabs * max(tab_size, 0), f"{kind}.expandtabs()")
+    elif name == "replace" and len(args) >= 2 and all(isinstance(arg, type(owner)) for arg in args[:2]):
         _check_replace(owner, args[0], args[1])
-    elif name in ("format", "format_map"):
+    elif name in ("format", "format_map") and isinstance(owner, str):
         arguments = [*args, *kwargs.values()]
         if name == "format_map" and args and isinstance(args[0], Mapping):
             arguments = list(args[0].values())
         _check_format(owner, arguments, printf=False)
     elif name == "join" and args:
         items = args[0]
-        if isinstance(items, (list, tuple)):
-            _check_width(len(owner) * max(len(items) - 1, 0), "str.join()")
+        if isinstance(items, (list, tuple)):  # ''.join(['x' * 90000] * 5000): small parts, a large whole
+            joined = sum(len(item) for item in items if isinstance(item, (str, bytes, bytearray)))
+            _check_width(joined + len(owner) * max(len(items) - 1, 0), f"{kind}.join()")
 
 
-def _check_replace(text: str, old: str, new: str) -> None:
+def _check_replace(text: str | bytes | bytearray, old: Any, new: Any) -> None:  # old and new: of text's type
     occurrences = text.count(old) if old else len(text) + 1
     _check_width(len(text) + occurrences * max(len(new) - len(old), 0), "the replaced text")
 
@@ -402,6 +409,10 @@ def check_template(source: str, *, where: str) -> set[str]:
         ) from None
     except (RecursionError, SyntaxError, MemoryError):
         raise _nested_too_deeply(where) from None
+    except TypeError as error:  # Jinja folds constants while compiling: {{ {[]: 1} }} is unhashable
+        raise ValidationFailed(
+            f"{where}: the template cannot be compiled: {error}", param=where, code="template_syntax_error"
+        ) from None
     return set(template_variables(source))
 
 
@@ -463,14 +474,24 @@ def render_template(source: str, variables: Mapping[str, Any], *, where: str) ->
         raise ValidationFailed(f"{where}: {error.message}", param="variables", code="invalid_variables") from None
     except jinja2.exceptions.SecurityError as error:
         raise ValidationFailed(f"{where}: not allowed in a prompt template: {error}", param=where) from None
-    except (TypeError, ValueError, ArithmeticError, jinja2.TemplateError) as error:
-        raise ValidationFailed(f"{where}: the template failed to render: {error}", param=where) from None
     except RecursionError:
         raise ValidationFailed(
             f"{where}: the template calls its macros too deeply (recursion); bound the recursion.",
             param=where,
             code="template_too_complex",
         ) from None
+    # What the template's own calls raise: '{x}'.format() and [].pop() (LookupError), 'a'.encode('x')
+    # (LookupError), cycler() with no items (RuntimeError), truncate(-5) (Jinja asserts its arguments).
+    except (
+        TypeError,
+        ValueError,
+        ArithmeticError,
+        LookupError,
+        RuntimeError,
+        AssertionError,
+        jinja2.TemplateError,
+    ) as error:
+        raise ValidationFailed(f"{where}: the template failed to render: {error}", param=where) from None
     except SyntaxError:
         raise _nested_too_deeply(where) from None
     finally:

@@ -60,6 +60,57 @@ def test_operations_that_would_allocate_past_the_limit_are_refused_naming_it(sou
     assert "PROMPT_RENDER_MAX_CHARS (1,000,000)" in refused.value.message or "bits" in refused.value.message
 
 
+# Checked before they run (the message names the operation, not its result): each would first
+# allocate 100 MB or more, then be refused.
+CHECKED_BEFORE = {
+    "bytes padding": ("{{ 'a'.encode().ljust(100000000)|length }}", "bytes.ljust()"),
+    "bytes printf width": ("{{ '%0100000000d'.encode() % 1 }}", "a formatted value"),
+    "int.to_bytes": ("{{ (1).to_bytes(100000000, 'big')|length }}", "int.to_bytes()"),
+    "joining many small parts": ("{{ ''.join(['x' * 90000] * 5000)|length }}", "str.join()"),
+    "joining many small byte parts": ("{{ ''.encode().join(['x'.encode() * 90000] * 5000)|length }}", "bytes.join()"),
+}
+
+
+@pytest.mark.parametrize(("source", "operation"), CHECKED_BEFORE.values(), ids=list(CHECKED_BEFORE))
+def test_amplifying_calls_are_refused_before_they_allocate(source, operation, settings):
+    settings.PROMPT_RENDER_MAX_CHARS = 1_000_000
+
+    with pytest.raises(ValidationFailed) as refused:
+        templating.render_template(source, {}, where="messages[0].content")
+
+    assert refused.value.code == "template_output_too_large"
+    assert refused.value.message.startswith(f"messages[0].content: {operation} would be ")
+
+
+# Errors the template's own calls raise: each was a 500.
+FAILING = {
+    "a missing format field": ("{{ '{x}'.format() }}", "'x'"),
+    "a missing positional field": ("{{ '{0}'.format() }}", "tuple index out of range"),
+    "pop from an empty list": ("{{ [].pop() }}", "pop from empty list"),
+    "a missing printf key": ("{{ '%(a)s' % {} }}", "'a'"),
+    "an unknown encoding": ("{{ 'a'.encode('no-such-codec') }}", "unknown encoding: no-such-codec"),
+    "an empty cycler": ("{{ cycler().next() }}", "at least one item has to be provided"),
+    "a negative truncate length": ("{{ 'x'|truncate(-5) }}", "expected length >= 3, got -5"),
+}
+
+
+@pytest.mark.parametrize(("source", "reason"), FAILING.values(), ids=list(FAILING))
+def test_a_template_whose_own_call_fails_is_a_400_naming_the_message(source, reason):
+    with pytest.raises(ValidationFailed) as refused:
+        templating.render_template(source, {}, where="messages[1].content")
+
+    assert refused.value.param == "messages[1].content"
+    assert refused.value.message == f"messages[1].content: the template failed to render: {reason}"
+
+
+def test_a_template_jinja_cannot_compile_is_a_400_when_saved():
+    with pytest.raises(ValidationFailed) as refused:
+        templating.check_template("{{ {[]: 1} }}", where="messages[0].content")
+
+    assert (refused.value.code, refused.value.param) == ("template_syntax_error", "messages[0].content")
+    assert refused.value.message == "messages[0].content: the template cannot be compiled: unhashable type: 'list'"
+
+
 LOOPS = {
     "nested loops that write nothing": "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
     "a captured block written by nested loops": (
