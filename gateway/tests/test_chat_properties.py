@@ -136,34 +136,6 @@ def fake_model(fake_upstream: Any) -> Any:
     return model_for(provider_for(fake_upstream))
 
 
-def test_a_document_without_an_id_sent_with_a_prompt_is_a_400_naming_it(
-    gateway_client, fake_model, fake_upstream, team_a
-):
-    from prompts.services import label_move, prompt_create, prompt_version_create
-
-    prompt = prompt_create(caller=None, team=team_a.team, name="support")
-    version, _ = prompt_version_create(
-        caller=None, prompt=prompt, messages=[{"role": "system", "content": "Answer from the documents."}]
-    )
-    label_move(caller=None, prompt=prompt, label="production", version=version)
-
-    response = httpx.post(
-        f"{gateway_client.base_url}/v1/chat/completions",
-        headers={"Authorization": f"Bearer {gateway_client.secret}"},
-        json={
-            "model": "fake-model",
-            "messages": [{"role": "user", "content": "When are you open?"}],
-            "prompt": {"name": "support"},
-            "documents": [{"text": "Opening hours: 9-5."}],
-        },
-    )
-
-    assert response.status_code == 400, response.text
-    assert response.json()["error"]["param"] == "documents[0].id"
-    assert fake_upstream.chat_requests() == []
-    stored_calls()  # whatever the gateway records of a refusal, it records without an error
-
-
 @settings(
     max_examples=60,
     deadline=None,
@@ -188,11 +160,12 @@ def test_any_bytes_sent_to_the_gateway_get_a_4xx_not_a_server_error(gateway_clie
 @pytest.mark.parametrize(
     ("document", "param"),
     [
+        ({"text": "Opening hours: 9-5."}, "documents[0].id"),
         ({"id": "a", "text": "x", "classification": "top-secret"}, "documents[0].classification"),
         ({"id": "a", "text": "x", "score": "high"}, "documents[0].score"),
     ],
 )
-def test_a_document_with_a_bad_classification_or_score_is_a_400(
+def test_a_document_without_an_id_or_with_a_bad_classification_or_score_sent_with_a_prompt_is_a_400_naming_it(
     gateway_client, fake_model, fake_upstream, team_a, document, param
 ):
     from prompts.services import label_move, prompt_create, prompt_version_create
@@ -216,3 +189,5 @@ def test_a_document_with_a_bad_classification_or_score_is_a_400(
 
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+    assert fake_upstream.chat_requests() == []
+    stored_calls()  # whatever the gateway records of a refusal, it records without an error
