@@ -166,6 +166,18 @@ def _masked_context_report(report: Any) -> Any:
     return masked
 
 
+def _masked_findings(findings: Any) -> list[Any]:
+    """Findings keep their type, score, action and rule; a location that names a document by its
+    id (`documents[0] (id)`, as the context report's ids are masked) keeps only the index."""
+    masked: list[Any] = []
+    for finding in findings if isinstance(findings, list) else []:
+        location = finding.get("location") if isinstance(finding, dict) else None
+        if isinstance(location, str) and " (" in location:
+            finding = {**finding, "location": f"{location.split(' (', 1)[0]} ({MASKED_TEXT})"}
+        masked.append(finding)
+    return masked
+
+
 _MASKERS: dict[str, Any] = {
     "request_messages": _masked_messages,
     "request_params": _masked_strings,
@@ -173,6 +185,7 @@ _MASKERS: dict[str, Any] = {
     "error_message": _masked_strings,
     "attempts": _masked_attempts,
     "context_report": _masked_context_report,
+    "guardrail_findings": _masked_findings,
     "metadata": _masked_strings,
 }
 

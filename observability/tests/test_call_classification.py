@@ -146,6 +146,32 @@ def test_api_readers_below_the_calls_classification_see_it_masked(restricted_cal
     assert stored.metadata == {"topic": "Bluebird"}
 
 
+@pytest.mark.django_db
+def test_a_masked_call_does_not_name_its_documents_in_its_guardrail_findings(team_a, make_call):
+    # given a restricted call whose injection finding names the document it was found in
+    finding = {"type": "injection", "score": 0.97, "action": "flag", "rule": "ignore-previous"}
+    call = make_call(
+        team_a,
+        classification=Clearance.RESTRICTED,
+        guardrail_findings=[
+            {**finding, "location": "documents[0] (bluebird-sale-memo)"},
+            {**finding, "location": "messages[1]"},
+        ],
+    )
+    client = APIClient()
+    client.force_login(user_with_clearance(team_a, Clearance.INTERNAL))
+
+    body = client.get(detail_url(call)).json()
+
+    # then an internal reader sees where and what was found, not the document's id
+    assert body["is_masked"] is True
+    assert body["guardrail_findings"] == [
+        {**finding, "location": f"documents[0] ({MASKED_TEXT})"},
+        {**finding, "location": "messages[1]"},
+    ]
+    assert Call.objects.get(id=call.id).guardrail_findings[0]["location"] == "documents[0] (bluebird-sale-memo)"
+
+
 def test_a_restricted_reader_sees_the_call_whole(restricted_call, team_a):
     client = APIClient()
     client.force_login(user_with_clearance(team_a, Clearance.RESTRICTED))
