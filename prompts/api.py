@@ -227,37 +227,18 @@ class RenderInput(StrictSerializer):
     subject = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     metadata = serializers.DictField(required=False, default=dict)
 
+    _COUNT_LIMITS = (
+        ("documents", "REQUEST_MAX_DOCUMENTS", "documents", "too_many_documents"),
+        ("history", "REQUEST_MAX_MESSAGES", "turns", "too_many_messages"),
+        ("variables", "REQUEST_MAX_VARIABLES", "variables", "too_many_variables"),
+    )
+
     def to_internal_value(self, data: Any) -> Any:
         # Bounded before the fields are validated: a huge payload costs no per-item work.
         if isinstance(data, dict):
-            limits.check_count(
-                data.get("documents"),
-                param="documents",
-                setting="REQUEST_MAX_DOCUMENTS",
-                noun="documents",
-                code="too_many_documents",
-            )
-            limits.check_count(
-                data.get("history"),
-                param="history",
-                setting="REQUEST_MAX_MESSAGES",
-                noun="turns",
-                code="too_many_messages",
-            )
-            limits.check_count(
-                data.get("variables"),
-                param="variables",
-                setting="REQUEST_MAX_VARIABLES",
-                noun="variables",
-                code="too_many_variables",
-            )
-            limits.check_text(
-                [
-                    (("variables",), data.get("variables")),
-                    (("documents",), data.get("documents")),
-                    (("history",), data.get("history")),
-                ]
-            )
+            for param, setting, noun, code in self._COUNT_LIMITS:
+                limits.check_count(data.get(param), param=param, setting=setting, noun=noun, code=code)
+            limits.check_text([((param,), data.get(param)) for param in ("variables", "documents", "history")])
         return super().to_internal_value(data)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
