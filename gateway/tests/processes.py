@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,3 +41,12 @@ def server_process(command: list[str], *, env: dict[str, str], port: int) -> Ite
         process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def database_url_of_test_run() -> str:
+    """DATABASE_URL for a child process that must use this test run's database."""
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    user, host, port = settings["USER"] or "postgres", settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432
+    return f"postgres://{user}@{host}:{port}/{settings['NAME']}"

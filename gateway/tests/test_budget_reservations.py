@@ -15,13 +15,12 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from django.db import connection
 
 from costs import tasks
 from costs.models import BudgetPeriod, BudgetReservation
 from gateway.tests.conftest import _free_port, model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import hang, raw, reply
-from gateway.tests.processes import ROOT, server_process
+from gateway.tests.processes import ROOT, database_url_of_test_run, server_process
 from gateway.tests.test_governance import MESSAGES, _price_and_budget
 from observability.models import CallStatus
 
@@ -89,14 +88,6 @@ def test_an_error_after_the_reservation_releases_it(gateway_client, fake_upstrea
     assert answer.choices[0].message.content == "one two"
 
 
-def _test_database_url() -> str:
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{name}"
-    base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
-    return f"{base}/{name}"
-
-
 @pytest.fixture
 def gateway_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A gateway server in its own process (bench/gateway_server.py: uvicorn, uvloop), on the test database."""
@@ -104,7 +95,7 @@ def gateway_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], s
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "controlplane.settings_test",
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": database_url_of_test_run(),
         "GATEWAY_SPOOL_DIR": str(tmp_path / "spool"),
     }
     command = [sys.executable, str(ROOT / "bench" / "gateway_server.py"), "--port", str(port)]

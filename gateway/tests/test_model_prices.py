@@ -16,7 +16,6 @@ import pytest
 from django.apps import apps
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from compliance.models import AuditEvent
@@ -30,6 +29,7 @@ from gateway.asgi import cost_text
 from gateway.models import LanguageModel
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply
+from gateway.tests.processes import database_url_of_test_run
 from observability.models import CallStatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,14 +134,6 @@ def test_the_cost_header_is_written_in_fixed_notation():
     assert cost_text(Decimal("0.00725000")) == "0.00725000"
 
 
-def _database_url() -> str:
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    user, host, port = settings["USER"] or "postgres", settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432
-    return f"postgres://{user}@{host}:{port}/{settings['NAME']}"
-
-
 def test_a_price_changed_by_another_process_applies_to_the_next_call(gateway_client, fake_upstream, team_a, tmp_path):
     # The second process shares the server's cache: Redis when CACHE_URL names it, else the
     # default SQLite cache file in the test run's var folder (CONTROLPLANE_VAR_DIR is inherited).
@@ -167,7 +159,11 @@ def test_a_price_changed_by_another_process_applies_to_the_next_call(gateway_cli
             """
         )
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlplane.settings_test", "DATABASE_URL": _database_url()}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings_test",
+        "DATABASE_URL": database_url_of_test_run(),
+    }
     result = subprocess.run(  # noqa: S603 - our own command with fixed arguments
         [sys.executable, "manage.py", "gateway_sync", str(path), "--team", str(team_a.team.id)],
         cwd=ROOT,

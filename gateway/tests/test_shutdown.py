@@ -20,8 +20,8 @@ import pytest
 from costs.models import BudgetReservation
 from gateway.tests.conftest import _free_port, model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import hang, reply
-from gateway.tests.processes import ROOT, server_process
-from gateway.tests.test_budget_reservations import _test_database_url, held
+from gateway.tests.processes import ROOT, database_url_of_test_run, server_process
+from gateway.tests.test_budget_reservations import held
 from gateway.tests.test_governance import MESSAGES, _price_and_budget
 from observability.models import CallStatus
 
@@ -70,7 +70,7 @@ def web_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "controlplane.settings_test",
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": database_url_of_test_run(),
         "GATEWAY_SPOOL_DIR": str(tmp_path / "spool"),
         "PORT": str(port),
         "BIN": str(Path(sys.executable).parent),
