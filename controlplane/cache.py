@@ -64,7 +64,7 @@ class SQLiteCache(BaseCache):
     cache because `add` and `incr` are single SQL statements, atomic across processes (the
     circuit breaker's one probe and its failure count rely on that), and because a read is a
     primary-key lookup on an open connection rather than an open/read/close of a file
-    (figures in `bench/shared_cache_bench.py`).
+    (figures: `bench/shared_cache_bench.py`, recorded in `bench/README.md`).
 
     WAL journal: readers never wait for a writer. `synchronous=NORMAL`: a commit does not
     fsync (a cache may lose its last writes in a power cut; every value here can be reloaded,
