@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import io
+import pprint
 import re
+import string
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +35,7 @@ from jinja2 import meta, nodes, pass_context
 from jinja2.parser import Parser
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 
 from controlplane.errors import ValidationFailed
@@ -107,6 +111,111 @@ def _check_width(width: Any, what: str) -> None:
         raise _too_large(what, width)
 
 
+_CONTAINERS: tuple[type, ...] = (
+    list,
+    tuple,
+    set,
+    frozenset,
+    dict,
+    Namespace,
+    type({}.keys()),
+    type({}.values()),
+    type({}.items()),
+)
+# A value nested deeper is refused as too large to print: no prompt needs it, and a list that
+# holds itself would otherwise be counted without end.
+_MAX_DEPTH = 100
+
+
+def _text_weight(value: Any, limit: int, *, indent_per_level: int | None = None) -> int:
+    """About how many characters turning `value` into text writes (`str`, `repr`, JSON, pprint):
+    the characters of its strings and numbers, at least one per item, and with `indent_per_level`
+    a new line indented by its depth per item. A container's own text (brackets, separators,
+    quotes, escapes) is not counted, so the real text is at most a small factor larger (about 4
+    for separators and quotes, 12 for JSON's escapes of astral characters).
+
+    Bounded: it stops once over `limit`; every item counts at least one, and a container met again
+    (`[l, l, l]` of one large `l`, `[[l, l], [l, l]]`...) is counted from memory, so it looks at
+    about `limit` items at most. Containers of one kind of scalar are counted in bulk, without a
+    Python loop per item. Only concrete containers are looked into: a generator's text is its
+    short repr, and iterating it would consume it."""
+    if isinstance(value, (str, bytes, bytearray)):  # the common case, and what a template's values are
+        return len(value)
+    if not isinstance(value, _CONTAINERS):
+        return _scalar_weight(value)
+    return _container_weight(value, limit, indent_per_level, 0, {})
+
+
+def _container_weight(
+    container: Any, limit: int, indent_per_level: int | None, depth: int, known: dict[Any, tuple[Any, int]]
+) -> int:
+    if depth > _MAX_DEPTH:
+        return limit + 1
+    key = id(container) if indent_per_level is None else (id(container), depth)
+    if key in known:
+        return known[key][1]
+    items = _items_of(container)
+    weight = 0 if indent_per_level is None else len(items) * (1 + depth * indent_per_level)
+    kinds = set(map(type, items))
+    if all(issubclass(kind, (str, bytes, bytearray)) for kind in kinds):
+        weight += max(sum(map(len, items)), len(items))
+    elif kinds == {int}:
+        weight += sum(map(int.bit_length, items)) * 3 // 10 + len(items)  # their decimal digits, about
+    elif kinds == {float}:
+        weight += sum(map(len, map(repr, items)))
+    else:
+        for item in items:
+            if isinstance(item, (str, bytes, bytearray)):
+                weight += len(item) or 1
+            elif isinstance(item, _CONTAINERS):
+                weight += 1 + _container_weight(item, limit - weight, indent_per_level, depth + 1, known)
+            else:
+                weight += _scalar_weight(item)
+            if weight > limit:
+                return weight
+    known[key] = (container, weight)  # holding the container keeps its id from being reused
+    return weight
+
+
+def _items_of(container: Any) -> Sequence[Any]:
+    if isinstance(container, (list, tuple)):
+        return container
+    if isinstance(container, dict):
+        return [*container.keys(), *container.values()]
+    if isinstance(container, Namespace):  # its repr holds its attributes
+        attributes = object.__getattribute__(container, "_Namespace__attrs")
+        return [*attributes.keys(), *attributes.values()]
+    return list(container)
+
+
+def _scalar_weight(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value.bit_length() * 3 // 10 + 1  # its decimal digits, about
+    if isinstance(value, float):
+        return len(repr(value))
+    return 1
+
+
+def _too_much_text(what: str) -> RenderLimitExceeded:
+    return RenderLimitExceeded(
+        f"{what} would be more than {_max_chars():,} characters; a template's values and output are limited to "
+        f"PROMPT_RENDER_MAX_CHARS ({_max_chars():,})",
+        code="template_output_too_large",
+    )
+
+
+def _check_text(what: str, values: Iterable[Any], *, extra: int = 0, indent_per_level: int | None = None) -> None:
+    """Refuse, before it is made, the text of `values` (plus `extra` characters) over the limit."""
+    limit = _max_chars()
+    total = extra
+    for value in values:
+        if total > limit:
+            break
+        total += _text_weight(value, limit - total, indent_per_level=indent_per_level)
+    if total > limit:
+        raise _too_much_text(what)
+
+
 # Widths in printf-style (`%10s`, `%*s`) and format-style (`{:>10}`, `{:{}}`) specifications.
 _PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _FORMAT_FIELD = re.compile(r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}")
@@ -139,12 +248,51 @@ def _format_arguments(right: Any) -> list[Any]:
     return [right]
 
 
+_PRINTF_KEY = re.compile(r"%\(([^)]*)\)")
+_FORMATTER = string.Formatter()
+_FIELD_NAME = re.compile(r"[^.\[]*")
+
+
+def _printf_values(template: str, right: Any) -> list[Any]:
+    """What `template % right` turns into text: a mapping's values once per `%(key)s` naming them."""
+    if isinstance(right, Mapping):
+        return [right[key] for key in _PRINTF_KEY.findall(template) if key in right]
+    return _format_arguments(right)
+
+
+def _format_values(template: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[Any]:
+    """What `template.format(*args, **kwargs)` turns into text: an argument once per field naming it
+    (`'{0}{0}{0}'` writes its argument three times); a field's `.attr` or `[key]` counts as all of it."""
+    values: list[Any] = []
+    automatic = 0
+    try:
+        for _, field, specification, _ in _FORMATTER.parse(template):
+            if field is None:
+                continue
+            name = _FIELD_NAME.match(field).group()  # type: ignore[union-attr]  # matches any string
+            if name == "":
+                name, automatic = str(automatic), automatic + 1
+            if name.isdigit():
+                if int(name) < len(args):
+                    values.append(args[int(name)])
+            elif name in kwargs:
+                values.append(kwargs[name])
+            automatic += (specification or "").count("{")  # `{:{}}` takes its width from the next argument
+    except ValueError:  # a malformed format string: str.format refuses it too
+        pass
+    return values
+
+
 def _check_binop(operator: str, left: Any, right: Any) -> None:
     sequence_types = (str, bytes, list, tuple)
     if operator == "*":
         for sequence, count in ((left, right), (right, left)):
             if isinstance(sequence, sequence_types) and isinstance(count, int):
                 _check_width(len(sequence) * max(count, 0), "the repeated value")
+                # ['x' * 100000] * 1000: a small list, but a large text once printed
+                is_list = isinstance(sequence, (list, tuple)) and count > 1
+                if is_list and _text_weight(sequence, _max_chars() // count) * count > _max_chars():
+                    raise _too_much_text("the repeated value")
         if (
             isinstance(left, int)
             and isinstance(right, int)
@@ -161,6 +309,7 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
     elif operator == "%" and isinstance(left, (str, bytes, bytearray)):
         specification = left if isinstance(left, str) else left.decode("latin-1")  # b'%*d' pads as '%*d' does
         _check_format(specification, _format_arguments(right), printf=True)
+        _check_text("the text formatted by '%'", _printf_values(specification, right), extra=len(left))
 
 
 # Methods whose result can be far larger than their object and arguments.
@@ -191,6 +340,15 @@ def _check_method_call(function: Any, args: Sequence[Any], kwargs: Mapping[str, 
         if name == "format_map" and args and isinstance(args[0], Mapping):
             arguments = list(args[0].values())
         _check_format(owner, arguments, printf=False)
+        if name == "format_map":
+            values = _format_values(owner, (), args[0] if args and isinstance(args[0], Mapping) else {})
+        else:
+            values = _format_values(owner, args, kwargs)
+        _check_text(f"the text of str.{name}()", values, extra=len(owner))
+    elif name == "translate" and isinstance(owner, str) and args and isinstance(args[0], Mapping):
+        # 'a' * 1000000 translated by {97: 'x' * 900000}: each character may become a long text
+        longest = max((_text_weight(new, _max_chars()) for new in args[0].values()), default=1)
+        _check_width(len(owner) * max(longest, 1), "str.translate()")
     elif name == "join" and args:
         items = args[0]
         if isinstance(items, (list, tuple)):  # ''.join(['x' * 90000] * 5000): small parts, a large whole
@@ -203,15 +361,117 @@ def _check_replace(text: str | bytes | bytearray, old: Any, new: Any) -> None:  
     _check_width(len(text) + occurrences * max(len(new) - len(old), 0), "the replaced text")
 
 
+# Built-in filters that turn their value (and their arguments) into text.
+_TEXT_FILTERS = frozenset(
+    {
+        "capitalize",
+        "center",
+        "e",
+        "escape",
+        "forceescape",
+        "format",
+        "indent",
+        "join",
+        "lower",
+        "pprint",
+        "replace",
+        "safe",
+        "string",
+        "striptags",
+        "title",
+        "tojson",
+        "trim",
+        "truncate",
+        "upper",
+        "urlencode",
+        "urlize",
+        "wordcount",
+        "wordwrap",
+        "xmlattr",
+    }
+)
+
+
+def _check_filter_text(name: str, args: list[Any], kwargs: dict[str, Any], value_index: int) -> None:
+    """Refuse a text filter whose text would be over the limit, before it makes it. May replace a
+    generator in `args` by the list of its items (which the filter would have consumed anyway)."""
+    what = f"the text of the '{name}' filter"
+    value = args[value_index] if len(args) > value_index else None
+    rest = args[value_index + 1 :]
+    if name in ("join", "urlencode") and isinstance(value, Iterator):  # items|map(...)|join
+        value = args[value_index] = list(value)
+    if name == "join" and isinstance(value, (list, tuple)):
+        separator = rest[0] if rest else kwargs.get("d", "")
+        attribute = rest[1] if len(rest) > 1 else kwargs.get("attribute")
+        if attribute is not None:  # join(attribute='name'): what is joined is each item's attribute
+            getter = jinja2.filters.make_attrgetter(args[0].environment, attribute)
+            value = args[value_index] = [getter(item) for item in value]
+            del args[value_index + 2 :]
+            kwargs.pop("attribute", None)
+        separators = _text_weight(separator, _max_chars()) * max(len(value) - 1, 0)
+        _check_text(what, value, extra=separators)
+    elif name == "format" and isinstance(value, str):
+        _check_text(what, _printf_values(value, kwargs or tuple(rest)), extra=len(value))
+    elif name == "tojson":
+        indent = rest[0] if rest else kwargs.get("indent")
+        per_level = len(indent) if isinstance(indent, str) else indent if isinstance(indent, int) else None
+        _check_text(what, [value], indent_per_level=None if per_level is None else max(per_level, 0))
+    elif name == "pprint":
+        _check_text(what, [value], indent_per_level=1)
+    else:
+        _check_text(what, [value, *rest, *kwargs.values()])
+    if name == "wordwrap" and isinstance(value, str):  # each line ends with `wrapstring`
+        width = rest[0] if rest else kwargs.get("width", 79)
+        wrapstring = rest[2] if len(rest) > 2 else kwargs.get("wrapstring")
+        if isinstance(width, int) and isinstance(wrapstring, str):
+            # Two lines in a row are longer than `width`, or the first would have taken the second's first word.
+            lines = 2 * len(value) // max(width, 1) + value.count("\n") + 2
+            _check_width(len(value) + lines * len(wrapstring), "the wrapped text")
+
+
+class _BoundedStream(io.StringIO):
+    """pprint's output, refused as it is written once over the limit: pprint indents a dict's
+    values by the width of their key, so its text can be far larger than its value's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.characters_left = _max_chars()
+
+    def write(self, text: str) -> int:
+        self.characters_left -= len(text)
+        if self.characters_left < 0:
+            raise _too_much_text("the text of the 'pprint' filter")
+        return super().write(text)
+
+
+def _bounded_pformat(value: Any) -> str:
+    """`pprint.pformat(value)`, as Jinja's `pprint` filter writes it, into a bounded stream."""
+    stream = _BoundedStream()
+    pprint.PrettyPrinter(stream=stream).pprint(value)
+    return stream.getvalue()[:-1]  # pprint() ends with a new line, pformat() does not
+
+
 def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """A built-in filter that refuses amplifying arguments and oversized results."""
     pass_arg = getattr(function, "jinja_pass_arg", None)
+    if name == "pprint":
+        function = _bounded_pformat
 
     @functools.wraps(function)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         value_index = 1 if pass_arg is not None else 0
+        if name in _TEXT_FILTERS:
+            arguments = list(args)
+            _check_filter_text(name, arguments, kwargs, value_index)
+            args = tuple(arguments)
         rest = args[value_index + 1 :]
         value = args[value_index] if len(args) > value_index else None
+        if name == "batch" and len(rest) > 1 and rest[1] is not None:  # pads the last batch with fill_with
+            _check_width(rest[0], "the 'batch' filter's batch size")
+        elif name == "batch" and kwargs.get("fill_with") is not None:
+            _check_width(rest[0] if rest else kwargs.get("linecount"), "the 'batch' filter's batch size")
+        elif name == "slice":  # [1]|slice(100000000)|list: as many lists as slices
+            _check_width(rest[0] if rest else kwargs.get("slices"), "the 'slice' filter's number of slices")
         if name == "center":
             _check_width(rest[0] if rest else kwargs.get("width"), "the centred text")
         elif name == "indent" and isinstance(value, str):
@@ -242,7 +502,11 @@ def _bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100
 @pass_context
 def _emit(context: Context, value: Any) -> str:
     """Everything a template writes passes here: counted against the budget."""
-    text = value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        text = value
+    else:
+        _check_text("the printed value", [value])
+        text = str(value)
     budget = _budget.get()
     if budget is not None:
         budget.emitted_left -= len(text)
@@ -254,8 +518,9 @@ def _emit(context: Context, value: Any) -> str:
 @pass_context
 def _concat(context: Context, values: list[Any]) -> str:
     """The `~` operator, checked for size before it joins."""
+    _check_text("the text joined by '~'", values)
     texts = [value if isinstance(value, str) else str(value) for value in values]
-    _check_width(sum(len(text) for text in texts), "the joined text")
+    _check_width(sum(len(text) for text in texts), "the text joined by '~'")
     return "".join(texts)
 
 

@@ -4,6 +4,7 @@ steps and the output are counted, and too-deep templates are a 400 when saved.""
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import pytest
 
@@ -66,8 +67,17 @@ CHECKED_BEFORE = {
     "bytes padding": ("{{ 'a'.encode().ljust(100000000)|length }}", "bytes.ljust()"),
     "bytes printf width": ("{{ '%0100000000d'.encode() % 1 }}", "a formatted value"),
     "int.to_bytes": ("{{ (1).to_bytes(100000000, 'big')|length }}", "int.to_bytes()"),
-    "joining many small parts": ("{{ ''.join(['x' * 90000] * 5000)|length }}", "str.join()"),
-    "joining many small byte parts": ("{{ ''.encode().join(['x'.encode() * 90000] * 5000)|length }}", "bytes.join()"),
+    # (built by append: `['x' * 90000] * 5000` is now refused as the repeated value, in TEXT_BOMBS)
+    "joining many small parts": (
+        "{% set l = [] %}{% for i in range(5000) %}{% set _ = l.append('x' * 90000) %}{% endfor %}"
+        "{{ ''.join(l)|length }}",
+        "str.join()",
+    ),
+    "joining many small byte parts": (
+        "{% set l = [] %}{% for i in range(5000) %}{% set _ = l.append('x'.encode() * 90000) %}{% endfor %}"
+        "{{ ''.encode().join(l)|length }}",
+        "bytes.join()",
+    ),
 }
 
 
@@ -263,3 +273,88 @@ def test_the_render_api_refuses_payloads_over_the_request_limits_naming_them(tea
     error = assert_openai_error(too_long, 400, code="text_too_long", param="variables.question")
     assert "REQUEST_MAX_TEXT_CHARS" in error["message"]
     assert "REQUEST_MAX_TOTAL_CHARS" in assert_openai_error(too_much, 400, code="request_too_large")["message"]
+
+
+# Turning a container into text: checked before the text is made. Each would write 90 MB or more
+# (one process peaked at 680 MB RSS) before the output limit refused it.
+NINE_MILLION = "{% set s = 'x' * 900000 %}{% set t = [s, s, s, s, s, s, s, s, s, s] %}"
+NINETY_MILLION = NINE_MILLION + "{% set l = [t, t, t, t, t, t, t, t, t, t] %}"
+TEXT_BOMBS = {
+    "a list of large strings repeated": ("{{ ['x' * 100000] * 1000 }}", "the repeated value"),
+    "joining a list of large strings repeated": ("{{ ''.join(['x' * 90000] * 5000)|length }}", "the repeated value"),
+    "a printed list literal": (NINE_MILLION + "{{ [s, s, s, s, s, s, s, s, s, s] }}", "the printed value"),
+    "a printed nested list": (NINETY_MILLION + "{{ l }}", "the printed value"),
+    "the string filter": (NINETY_MILLION + "{{ l|string }}", "the text of the 'string' filter"),
+    "the join filter": (NINETY_MILLION + "{{ l|join }}", "the text of the 'join' filter"),
+    "the join filter over an attribute": (
+        NINETY_MILLION + "{{ [{'a': l}]|join(attribute='a') }}",
+        "the text of the 'join' filter",
+    ),
+    "the tojson filter": (NINETY_MILLION + "{{ l|tojson }}", "the text of the 'tojson' filter"),
+    "the tojson filter's indent": ("{{ [[[0] * 1000]]|tojson(indent=100000) }}", "the text of the 'tojson' filter"),
+    "the pprint filter": (NINETY_MILLION + "{{ l|pprint }}", "the text of the 'pprint' filter"),
+    "the pprint filter's indent by a long key": (
+        "{{ {'k' * 500000: [0] * 1000}|pprint }}",
+        "the text of the 'pprint' filter",
+    ),
+    "the format filter": (NINETY_MILLION + "{{ '%s'|format(l) }}", "the text of the 'format' filter"),
+    "the escape filter": (NINETY_MILLION + "{{ l|e }}", "the text of the 'e' filter"),
+    "printf": (NINETY_MILLION + "{{ '%s' % [l] }}", "the text formatted by '%'"),
+    "printf repeating a key": (NINE_MILLION + "{{ ('%(a)s' * 100) % {'a': s} }}", "the text formatted by '%'"),
+    "str.format": (NINETY_MILLION + "{{ '{}'.format(l) }}", "the text of str.format()"),
+    "str.format repeating a field": (NINE_MILLION + "{{ ('{0}' * 100).format(s) }}", "the text of str.format()"),
+    "~": (NINETY_MILLION + "{{ 'a' ~ l }}", "the text joined by '~'"),
+    "a namespace": (NINETY_MILLION + "{{ namespace(a=l) }}", "the printed value"),
+    "a list shared 2**60 times": (
+        "{% set ns = namespace(l=['x' * 1000]) %}{% for i in range(60) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}"
+        "{{ ns.l }}",
+        "the printed value",
+    ),
+    "str.translate": ("{{ ('a' * 1000000).translate({97: 'x' * 900000})|length }}", "str.translate()"),
+    "the wordwrap filter": ("{{ ('x' * 900000)|wordwrap(1, wrapstring='y' * 1000)|length }}", "the wrapped text"),
+    "the slice filter": ("{{ [1]|slice(100000000)|list|length }}", "the 'slice' filter's number of slices"),
+    "the batch filter": ("{{ [1]|batch(100000000, 0)|list|length }}", "the 'batch' filter's batch size"),
+}
+
+
+@pytest.mark.parametrize(("source", "operation"), TEXT_BOMBS.values(), ids=list(TEXT_BOMBS))
+def test_a_container_turned_into_text_is_refused_before_the_text_is_made(source, operation, settings):
+    settings.PROMPT_RENDER_MAX_CHARS = 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValidationFailed) as refused:
+            templating.render_template(source, {}, where="messages[0].content")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert refused.value.code == "template_output_too_large"
+    assert refused.value.message.startswith(f"messages[0].content: {operation} would be ")
+    assert "PROMPT_RENDER_MAX_CHARS (1,000,000)" in refused.value.message
+    assert peak < 20_000_000  # the text would have been 90 MB or more
+
+
+def test_containers_turned_into_text_render_as_before():
+    source = (
+        "{{ items }} {{ items|string }} {{ items|join(', ') }} {{ {'b': [1, 2.5], 'a': None}|tojson }} "
+        "{{ {'a': items}|pprint }} {{ '%s/%s'|format(*items) }} {{ '%s' % [items] }} {{ '{0}{0}'.format(items) }} "
+        "{{ 'x' ~ items }} {{ [items] * 2 }} {{ users|join('+', attribute='name') }} {{ namespace(a=1) }} "
+        "{{ items|map('upper')|join }} {{ 'ab'|wordwrap(1) }}"
+    )
+    users = [{"name": "ada"}, {"name": "bob"}]
+
+    text = templating.render_template(source, {"items": ["tea", "cake"], "users": users}, where="m")
+
+    assert text == (
+        "['tea', 'cake'] ['tea', 'cake'] tea, cake {\"a\": null, \"b\": [1, 2.5]} {'a': ['tea', 'cake']} tea/cake "
+        "[['tea', 'cake']] ['tea', 'cake']['tea', 'cake'] x['tea', 'cake'] [['tea', 'cake'], ['tea', 'cake']] ada+bob "
+        "<Namespace {'a': 1}> TEACAKE a\nb"
+    )
+
+
+def test_a_million_numbers_still_print_and_repeat_within_the_limit(settings):
+    settings.PROMPT_RENDER_MAX_CHARS = 4_000_000
+
+    text = templating.render_template("{{ [0] * 1000000 }}", {}, where="m")
+
+    assert text == str([0] * 1000000)
