@@ -11,7 +11,9 @@ So every operation that allocates in proportion to a number (`*`, `**`, `%` and 
 PROMPT_RENDER_MAX_CHARS characters (or items); every call, loop iteration and intercepted
 operator is a step, at most PROMPT_RENDER_MAX_STEPS per render, under a deadline of
 PROMPT_RENDER_MAX_SECONDS; and everything a template writes, including blocks captured with
-`{% set %}...{% endset %}`, counts against its output limit. The checks are woven into the
+`{% set %}...{% endset %}`, counts against its output limit. Turning a value into text (printing it,
+the text filters, `~`, `%`, `str.format`) is checked before the text is made, by `_text_weight`:
+`{{ ['x' * 100000] * 1000 }}` is a small list but 100 MB of text. The checks are woven into the
 template when it is compiled (`_BoundingTransformer`). Compiling is bounded too: a template
 nested too deeply for Python's compiler is a 400, not a 500.
 """
