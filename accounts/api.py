@@ -14,12 +14,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import invitations, selectors, services
+from accounts.authentication import get_caller
 from accounts.models import MEMBER_ROLES, ApiKey, Application, Invitation, Membership, Role, Team, validate_time_zone
 from accounts.names import validate_application_name
-from controlplane.api.authentication import get_caller
-from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, ClearanceField, IdField, StrictSerializer, validated
-from controlplane.dates import MomentField
+from core.api.filters import IdFilter
+from core.api.serializers import ChoiceField, ClearanceField, IdField, StrictSerializer, validated
+from core.dates import MomentField
 
 # Output ---------------------------------------------------------------------------
 

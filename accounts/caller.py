@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from accounts.models import ApiKey, Clearance, Membership, Role
+from accounts.models import ApiKey, Membership, Role
 from accounts.roles import role_permissions
-from controlplane.errors import PermissionDenied
+from core.classification import Clearance
+from core.errors import PermissionDenied
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

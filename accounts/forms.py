@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from accounts import roles
 from accounts.invitations import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS
-from accounts.models import MEMBER_ROLES, Clearance, Role, Team, validate_time_zone
+from accounts.models import MEMBER_ROLES, Role, Team, validate_time_zone
 from accounts.names import validate_application_name
-from controlplane.dates import MomentFormField
+from core.classification import Clearance
+from core.dates import MomentFormField
 
 
 class SettingsForm(forms.Form):

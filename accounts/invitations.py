@@ -18,10 +18,11 @@ from django.utils import timezone
 
 from accounts import keys, roles
 from accounts.caller import Caller, caller_for_user
-from accounts.models import Clearance, Invitation, Team
+from accounts.models import Invitation, Team
 from accounts.services import _check_grantable, checked_email, user_create  # one grant rule, one email check
 from compliance.services import audit_record
-from controlplane.errors import ApplicationError, Conflict, NotFound, ValidationFailed
+from core.classification import Clearance
+from core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from controlplane.models import BaseModel
+from core.classification import Clearance
+from core.models import BaseModel
 
 
 class Role(models.TextChoices):
@@ -22,26 +23,6 @@ class Role(models.TextChoices):
 
 
 MEMBER_ROLES = [choice for choice in Role.choices if choice[0] != Role.APPLICATION]
-
-
-class Clearance(models.IntegerChoices):
-    """Ordered data clearance levels; stored as integers so that `<=` works in queries."""
-
-    PUBLIC = 0, "public"
-    INTERNAL = 10, "internal"
-    CONFIDENTIAL = 20, "confidential"
-    RESTRICTED = 30, "restricted"
-
-    @classmethod
-    def from_name(cls, name: str) -> Clearance:
-        for member in cls:
-            if member.label == name:
-                return member
-        raise ValueError(name)
-
-    @classmethod
-    def level_names(cls) -> list[str]:
-        return [member.label for member in cls]
 
 
 def validate_time_zone(value: str) -> None:

@@ -14,7 +14,7 @@ from django.db.models import Count, Model, QuerySet
 from accounts import roles
 from accounts.caller import Caller
 from accounts.models import ApiKey, Application, Invitation, Membership, Team
-from controlplane.errors import NotFound
+from core.errors import NotFound
 
 ModelT = TypeVar("ModelT", bound=Model)
 

@@ -18,11 +18,12 @@ from django.utils import timezone
 
 from accounts import keys, roles
 from accounts.caller import Caller, TeamGrant
-from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
+from accounts.models import ApiKey, Application, Membership, Role, Team
 from accounts.names import application_name_problem
 from compliance.services import Action, audit_record
-from controlplane.errors import AuthenticationRequired, Conflict, PermissionDenied, ValidationFailed
-from controlplane.generation_cache import generation_bump_key
+from core.classification import Clearance
+from core.errors import AuthenticationRequired, Conflict, PermissionDenied, ValidationFailed
+from core.generation_cache import generation_bump_key
 
 logger = logging.getLogger(__name__)
 

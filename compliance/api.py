@@ -15,13 +15,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
+from accounts.authentication import get_caller
 from compliance import selectors, services
 from compliance.export import EXPORT_COLUMNS
 from compliance.models import AuditEvent, AuditExport, ExportFormat, ExportStatus
-from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import ChoiceField, IdField, StrictSerializer, validated
-from controlplane.dates import MomentField
-from controlplane.errors import NotFound, ValidationFailed
+from core.api.serializers import ChoiceField, IdField, StrictSerializer, validated
+from core.dates import MomentField
+from core.errors import NotFound, ValidationFailed
 
 FILTER_PARAMETERS = [
     OpenApiParameter("since", OpenApiTypes.DATETIME, description="events at or after this time (ISO 8601)"),

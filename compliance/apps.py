@@ -15,6 +15,11 @@ class ComplianceConfig(AppConfig):
         # these two auth signals are the only place to record them.
         from django.contrib.auth.signals import user_logged_in, user_login_failed
 
+        from compliance.audit import record_access_denied
+        from core.api.exceptions import access_denied
+
+        access_denied.register(record_access_denied)
+
         user_logged_in.connect(_on_login, dispatch_uid="compliance-audit-login")
         user_login_failed.connect(_on_login_failed, dispatch_uid="compliance-audit-login-failed")
 

@@ -24,8 +24,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from compliance.models import ActorType, AuditEvent
-from controlplane.bulk import bulk_insert
-from controlplane.logging import request_id_var
+from core.bulk import bulk_insert
+from core.logging import request_id_var
 
 if TYPE_CHECKING:
     from accounts.caller import Caller
@@ -339,7 +339,7 @@ def record_access_denied(*, request: Any, message: str, team_id: int | None = No
     caller's only team; otherwise the event has no team (superusers see it). Never raises:
     a failure to record is logged, and the caller still gets its 403.
     """
-    from controlplane.api.authentication import get_caller
+    from accounts.authentication import get_caller
 
     django_request = getattr(request, "_request", request)
     setattr(django_request, _DENIAL_RECORDED, True)

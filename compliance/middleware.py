@@ -3,7 +3,7 @@ request, and the denied-access log for pages.
 
 A page that catches a refusal (PermissionDenied) to show it in a form answers 403 itself,
 so no exception handler sees it. Every refusal raised while serving a request is collected
-(controlplane.errors.raised_refusals); a 403 response whose refusal was not recorded yet is
+(core.errors.raised_refusals); a 403 response whose refusal was not recorded yet is
 recorded here, the same way the API's exception handler records its own: one place for
 every page, whether its view raised the refusal or caught it.
 """
@@ -17,7 +17,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponse
 
 from compliance.audit import client_ip_var, normalise_ip, record_access_denied, was_denial_recorded
-from controlplane.errors import PermissionDenied, raised_refusals
+from core.errors import PermissionDenied, raised_refusals
 
 
 class AuditContextMiddleware:

@@ -16,7 +16,7 @@ import json
 
 from django.db import models
 
-from controlplane.ids import uuid7
+from core.ids import uuid7
 
 
 class ActorType(models.TextChoices):

@@ -19,9 +19,9 @@ from accounts import roles
 from accounts.caller import Caller
 from accounts.models import Team
 from compliance.models import AuditEvent, AuditExport, ExportFormat, RetentionPolicy
-from controlplane.dates import parse_moment
-from controlplane.errors import NotFound, PermissionDenied, ValidationFailed
-from controlplane.ids import parse_whole_number
+from core.dates import parse_moment
+from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.ids import parse_whole_number
 
 if TYPE_CHECKING:
     from compliance.chain import VerificationReport

@@ -31,7 +31,7 @@ from compliance.audit import (
     secret_state,
 )
 from compliance.models import AuditCheckpoint, AuditExport, ExportStatus, RetentionPolicy
-from controlplane.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 __all__ = [
     "VALUE_CHANGED",

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from compliance import views
-from controlplane import converters  # noqa: F401 - registers the <id:...> converter
+from core import converters  # noqa: F401 - registers the <id:...> converter
 
 app_name = "compliance"
 

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from compliance import api
-from controlplane import converters  # noqa: F401 - registers the <id:...> converter
+from core import converters  # noqa: F401 - registers the <id:...> converter
 
 urlpatterns = [
     path("audit/events/", api.AuditEventListView.as_view(), name="api-audit-events"),

@@ -15,15 +15,15 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from accounts import selectors as account_selectors
+from accounts.authentication import get_caller
 from accounts.caller import Caller
 from compliance import chain, selectors, services
 from compliance.api import export_file_response
 from compliance.audit import Action
 from compliance.models import AuditCheckpoint, AuditEvent, ExportFormat
-from controlplane.api.authentication import get_caller
-from controlplane.errors import ApplicationError, ValidationFailed
-from controlplane.htmx import render_page
-from controlplane.ids import parse_whole_number
+from core.errors import ApplicationError, ValidationFailed
+from core.htmx import render_page
+from core.ids import parse_whole_number
 
 require_page = require_http_methods(["GET", "HEAD"])
 require_post = require_http_methods(["POST"])

@@ -6,4 +6,4 @@ class ControlplaneConfig(AppConfig):
     verbose_name = "Control plane"
 
     def ready(self) -> None:
-        from controlplane.api import schema  # noqa: F401 - registers the OpenAPI authentication extensions
+        from controlplane import schema  # noqa: F401 - registers the OpenAPI authentication extensions

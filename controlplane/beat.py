@@ -1,7 +1,7 @@
 """The one place that holds the periodic task schedule (celery beat)."""
 
 BEAT_SCHEDULE = {
-    "worker-heartbeat": {"task": "controlplane.tasks.worker_heartbeat", "schedule": 30.0},
+    "worker-heartbeat": {"task": "core.tasks.worker_heartbeat", "schedule": 30.0},
 }
 
 # Costs: a safety net for budget threshold alerts, the hourly spend anomaly, daily recommendations.

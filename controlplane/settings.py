@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "django_htmx",
+    "core",
     "controlplane",
     "accounts",
     "prompts",
@@ -54,7 +55,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "controlplane.middleware.RequestIdMiddleware",
+    "core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -65,7 +66,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "controlplane.middleware.ApplicationErrorMiddleware",
+    "core.middleware.ApplicationErrorMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -101,7 +102,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The shared cache holds the generation tokens every process reads to drop stale per-process
-# caches (controlplane.generation_cache), so it must be shared by the web server, the worker and
+# caches (core.generation_cache), so it must be shared by the web server, the worker and
 # `manage.py` commands. The default, `sqlitecache://`, is one SQLite file under VAR_DIR
 # (`sqlitecache:///absolute/path.sqlite3` names another file); production sets `redis://...`.
 # `locmemcache://` is per process: a change made by another process is not seen until a restart.
@@ -109,16 +110,16 @@ _CACHE_URL = env.str("CACHE_URL", default="sqlitecache://")
 if _CACHE_URL.startswith("sqlitecache://"):
     CACHES = {
         "default": {
-            "BACKEND": "controlplane.cache.SQLiteCache",
+            "BACKEND": "core.cache.SQLiteCache",
             "LOCATION": _CACHE_URL.removeprefix("sqlitecache://") or str(VAR_DIR / "cache.sqlite3"),
         }
     }
 else:
     CACHES = {"default": env.cache_url_config(_CACHE_URL)}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
-    CACHES["default"]["BACKEND"] = "controlplane.cache.RedisCache"  # one redis-py client per pool
+    CACHES["default"]["BACKEND"] = "core.cache.RedisCache"  # one redis-py client per pool
     # Fail fast when Redis is down or stalls: the gateway then serves from the database
-    # (controlplane.generation_cache); a stalled cache must not hold every request for seconds.
+    # (core.generation_cache); a stalled cache must not hold every request for seconds.
     CACHES["default"]["OPTIONS"] = {
         "socket_connect_timeout": env.float("SHARED_CACHE_CONNECT_TIMEOUT_SECONDS", default=0.25),
         "socket_timeout": env.float("SHARED_CACHE_TIMEOUT_SECONDS", default=0.5),
@@ -196,17 +197,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=10 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "controlplane.api.authentication.ApiKeyAuthentication",
-        "controlplane.api.authentication.SessionAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["controlplane.api.permissions.IsAuthenticatedCaller"],
-    "DEFAULT_PARSER_CLASSES": ["controlplane.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsAuthenticatedCaller"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "controlplane.api.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_THROTTLE_CLASSES": ["controlplane.api.throttling.CallerRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.CallerRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"caller": env.str("API_THROTTLE_RATE", default="600/minute")},
-    "EXCEPTION_HANDLER": "controlplane.api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -216,7 +217,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     # Adds the gateway's /v1 endpoints (no DRF view serves them), for /api/schema/ and for
     # `manage.py spectacular` alike.
-    "DEFAULT_GENERATOR_CLASS": "controlplane.api.schema.SchemaGenerator",
+    "DEFAULT_GENERATOR_CLASS": "controlplane.schema.SchemaGenerator",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI's assets come from the installed sidecar package, not a CDN.
@@ -234,7 +235,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # API_SCHEMA_REQUIRES_LOGIN (below) decides, per request, whether these need a caller.
-    "SERVE_PERMISSIONS": ["controlplane.api.schema.SchemaAccess"],
+    "SERVE_PERMISSIONS": ["controlplane.schema.SchemaAccess"],
 }
 # /api/schema/ and /api/docs/ for signed-in users and API keys only: on by default in production
 # (the schema maps every endpoint), off with DJANGO_DEBUG for developers.
@@ -273,7 +274,7 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "controlplane.logging.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -303,7 +304,7 @@ LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 # written on every request.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
 
-# Key for secrets encrypted at rest (controlplane.crypto); defaults to one derived from SECRET_KEY.
+# Key for secrets encrypted at rest (core.crypto); defaults to one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 
 # Gateway (the OpenAI-compatible endpoint). Timeouts and retries per provider live on the
@@ -311,11 +312,11 @@ FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 # Requests made on a tenant's behalf (providers, budget webhooks) never reach loopback,
 # link-local, private, multicast or reserved addresses, except those listed here:
-# comma-separated IP addresses or CIDR ranges (controlplane/egress.py). `make run` sets
+# comma-separated IP addresses or CIDR ranges (core/egress.py). `make run` sets
 # 127.0.0.1 for the local default model.
 EGRESS_ALLOWLIST = env.str("EGRESS_ALLOWLIST", default="")
 try:
-    from controlplane.egress import parse_allowlist as _parse_egress_allowlist
+    from core.egress import parse_allowlist as _parse_egress_allowlist
 
     _parse_egress_allowlist(EGRESS_ALLOWLIST)
 except ValueError as _egress_error:
@@ -324,7 +325,7 @@ GATEWAY_TOTAL_TIMEOUT_SECONDS = env.float("GATEWAY_TOTAL_TIMEOUT_SECONDS", defau
 GATEWAY_THREADS = env.int("GATEWAY_THREADS", default=8)
 GATEWAY_MAX_CONNECTIONS = env.int("GATEWAY_MAX_CONNECTIONS", default=200)
 # Every dimension of one request to /v1/chat/completions or the prompt render API is bounded
-# (controlplane.limits): a request over one is refused with a 400 naming the setting, before any
+# (core.limits): a request over one is refused with a 400 naming the setting, before any
 # work is done for it or any budget reserved.
 REQUEST_MAX_MESSAGES = env.int("REQUEST_MAX_MESSAGES", default=1_000)
 REQUEST_MAX_DOCUMENTS = env.int("REQUEST_MAX_DOCUMENTS", default=100)
@@ -346,7 +347,7 @@ GATEWAY_DB_CHECK_IDLE_SECONDS = env.float("GATEWAY_DB_CHECK_IDLE_SECONDS", defau
 GATEWAY_KEY_CACHE_SECONDS = env.float("GATEWAY_KEY_CACHE_SECONDS", default=60.0)
 # While the shared cache is unavailable it is tried again at most every SHARED_CACHE_RETRY_SECONDS,
 # and per-process caches keep a value at most SHARED_CACHE_FALLBACK_TTL_SECONDS before reloading
-# it from the database (controlplane.generation_cache).
+# it from the database (core.generation_cache).
 SHARED_CACHE_RETRY_SECONDS = env.float("SHARED_CACHE_RETRY_SECONDS", default=1.0)
 SHARED_CACHE_FALLBACK_TTL_SECONDS = env.float("SHARED_CACHE_FALLBACK_TTL_SECONDS", default=1.0)
 GATEWAY_BACKOFF_BASE_SECONDS = env.float("GATEWAY_BACKOFF_BASE_SECONDS", default=0.25)

@@ -10,7 +10,8 @@ from drf_spectacular.views import SpectacularAPIView
 from accounts import views as accounts_views
 from accounts.login_throttle import ThrottledAdminAuthenticationForm
 from controlplane import views
-from controlplane.api.schema import SchemaGenerator
+from controlplane.schema import SchemaGenerator
+from core import views as core_views
 
 
 class FaviconRedirect(RedirectView):
@@ -22,9 +23,9 @@ admin.site.login_form = ThrottledAdminAuthenticationForm  # the admin's login is
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
-    path("metrics", views.metrics, name="metrics"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", core_views.metrics, name="metrics"),
     # Browsers ask for /favicon.ico on every page that names no icon (a PDF, an error page
     # outside the layout): send them to the static file, whose hashed name may change (302).
     path("favicon.ico", FaviconRedirect.as_view(), name="favicon"),
@@ -35,7 +36,7 @@ urlpatterns = [
     path("invite/<str:token>/", accounts_views.invitation_accept, name="invitation"),
     # The generator adds the gateway's /v1 endpoints, which no DRF view serves.
     path("api/schema/", SpectacularAPIView.as_view(generator_class=SchemaGenerator), name="api-schema"),
-    path("api/docs/", views.api_docs, name="api-docs"),
+    path("api/docs/", core_views.api_docs, name="api-docs"),
     path("api/v1/", include("accounts.urls_api")),
     path("api/v1/", include("prompts.urls_api")),
     path("api/v1/", include("costs.urls_api")),
@@ -55,5 +56,5 @@ urlpatterns = [
     path("<slug:area>/", views.area_placeholder, name="area"),
 ]
 
-handler404 = "controlplane.views.not_found"
-handler500 = "controlplane.views.server_error"
+handler404 = "core.views.not_found"
+handler500 = "core.views.server_error"

@@ -1,101 +1,18 @@
+"""The home page and the placeholders of areas not built yet (the navigation spans every app)."""
+
 from __future__ import annotations
 
-import datetime
-import hmac
-from typing import Any
-
-import kombu
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import redirect_to_login
-from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
-from django.views.decorators.cache import never_cache
-from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from controlplane.api.exceptions import error_body
-from controlplane.generation_cache import shared_cache_state
-from controlplane.metrics import render_latest
-from controlplane.models import WorkerHeartbeat
+from accounts.caller import caller_for_user
+from accounts.selectors import application_list, team_list
 from controlplane.navigation import AREAS_BY_SLUG
-
-
-@never_cache
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
-
-
-def _check_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-
-
-def _check_broker() -> None:
-    with kombu.Connection(
-        settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2
-    ) as broker:
-        broker.ensure_connection(max_retries=1, timeout=2)
-
-
-@never_cache
-def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready when the database and the broker answer. Worker heartbeats are reported, not required.
-
-    Without the shared cache the process still serves (from the database, at some extra cost):
-    it stays ready, with status "degraded" and the reason under checks.shared_cache.
-    """
-    checks: dict[str, Any] = {}
-    is_ready = True
-    for name, check in (("database", _check_database), ("broker", _check_broker)):
-        try:
-            check()
-            checks[name] = "ok"
-        except Exception as error:  # noqa: BLE001 - any failure means not ready; the reason is reported
-            checks[name] = f"error: {type(error).__name__}: {error}"
-            is_ready = False
-    if checks["database"] == "ok":
-        latest = WorkerHeartbeat.objects.order_by("-seen_at").first()
-        checks["worker_last_seen_seconds"] = (
-            round((timezone.now() - latest.seen_at) / datetime.timedelta(seconds=1)) if latest else None
-        )
-    is_cache_available, checks["shared_cache"] = shared_cache_state()
-    status = "unavailable" if not is_ready else ("ready" if is_cache_available else "degraded")
-    return JsonResponse({"status": status, "checks": checks}, status=200 if is_ready else 503)
-
-
-def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics; with METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
-    token = settings.METRICS_TOKEN
-    if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
-        response = HttpResponse(
-            "Send 'Authorization: Bearer <token>' with the token set in METRICS_TOKEN.\n",
-            status=401,
-            content_type="text/plain; charset=utf-8",
-        )
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
-    body, content_type = render_latest()
-    return HttpResponse(body, content_type=content_type)
-
-
-_api_docs = SpectacularSwaggerSplitView.as_view(url_name="api-schema")
-
-
-def api_docs(request: HttpRequest) -> HttpResponse:
-    """Swagger UI (its script a static-like file, not inline, for the CSP). With
-    API_SCHEMA_REQUIRES_LOGIN, a browser that is not signed in is sent to the login page."""
-    if settings.API_SCHEMA_REQUIRES_LOGIN and not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
-    return _api_docs(request)
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    from accounts.caller import caller_for_user
-    from accounts.selectors import application_list, team_list
-
     caller = caller_for_user(request.user)
     context = {
         "teams": team_list(caller=caller),
@@ -109,27 +26,3 @@ def area_placeholder(request: HttpRequest, area: str) -> HttpResponse:
     if area not in AREAS_BY_SLUG:
         raise Http404(f"No area named {area}.")
     return render(request, "controlplane/not_built.html", {"area": AREAS_BY_SLUG[area]})
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith(("/api/", "/v1/"))
-
-
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _wants_json(request):
-        body = error_body(
-            message=f"No endpoint at {request.path}; see /api/docs/ for the API.",
-            error_type="invalid_request_error",
-            code="not_found",
-        )
-        return JsonResponse(body, status=404)
-    return render(request, "404.html", status=404)
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    if _wants_json(request):
-        body = error_body(
-            message="Internal server error; it has been logged.", error_type="api_error", code="server_error"
-        )
-        return JsonResponse(body, status=500)
-    return render(request, "500.html", status=500)

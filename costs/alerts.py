@@ -32,7 +32,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Team
-from controlplane import egress
+from core import egress
 from costs import secrets
 from costs.budgets import period_bounds
 from costs.models import (

@@ -12,11 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import get_caller
 from accounts.selectors import team_get
-from controlplane.api.authentication import get_caller
-from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, IdField, StrictSerializer, validated
-from controlplane.dates import MomentField
+from core.api.filters import IdFilter
+from core.api.serializers import ChoiceField, IdField, StrictSerializer, validated
+from core.dates import MomentField
 from costs import selectors, services
 from costs.models import Budget, BudgetAction, BudgetPeriodKind, BudgetScope
 

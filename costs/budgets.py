@@ -58,9 +58,9 @@ from django.db.models import Field
 from django.utils import timezone
 
 from accounts.models import Team
-from controlplane.errors import ApplicationError
-from controlplane.generation_cache import generation_bump_key, generation_token
-from controlplane.ids import uuid7
+from core.errors import ApplicationError
+from core.generation_cache import generation_bump_key, generation_token
+from core.ids import uuid7
 from costs.models import (
     Budget,
     BudgetAction,

@@ -10,7 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from controlplane.ids import parse_whole_number
+from core.ids import parse_whole_number
 from costs.models import DEFAULT_THRESHOLDS, BudgetAction, BudgetPeriodKind, BudgetScope
 
 AMOUNT_MESSAGE = "amount_usd must be more than zero (USD per period)."

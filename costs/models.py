@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.db import models
 
-from controlplane.models import BaseModel
+from core.models import BaseModel
 
 UNITS_PER_USD = 100_000_000  # 1 unit = 1e-8 USD, the resolution of Call.cost_usd
 USD_QUANTUM = Decimal("0.00000001")

@@ -37,8 +37,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import roles
-from controlplane.errors import ApplicationError, PermissionDenied, ValidationFailed
-from controlplane.generation_cache import generation_bump_key, generation_token
+from core.errors import ApplicationError, PermissionDenied, ValidationFailed
+from core.generation_cache import generation_bump_key, generation_token
 from costs.models import USD_QUANTUM, ModelPrice
 
 if TYPE_CHECKING:

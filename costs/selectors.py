@@ -16,8 +16,8 @@ from django.utils import timezone
 from accounts.caller import Caller
 from accounts.models import ApiKey, Application, Role, Team
 from accounts.roles import role_permissions
-from controlplane.dates import RANGE_MESSAGE, is_supported
-from controlplane.errors import NotFound, ValidationFailed
+from core.dates import RANGE_MESSAGE, is_supported
+from core.errors import NotFound, ValidationFailed
 from costs import permissions
 from costs.budgets import period_bounds
 from costs.models import (

@@ -22,9 +22,9 @@ from django.utils import timezone
 from accounts import roles as account_roles
 from accounts.caller import Caller
 from accounts.models import ApiKey, Application, Team
-from controlplane import egress
-from controlplane.errors import ValidationFailed
-from controlplane.ids import parse_whole_number
+from core import egress
+from core.errors import ValidationFailed
+from core.ids import parse_whole_number
 from costs import permissions, secrets
 from costs.budgets import (
     BudgetExceeded,

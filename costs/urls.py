@@ -1,6 +1,6 @@
 from django.urls import path
 
-from controlplane import converters  # noqa: F401 - registers the <id:...> converter
+from core import converters  # noqa: F401 - registers the <id:...> converter
 from costs import views
 
 app_name = "costs"

@@ -21,11 +21,11 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
 from accounts import selectors as account_selectors
+from accounts.authentication import get_caller
 from accounts.caller import Caller
-from controlplane.api.authentication import get_caller
-from controlplane.dates import RANGE_MESSAGE, is_supported
-from controlplane.errors import ApplicationError, NotFound
-from controlplane.htmx import render_page
+from core.dates import RANGE_MESSAGE, is_supported
+from core.errors import ApplicationError, NotFound
+from core.htmx import render_page
 from costs import charts, permissions, selectors, services
 from costs.forms import BudgetCreateForm, BudgetUpdateForm, budget_initial
 from costs.models import Budget

@@ -20,11 +20,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
-from controlplane.api.authentication import get_caller
-from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, IdField, StrictSerializer, validated
-from controlplane.errors import ValidationFailed
-from controlplane.ids import parse_whole_number
+from accounts.authentication import get_caller
+from core.api.filters import IdFilter
+from core.api.serializers import ChoiceField, IdField, StrictSerializer, validated
+from core.errors import ValidationFailed
+from core.ids import parse_whole_number
 from gateway import selectors, services
 from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
 

@@ -22,11 +22,11 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from controlplane.db import work_cycle
-from controlplane.errors import ApplicationError, PayloadTooLarge
-from controlplane.ids import parse_whole_number, uuid7
-from controlplane.logging import request_id_var
-from controlplane.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from core.db import work_cycle
+from core.errors import ApplicationError, PayloadTooLarge
+from core.ids import parse_whole_number, uuid7
+from core.logging import request_id_var
+from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway import upstream
 from gateway.pipeline import (
     Finished,

@@ -7,7 +7,7 @@ after the cooldown one probe is let through (an atomic `add`); its success close
 breaker, its failure opens it again.
 
 Reading the state costs no round trip in steady state: each process keeps the open_until
-values it read under one generation token for all breakers (controlplane.generation_cache,
+values it read under one generation token for all breakers (core.generation_cache,
 whose token lookups inside a request step cost one read of the epoch). Opening and closing
 write open_until, then the token, so the next request step of every process reloads. A
 past open_until is read again on every call (the breaker is half-open, or its key expired
@@ -27,7 +27,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
-from controlplane.generation_cache import SharedCacheUnavailable, generation_token, generation_write, shared
+from core.generation_cache import SharedCacheUnavailable, generation_token, generation_write, shared
 
 _GENERATION_KEY = "gateway:breaker:generation"
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
-from controlplane import crypto
-from controlplane.generation_cache import GenerationCache
+from core import crypto
+from core.generation_cache import GenerationCache
 from gateway.models import LanguageModel
 
 _cache = GenerationCache("gateway-catalog")

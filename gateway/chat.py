@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from accounts.models import Clearance
-from controlplane.errors import ValidationFailed
-from controlplane.limits import check_count, check_text, path_text
+from core.classification import Clearance
+from core.errors import ValidationFailed
+from core.limits import check_count, check_text, path_text
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 # Passed through to the provider as they are (checked for type where cheap).
@@ -209,7 +209,7 @@ def _check_nesting(body: dict[str, Any]) -> None:
 
 
 def _check_dimensions(body: dict[str, Any]) -> None:
-    """Refuse a request over any of the REQUEST_MAX_* limits (controlplane.limits), naming the
+    """Refuse a request over any of the REQUEST_MAX_* limits (core.limits), naming the
     limit, before any work is done for it and before any budget is reserved."""
     check_count(
         body.get("messages"),

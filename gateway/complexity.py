@@ -2,7 +2,7 @@
 
 Cheap features (length, reasoning, code, maths, multi-step and domain markers, small-talk
 markers) are standardised and joined to the query's sentence embedding
-(`controlplane.embeddings`, all-MiniLM-L6-v2); a logistic regression over both gives the
+(`core.embeddings`, all-MiniLM-L6-v2); a logistic regression over both gives the
 score. `python manage.py train_router [--data CSV]` fits it on a labelled set (`query,tier`,
 tier small or large) and writes `gateway/data/router_weights.json`; retraining from reviewed
 traffic is the same command on another CSV. Training is full-batch gradient descent from
@@ -171,7 +171,7 @@ class Scorer:
 
     def scores(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         if embeddings is None:
-            from controlplane.embeddings import embed
+            from core.embeddings import embed
 
             embeddings = embed(list(texts))
         logits = self.design_matrix(texts, embeddings) @ self.weights + self.bias
@@ -274,7 +274,7 @@ def _rounded(values: np.ndarray) -> list[float]:
 def train(rows: Sequence[LabelledQuery], *, source: str) -> dict[str, Any]:
     """Fit the scorer on `rows`; returns the weights document (see load_scorer)."""
     from compliance.guardrails.training import fit_logistic_regression
-    from controlplane.embeddings import embed
+    from core.embeddings import embed
 
     if len({row.is_large for row in rows}) < 2:
         raise TrainingDataError("The training rows need both small and large examples.")

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from controlplane.errors import ValidationFailed
+from core.errors import ValidationFailed
 from gateway.models import ModelTier, RoutingPolicyKind
 from gateway.services import MAX_CONTEXT_WINDOW
 

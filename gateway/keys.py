@@ -1,7 +1,7 @@
 """API key authentication for the gateway's hot path: one indexed lookup per key, then
 served from a per-process cache.
 
-A cached key is checked against a generation token (controlplane.generation_cache) that
+A cached key is checked against a generation token (core.generation_cache) that
 accounts.services.api_key_revoke bumps, so a revoked key is refused by every process on its
 next request step; inside a warm request step the check costs no shared-cache read beyond
 the step's epoch. The token is read before the database, so a key's old state is never
@@ -25,8 +25,8 @@ from accounts import keys as key_secrets
 from accounts import roles
 from accounts.caller import Caller, caller_for_api_key
 from accounts.services import api_key_authenticate, api_key_generation_key
-from controlplane.errors import AuthenticationRequired, PermissionDenied
-from controlplane.generation_cache import generation_token
+from core.errors import AuthenticationRequired, PermissionDenied
+from core.generation_cache import generation_token
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from controlplane.models import BaseModel
+from core.models import BaseModel
 
 
 class Provider(BaseModel):
@@ -19,7 +19,7 @@ class Provider(BaseModel):
     base_url = models.URLField(
         max_length=500, help_text="An OpenAI-compatible base URL, e.g. https://api.openai.com/v1"
     )
-    api_key_encrypted = models.TextField(blank=True, default="")  # controlplane.crypto; never shown again
+    api_key_encrypted = models.TextField(blank=True, default="")  # core.crypto; never shown again
     connect_timeout_seconds = models.FloatField(default=5.0, validators=[MinValueValidator(0.1), MaxValueValidator(60)])
     read_timeout_seconds = models.FloatField(default=60.0, validators=[MinValueValidator(0.1), MaxValueValidator(600)])
     max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from compliance.guardrails import services as guardrails
 from compliance.guardrails.models import GuardrailPolicy, InjectionAction, PiiAction
-from controlplane.errors import ApplicationError, NotFound, ValidationFailed
+from core.errors import ApplicationError, NotFound, ValidationFailed
 from costs import services as costs
 from costs.budgets import Reservation, budget_release, budget_reservations_release
 from gateway import breaker

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from controlplane.generation_cache import GenerationCache
+from core.generation_cache import GenerationCache
 from gateway.models import ModelTier, RoutingPolicy, RoutingPolicyKind
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from accounts import roles
 from accounts import selectors as account_selectors
 from accounts.caller import Caller
 from accounts.models import Application
-from controlplane.errors import NotFound, PermissionDenied, ValidationFailed
+from core.errors import NotFound, PermissionDenied, ValidationFailed
 from gateway.models import LanguageModel, Provider, RoutingPolicy, RoutingPolicyKind
 from gateway.routing import PolicyConfig
 

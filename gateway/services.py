@@ -5,7 +5,7 @@ Entries with a team are managed by that team's admins (`gateway.manage_catalog`)
 shared entries (no team) by operators (superusers). `caller=None` is trusted
 provisioning (seed_catalog, gateway_sync) and skips the permission checks.
 
-A provider's API key is write-only: stored encrypted (controlplane.crypto), never
+A provider's API key is write-only: stored encrypted (core.crypto), never
 returned, never logged, and scrubbed from upstream error messages.
 """
 
@@ -29,9 +29,9 @@ from django.utils import timezone
 from accounts import roles
 from accounts.caller import Caller
 from accounts.models import Application, Team
-from controlplane import crypto, egress
-from controlplane.errors import ApplicationError, Conflict, PermissionDenied, ValidationFailed
-from controlplane.ids import parse_whole_number
+from core import crypto, egress
+from core.errors import ApplicationError, Conflict, PermissionDenied, ValidationFailed
+from core.ids import parse_whole_number
 from gateway.catalog import catalog_changed
 from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
 

@@ -30,7 +30,7 @@ import orjson
 from django.conf import settings
 from openai._constants import RAW_RESPONSE_HEADER  # the SDK's switch for an unread (streamed) response
 
-from controlplane import egress
+from core import egress
 from gateway import breaker
 from gateway.catalog import ProviderConfig, ServedModel
 

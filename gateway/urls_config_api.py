@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from controlplane import converters  # noqa: F401 - registers the <id:...> converter
+from core import converters  # noqa: F401 - registers the <id:...> converter
 from gateway import api_config
 
 urlpatterns = [

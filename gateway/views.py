@@ -11,10 +11,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import roles
 from accounts import selectors as account_selectors
+from accounts.authentication import get_caller
 from accounts.caller import Caller
 from accounts.models import Team
-from controlplane.api.authentication import get_caller
-from controlplane.errors import ApplicationError, PermissionDenied, ValidationFailed
+from core.errors import ApplicationError, PermissionDenied, ValidationFailed
 from gateway import forms, selectors, services
 from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
 from gateway.routing import PolicyConfig

@@ -14,9 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import MAX_INTEGER, ChoiceField, ClearanceField, IdField, StrictSerializer
-from controlplane.dates import MomentField
+from accounts.authentication import get_caller
+from core.api.serializers import MAX_INTEGER, ChoiceField, ClearanceField, IdField, StrictSerializer
+from core.dates import MomentField
 from observability import selectors, services
 from observability.filters import parse_call_filters
 from observability.models import Call, CallStatus
@@ -259,7 +259,7 @@ class CallListView(generics.ListAPIView):
                 {"calls": f"A batch holds at most {services.MAX_INGEST_BATCH} calls; you sent {len(raw_calls)}."}
             )
         # A body nested too deeply never gets here: the API's parser refuses it
-        # (controlplane.api.parsers); storing and reading a record walk its JSON recursively.
+        # (core.api.parsers); storing and reading a record walk its JSON recursively.
         serializer = CallBatchInput(data=request.data)
         if not serializer.is_valid():
             raise serializers.ValidationError(_bracketed(serializer.errors))

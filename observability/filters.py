@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controlplane.dates import parse_moment
-from controlplane.errors import ValidationFailed
-from controlplane.ids import parse_whole_number
+from core.dates import parse_moment
+from core.errors import ValidationFailed
+from core.ids import parse_whole_number
 from observability.models import CacheResult, CallStatus
 
 METADATA_PREFIX = "metadata."

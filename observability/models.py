@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from accounts.models import Clearance
-from controlplane.ids import uuid7
+from core.classification import Clearance
+from core.ids import uuid7
 
 
 class CallStatus(models.TextChoices):

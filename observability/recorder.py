@@ -33,7 +33,7 @@ from typing import IO, Any
 import orjson
 from django.conf import settings
 
-from controlplane.db import work_cycle
+from core.db import work_cycle
 from observability.deadletter import DeadLetters, calls_store_isolating
 
 logger = logging.getLogger(__name__)

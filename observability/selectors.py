@@ -25,8 +25,8 @@ from django.db.models.functions import Cast
 
 from accounts import roles
 from accounts.caller import Caller
-from accounts.models import Clearance
-from controlplane.errors import NotFound, ValidationFailed
+from core.classification import Clearance
+from core.errors import NotFound, ValidationFailed
 from observability.filters import CallFilters
 from observability.models import Call
 

@@ -15,9 +15,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts.models import Clearance
-from controlplane.bulk import bulk_insert
-from controlplane.errors import Conflict, ValidationFailed
+from core.bulk import bulk_insert
+from core.classification import Clearance
+from core.errors import Conflict, ValidationFailed
 from observability.models import Call, CallSource, CallStatus
 from observability.records import fit_record
 

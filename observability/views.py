@@ -15,9 +15,9 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from accounts import selectors as account_selectors
-from controlplane.api.authentication import get_caller
-from controlplane.errors import NotFound, ValidationFailed
-from controlplane.htmx import render_page
+from accounts.authentication import get_caller
+from core.errors import NotFound, ValidationFailed
+from core.htmx import render_page
 from observability import selectors
 from observability.filters import CallFilters, parse_call_filters
 from observability.models import CacheResult, CallStatus

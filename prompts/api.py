@@ -12,12 +12,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
-from accounts.models import Clearance
-from controlplane import limits
-from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import MAX_INTEGER, ChoiceField, ClearanceField, IdField, StrictSerializer, validated
-from controlplane.errors import ValidationFailed
-from controlplane.ids import parse_whole_number
+from accounts.authentication import get_caller
+from core import limits
+from core.api.serializers import MAX_INTEGER, ChoiceField, ClearanceField, IdField, StrictSerializer, validated
+from core.classification import Clearance
+from core.errors import ValidationFailed
+from core.ids import parse_whole_number
 from prompts import content, selectors, services
 from prompts.diff import version_diff
 from prompts.models import Experiment, LabelHistory, Prompt, PromptLabel, PromptVersion

@@ -1,12 +1,12 @@
 """Per-process resolution cache, invalidated in every process when a label moves
-(controlplane.generation_cache: one generation token per prompt name)."""
+(core.generation_cache: one generation token per prompt name)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from controlplane.generation_cache import GenerationCache
+from core.generation_cache import GenerationCache
 
 T = TypeVar("T")
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from accounts.models import Clearance
-from controlplane.errors import ValidationFailed
+from core.classification import Clearance
+from core.errors import ValidationFailed
 from prompts import context, templating
 
 MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool")

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from accounts.models import Clearance
-from controlplane.errors import ValidationFailed
+from core.classification import Clearance
+from core.errors import ValidationFailed
 from prompts import templating, tokens
 
 DEFAULT_SHARES = {"instructions_share": 0.25, "documents_share": 0.5, "history_share": 0.25}

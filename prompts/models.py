@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-from accounts.models import Clearance
-from controlplane.models import BaseModel
+from core.classification import Clearance
+from core.models import BaseModel
 
 DEFAULT_PROTECTED_LABELS = ["production"]
 

@@ -14,9 +14,9 @@ from django.db.models import Max, Prefetch, Q, QuerySet
 
 from accounts import roles
 from accounts.caller import Caller
-from accounts.models import Clearance
-from controlplane.errors import NotFound, PermissionDenied, ValidationFailed
-from controlplane.ids import parse_whole_number
+from core.classification import Clearance
+from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.ids import parse_whole_number
 from prompts import assignment, context
 from prompts.cache import ResolutionCache, resolution_cache
 from prompts.models import (

@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts import roles
 from accounts.caller import Caller
 from accounts.models import Team
-from controlplane.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from gateway.semantic_cache.services import entries_invalidate_for_prompt
 from prompts import assignment, content, policies
 from prompts.cache import generation_bump

@@ -40,7 +40,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 
-from controlplane.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 # Names a template may use without declaring them: filled by context assembly.
 RESERVED_VARIABLES = frozenset({"documents"})

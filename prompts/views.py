@@ -13,11 +13,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import roles
 from accounts import selectors as account_selectors
-from accounts.models import Clearance
-from controlplane.api.authentication import get_caller
-from controlplane.errors import ApplicationError, ValidationFailed
-from controlplane.htmx import htmx_redirect, render_page
-from controlplane.ids import parse_whole_number
+from accounts.authentication import get_caller
+from core.classification import Clearance
+from core.errors import ApplicationError, ValidationFailed
+from core.htmx import htmx_redirect, render_page
+from core.ids import parse_whole_number
 from prompts import charts, selectors, services
 from prompts.api import RenderInput
 from prompts.diff import version_diff

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from controlplane.errors import ValidationFailed
+from core.errors import ValidationFailed
 from prompts import content
 from prompts.models import DEFAULT_PROTECTED_LABELS, Prompt, PromptVersion
 

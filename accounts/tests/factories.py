@@ -3,7 +3,8 @@ from __future__ import annotations
 import factory
 from django.contrib.auth.models import User
 
-from accounts.models import Application, Clearance, Membership, Role, Team
+from accounts.models import Application, Membership, Role, Team
+from core.classification import Clearance
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):

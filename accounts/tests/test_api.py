@@ -10,10 +10,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.keys import secret_hash
-from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
+from accounts.models import ApiKey, Application, Membership, Role, Team
 from accounts.tests.factories import UserFactory
-from controlplane.api.throttling import CallerRateThrottle
-from controlplane.testing import assert_hidden, assert_openai_error, assert_refused
+from accounts.throttling import CallerRateThrottle
+from core.classification import Clearance
+from core.testing import assert_hidden, assert_openai_error, assert_refused
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Application, Membership, Role, Team
 from accounts.tests.factories import ApplicationFactory
 from compliance.models import AuditEvent
-from controlplane.testing import assert_openai_error, assert_refused, snapshot
+from core.testing import assert_openai_error, assert_refused, snapshot
 from observability.models import Call
 
 pytestmark = pytest.mark.django_db

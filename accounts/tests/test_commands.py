@@ -8,8 +8,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts.keys import secret_hash
-from accounts.models import ApiKey, Application, Clearance, Role, Team
+from accounts.models import ApiKey, Application, Role, Team
 from accounts.services import api_key_authenticate
+from core.classification import Clearance
 
 pytestmark = pytest.mark.django_db
 

@@ -15,9 +15,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.keys import secret_hash
-from accounts.models import Clearance, Invitation, Membership, Role
+from accounts.models import Invitation, Membership, Role
 from compliance.models import AuditEvent
-from controlplane.testing import assert_hidden, assert_openai_error, assert_refused
+from core.classification import Clearance
+from core.testing import assert_hidden, assert_openai_error, assert_refused
 
 pytestmark = pytest.mark.django_db
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from accounts.models import Application, Clearance, Membership, Role, Team
+from accounts.models import Application, Membership, Role, Team
 from accounts.tests.factories import MembershipFactory, UserFactory
 from compliance.models import AuditEvent
-from controlplane.testing import assert_refused
+from core.classification import Clearance
+from core.testing import assert_refused
 
 pytestmark = pytest.mark.django_db
 

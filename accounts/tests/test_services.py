@@ -8,8 +8,8 @@ from django.db import connection
 from accounts.caller import caller_for_user
 from accounts.models import Membership, Role
 from accounts.services import membership_update
-from controlplane.errors import ApplicationError
-from controlplane.testing import requires_postgresql
+from core.errors import ApplicationError
+from core.testing import requires_postgresql
 
 
 @requires_postgresql()

@@ -9,9 +9,10 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from accounts.models import Clearance, Membership, Role
+from accounts.models import Membership, Role
 from compliance.models import AuditEvent
-from controlplane.testing import assert_openai_error, assert_refused
+from core.classification import Clearance
+from core.testing import assert_openai_error, assert_refused
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,10 @@ import re
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 
-from accounts.models import Clearance, Membership, Role
+from accounts.models import Membership, Role
 from compliance.models import AuditEvent
-from controlplane.testing import assert_refused
+from core.classification import Clearance
+from core.testing import assert_refused
 
 pytestmark = pytest.mark.django_db
 

@@ -14,11 +14,12 @@ from django.utils import timezone
 from accounts.caller import caller_for_user
 from accounts.invitations import invitation_create
 from accounts.keys import secret_hash
-from accounts.models import ApiKey, Application, Clearance, Membership, Role, Team
+from accounts.models import ApiKey, Application, Membership, Role, Team
 from accounts.services import api_key_create
 from accounts.tests.factories import ApplicationFactory, MembershipFactory, UserFactory
 from controlplane.navigation import AREAS
-from controlplane.testing import assert_hidden, assert_refused, snapshot
+from core.classification import Clearance
+from core.testing import assert_hidden, assert_refused, snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
+from accounts.authentication import get_caller
 from compliance.guardrails import selectors, services
 from compliance.guardrails.models import (
     PII_ENTITIES,
@@ -24,9 +25,8 @@ from compliance.guardrails.models import (
     LeakAction,
     PiiAction,
 )
-from controlplane.api.authentication import get_caller
-from controlplane.api.filters import IdFilter
-from controlplane.api.serializers import ChoiceField, ClearanceField, IdField, StrictSerializer, validated
+from core.api.filters import IdFilter
+from core.api.serializers import ChoiceField, ClearanceField, IdField, StrictSerializer, validated
 
 # A data source's description is stored, shown and copied into the audit trail with every
 # change (before and after): bounded like the other free-text fields.

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from controlplane.generation_cache import generation_token, generation_write
+from core.generation_cache import generation_token, generation_write
 
 ValueT = TypeVar("ValueT")
 _MISSING = "missing"

@@ -410,7 +410,7 @@ def classify_chunks(
         selected.append(chunk)
         spent += cost
     if selected:
-        from controlplane.embeddings import embed
+        from core.embeddings import embed
 
         for chunk, probability in zip(selected, get_classifier().probabilities(embed(selected)), strict=True):
             value = float(probability)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.db import models
 
-from accounts.models import Application, Clearance, Team
-from controlplane.models import BaseModel
+from accounts.models import Application, Team
+from core.classification import Clearance
+from core.models import BaseModel
 
 # Entity types a policy or a classification rule may name (presidio's recognizers that work offline).
 PII_ENTITIES = (

@@ -10,7 +10,7 @@ from accounts.caller import Caller
 from accounts.models import Application
 from compliance.guardrails.models import ClassificationRule, DataSource, GuardrailPolicy
 from compliance.guardrails.services import default_policy
-from controlplane.errors import NotFound
+from core.errors import NotFound
 
 
 def guardrail_policy_get(*, caller: Caller, application_id: int | str) -> tuple[Application, GuardrailPolicy]:

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from accounts import roles
 from accounts.caller import Caller
-from accounts.models import Application, Clearance, Team
+from accounts.models import Application, Team
 from compliance.guardrails import classification, injection, pii
 from compliance.guardrails.caching import GenerationCache
 from compliance.guardrails.models import (
@@ -30,7 +30,8 @@ from compliance.guardrails.models import (
     LeakAction,
     PiiAction,
 )
-from controlplane.errors import ApplicationError, PermissionDenied, ValidationFailed
+from core.classification import Clearance
+from core.errors import ApplicationError, PermissionDenied, ValidationFailed
 
 # Documents without a classification are internal, as in prompts.context.
 DEFAULT_DOCUMENT_CLASSIFICATION = "internal"

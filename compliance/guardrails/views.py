@@ -13,11 +13,11 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import roles
 from accounts import selectors as account_selectors
+from accounts.authentication import get_caller
 from compliance.guardrails import selectors, services
 from compliance.guardrails.models import PII_ENTITIES, GuardrailPolicy, InjectionAction, PiiAction
-from controlplane.api.authentication import get_caller
-from controlplane.errors import ApplicationError
-from controlplane.htmx import render_page
+from core.errors import ApplicationError
+from core.htmx import render_page
 
 INDEX_PAGE = "guardrails/index.html"
 INDEX_CONTENT = "guardrails/partials/_index_content.html"

@@ -17,7 +17,7 @@ from compliance.audit import Action, audit_record
 from compliance.export import EXPORT_COLUMNS
 from compliance.models import AuditEvent, AuditExport, ExportStatus, RetentionPolicy
 from compliance.tests.conftest import attacker_access
-from controlplane.testing import assert_hidden, assert_openai_error, assert_refused
+from core.testing import assert_hidden, assert_openai_error, assert_refused
 
 pytestmark = pytest.mark.django_db
 

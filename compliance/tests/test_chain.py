@@ -12,7 +12,7 @@ from compliance import chain
 from compliance.audit import audit_record
 from compliance.models import AuditCheckpoint, AuditEvent
 from compliance.tests.conftest import attacker_access
-from controlplane.testing import requires_postgresql
+from core.testing import requires_postgresql
 
 pytestmark = pytest.mark.django_db
 

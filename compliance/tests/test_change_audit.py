@@ -9,10 +9,11 @@ import pytest
 from django.urls import reverse
 
 from accounts.caller import caller_for_user
-from accounts.models import ApiKey, Clearance, Role
+from accounts.models import ApiKey, Role
 from compliance.audit import Action
 from compliance.guardrails import services as guardrails
 from compliance.models import AuditEvent
+from core.classification import Clearance
 from gateway import services as gateway
 from gateway.semantic_cache import services as cache
 from gateway.semantic_cache.models import DEFAULT_THRESHOLD, DEFAULT_TTL_SECONDS

@@ -14,7 +14,7 @@ from django.db import connection
 
 from compliance import chain
 from compliance.models import AuditCheckpoint, AuditEvent
-from controlplane.testing import requires_postgresql
+from core.testing import requires_postgresql
 
 pytestmark = [requires_postgresql("roles and privileges"), pytest.mark.django_db(transaction=True)]
 

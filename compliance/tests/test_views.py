@@ -12,7 +12,7 @@ from compliance import chain
 from compliance.audit import Action, audit_record
 from compliance.models import AuditEvent, AuditExport, ExportStatus, RetentionPolicy
 from compliance.tests.conftest import attacker_access
-from controlplane.testing import assert_hidden, assert_refused
+from core.testing import assert_hidden, assert_refused
 
 pytestmark = pytest.mark.django_db
 

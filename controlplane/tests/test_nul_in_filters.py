@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.testing import assert_openai_error
+from core.testing import assert_openai_error
 
 pytestmark = pytest.mark.django_db
 

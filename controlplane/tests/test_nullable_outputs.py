@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from accounts.models import Role
 from accounts.services import api_key_create
-from controlplane.api.serializers import StrictSerializer
+from core.api.serializers import StrictSerializer
 
 PROJECT_PACKAGES = {"accounts", "compliance", "controlplane", "costs", "gateway", "observability", "prompts"}
 

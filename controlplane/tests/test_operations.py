@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.models import WorkerHeartbeat
-from controlplane.tasks import worker_heartbeat
+from core.models import WorkerHeartbeat
+from core.tasks import worker_heartbeat
 
 ROOT = Path(__file__).resolve().parents[2]
 

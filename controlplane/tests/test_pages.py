@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.test import RequestFactory
 
-from controlplane import views
+from core import views
 
 pytestmark = pytest.mark.django_db
 

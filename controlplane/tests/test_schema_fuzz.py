@@ -24,10 +24,11 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.modes import GenerationMode
 
-from accounts.models import Clearance, Role
+from accounts.models import Role
 from accounts.services import api_key_create
 from conftest import TeamWorld
-from controlplane.ids import uuid7
+from core.classification import Clearance
+from core.ids import uuid7
 from costs.services import budget_create
 from observability.services import calls_store
 from prompts.services import label_move, prompt_create, prompt_version_create

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from compliance.models import AuditEvent
-from controlplane.testing import assert_hidden, assert_refused
+from core.testing import assert_hidden, assert_refused
 from costs.models import Budget, BudgetPeriod, Notification
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from controlplane.api.exceptions import exception_handler
+from core.api.exceptions import exception_handler
 from costs.budgets import BudgetExceeded, period_bounds
 from costs.services import budget_reserve
 

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.services import api_key_create
-from controlplane.testing import requires_postgresql
+from core.testing import requires_postgresql
 from costs.budgets import BudgetExceeded, period_bounds
 from costs.models import BudgetAlert, BudgetPeriod, BudgetReservation
 from costs.services import budget_release, budget_reserve, budget_settle, budget_settle_many, budget_update

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.testing import assert_hidden
+from core.testing import assert_hidden
 from costs.models import Notification, NotificationKind
 
 pytestmark = pytest.mark.django_db

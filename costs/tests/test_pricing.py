@@ -7,7 +7,7 @@ import pytest
 
 from accounts.caller import Caller
 from accounts.tests.factories import UserFactory
-from controlplane.errors import PermissionDenied, ValidationFailed
+from core.errors import PermissionDenied, ValidationFailed
 from costs.models import ModelPrice
 from costs.pricing import price_cache, prices_changed
 from costs.services import call_cost, price_for, price_set, worst_case_cost

@@ -16,7 +16,7 @@ import pytest
 import standardwebhooks
 from django.utils import timezone
 
-from controlplane.testing import assert_openai_error, assert_refused
+from core.testing import assert_openai_error, assert_refused
 from costs import alerts, secrets
 from costs.models import Budget, DeliveryStatus, Notification, WebhookDelivery
 from costs.tests.test_alerts import Receiver

@@ -11,8 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.api.authentication import get_caller
-from controlplane.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
+from accounts.authentication import get_caller
+from core.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
 from gateway.semantic_cache import selectors, services
 from gateway.semantic_cache.models import MAX_MAX_ENTRIES, MAX_TTL_SECONDS, CacheEntry, CacheMode
 

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from controlplane.embeddings import DIMENSIONS
+from core.embeddings import DIMENSIONS
 
 # Rows created this long before the watermark are read again on each sync: a row becomes
 # visible when its transaction commits, which may be after rows created later.

@@ -9,9 +9,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from accounts.models import Clearance
-from controlplane.ids import uuid7
-from controlplane.models import BaseModel
+from core.classification import Clearance
+from core.ids import uuid7
+from core.models import BaseModel
 
 # Chosen by bench/cache_bench.py: the lowest threshold with precision >= 0.95 on
 # bench/data/cache_pairs.jsonl (see bench/README.md, "Semantic cache").

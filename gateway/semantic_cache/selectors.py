@@ -15,7 +15,8 @@ from django.db.models import Count, Q, QuerySet, Sum
 from accounts import roles
 from accounts import selectors as account_selectors
 from accounts.caller import Caller
-from accounts.models import Application, Clearance
+from accounts.models import Application
+from core.classification import Clearance
 from gateway.semantic_cache.models import CacheEntry, ShadowReview
 from gateway.semantic_cache.services import DEFAULT_CONFIG, CacheConfig, config_load
 

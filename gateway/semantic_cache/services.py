@@ -42,8 +42,8 @@ from prometheus_client import Counter
 from accounts import roles
 from accounts.caller import Caller
 from accounts.models import Application
-from controlplane.errors import NotFound, ValidationFailed
-from controlplane.generation_cache import generation_bump_key, generation_token
+from core.errors import NotFound, ValidationFailed
+from core.generation_cache import generation_bump_key, generation_token
 from gateway.semantic_cache.guard import compatible
 from gateway.semantic_cache.index import IndexRegistry, IndexRow
 from gateway.semantic_cache.models import CacheEntry, CacheMode, CacheSettings, ShadowReview
@@ -345,7 +345,7 @@ def lookup_in(*, state: CacheState, scope: CacheScope, messages: list[dict[str, 
         exact = index.exact(request_hash=keys.request_hash, clearance=scope.clearance, now=now)
         hit = _verified(state, scope=scope, keys=keys, candidates=[(entry_id, 1.0) for entry_id in exact])
         if hit is None and keys.semantic_text is not None:
-            from controlplane.embeddings import embed
+            from core.embeddings import embed
 
             embedding = embed([keys.semantic_text])[0]
             candidates = index.search(
@@ -551,7 +551,7 @@ def entry_write(*, state: CacheState, job: _StoreJob) -> str:
     keys = request_keys(scope=scope, messages=job.messages)
     vector = job.embedding
     if vector is None and keys.semantic_text is not None:
-        from controlplane.embeddings import embed
+        from core.embeddings import embed
 
         vector = embed([keys.semantic_text])[0]
     now = timezone.now()

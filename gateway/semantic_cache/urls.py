@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from controlplane import converters  # noqa: F401 - registers the <id:...> converter
+from core import converters  # noqa: F401 - registers the <id:...> converter
 from gateway.semantic_cache import views
 
 app_name = "semantic_cache"

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import roles
 from accounts import selectors as account_selectors
-from controlplane.api.authentication import get_caller
-from controlplane.errors import ApplicationError
+from accounts.authentication import get_caller
+from core.errors import ApplicationError
 from gateway.forms import parsed
 from gateway.semantic_cache import forms, selectors, services
 

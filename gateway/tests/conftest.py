@@ -14,9 +14,10 @@ import pytest
 import uvicorn
 from django.db import OperationalError
 
-from accounts.models import Application, Clearance, Role
+from accounts.models import Application, Role
 from accounts.services import api_key_create
-from controlplane import crypto
+from core import crypto
+from core.classification import Clearance
 from gateway import keys
 from gateway.catalog import catalog_changed
 from gateway.models import LanguageModel, Provider

@@ -7,8 +7,8 @@ from unittest import mock
 
 from django.core.cache import cache
 
-from controlplane import generation_cache
-from controlplane.generation_cache import request_step
+from core import generation_cache
+from core.generation_cache import request_step
 from gateway import breaker
 
 

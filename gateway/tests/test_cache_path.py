@@ -10,9 +10,10 @@ import pytest
 from django.utils import timezone
 from openai.types.chat import ChatCompletionMessageParam
 
-from accounts.models import Clearance, Role
+from accounts.models import Role
 from accounts.services import api_key_create
 from compliance.guardrails.models import GuardrailPolicy, InjectionAction
+from core.classification import Clearance
 from costs.services import price_set
 from gateway.semantic_cache.models import CacheMode, CacheSettings
 from gateway.tests.conftest import model_for, provider_for, stored_calls

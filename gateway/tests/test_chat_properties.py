@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controlplane.errors import ApplicationError, ValidationFailed
+from core.errors import ApplicationError, ValidationFailed
 from gateway.chat import ALLOWED, ChatRequest, parse_chat_request
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from accounts.tests.factories import UserFactory
-from controlplane import crypto
-from controlplane.testing import assert_hidden, assert_openai_error, assert_refused, snapshot
+from core import crypto
+from core.testing import assert_hidden, assert_openai_error, assert_refused, snapshot
 from costs.models import ModelPrice
 from gateway import catalog, routing, services
 from gateway.models import LanguageModel, Provider, RoutingPolicy

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from accounts.tests.factories import UserFactory
-from controlplane import crypto
-from controlplane.testing import snapshot
+from core import crypto
+from core.testing import snapshot
 from costs.models import ModelPrice
 from gateway import catalog, services
 from gateway.models import LanguageModel, Provider, RoutingPolicy

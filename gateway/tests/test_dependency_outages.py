@@ -21,10 +21,11 @@ import redis
 import uvicorn
 from django.core.cache.backends.locmem import LocMemCache
 
-from accounts.models import ApiKey, Clearance, Role
+from accounts.models import ApiKey, Role
 from accounts.services import api_key_create, api_key_revoke
-from controlplane import generation_cache
-from controlplane.generation_cache import SharedCacheUnavailable
+from core import generation_cache
+from core.classification import Clearance
+from core.generation_cache import SharedCacheUnavailable
 from gateway import keys
 from gateway.catalog import catalog_changed
 from gateway.tests.conftest import GatewayClient, model_for, provider_for, stored_calls
@@ -272,7 +273,7 @@ def own_redis_cache(settings: Any) -> Iterator[OwnRedis]:
     server.start()
     settings.CACHES = {
         "default": {
-            "BACKEND": "controlplane.cache.RedisCache",
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": server.url,
             "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.5},
         }

@@ -11,10 +11,10 @@ import pytest
 from django.utils import timezone
 from openai.types.chat import ChatCompletionMessageParam
 
-from accounts.models import Clearance
 from compliance.guardrails.models import DataSource, GuardrailPolicy, InjectionAction, LeakAction, PiiAction
 from compliance.guardrails.services import data_source_create
-from controlplane.testing import requires_postgresql
+from core.classification import Clearance
+from core.testing import requires_postgresql
 from costs.models import BudgetPeriod, usd_to_units
 from costs.services import budget_create, price_set
 from gateway.tests.conftest import model_for, provider_for, stored_calls

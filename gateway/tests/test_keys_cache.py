@@ -10,9 +10,9 @@ import pytest
 from accounts.keys import parse_prefix
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
-from controlplane import generation_cache
-from controlplane.errors import AuthenticationRequired
-from controlplane.generation_cache import request_step
+from core import generation_cache
+from core.errors import AuthenticationRequired
+from core.generation_cache import request_step
 from gateway import keys
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply

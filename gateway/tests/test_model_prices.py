@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from compliance.models import AuditEvent
-from controlplane.testing import assert_refused, snapshot
+from core.testing import assert_refused, snapshot
 from costs.budgets import rule_cache
 from costs.models import BudgetPeriod, ModelPrice
 from costs.pricing import price_cache, price_for

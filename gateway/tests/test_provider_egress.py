@@ -13,7 +13,7 @@ import openai
 import pytest
 from django.core.management import CommandError, call_command
 
-from controlplane.testing import assert_openai_error, assert_refused
+from core.testing import assert_openai_error, assert_refused
 from gateway import catalog, services
 from gateway.models import Provider
 from gateway.tests.conftest import model_for, provider_for

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from controlplane.errors import ValidationFailed
-from controlplane.testing import snapshot
+from core.errors import ValidationFailed
+from core.testing import snapshot
 from gateway import catalog, complexity, routing, services
 from gateway.models import RoutingPolicy
 from gateway.routing import PolicyConfig, RouteDecision, decide, route

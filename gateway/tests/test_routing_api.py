@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controlplane.testing import assert_hidden, assert_openai_error, assert_refused
+from core.testing import assert_hidden, assert_openai_error, assert_refused
 from costs.models import ModelPrice
 from gateway import catalog, routing, services
 from gateway.models import LanguageModel, Provider, RoutingPolicy

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from accounts.caller import caller_for_user
-from controlplane.errors import NotFound, ValidationFailed
-from controlplane.testing import snapshot
+from core.errors import NotFound, ValidationFailed
+from core.testing import snapshot
 from gateway import catalog, routing, selectors, services
 from gateway.models import RoutingPolicy
 from gateway.routing import PolicyConfig

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from controlplane import crypto
-from controlplane.testing import snapshot
+from core import crypto
+from core.testing import snapshot
 from costs.models import ModelPrice
 from gateway import catalog
 from gateway.models import LanguageModel, Provider, RoutingPolicy

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from compliance.guardrails import services as guardrail_services
-from controlplane.ids import uuid7
+from core.ids import uuid7
 from costs.pricing import price_cache
 from gateway.tests.conftest import (  # noqa: F401 - the live gateway's fixtures, for the recording tests
     fake_upstream,

@@ -16,11 +16,12 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts.models import Clearance, Membership, Role
+from accounts.models import Membership, Role
 from accounts.services import api_key_create
 from compliance.guardrails import services as guardrail_services
 from compliance.guardrails.models import ClassificationRule, GuardrailPolicy, InjectionAction
-from controlplane.testing import assert_openai_error, assert_refused
+from core.classification import Clearance
+from core.testing import assert_openai_error, assert_refused
 from gateway.semantic_cache import services as semantic_cache
 from gateway.semantic_cache.models import CacheEntry, CacheMode, CacheSettings
 from gateway.tests.conftest import model_for, provider_for, stored_calls

@@ -9,11 +9,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from accounts.models import Clearance, Role
+from accounts.models import Role
 from accounts.tests.factories import ApplicationFactory
 from compliance.guardrails import services as guardrail_services
 from compliance.guardrails.models import ClassificationRule
-from controlplane.testing import assert_hidden, assert_openai_error, assert_refused
+from core.classification import Clearance
+from core.testing import assert_hidden, assert_openai_error, assert_refused
 from costs.services import price_set
 from observability.models import Call
 

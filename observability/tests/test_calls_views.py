@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from accounts.models import Clearance, Membership
+from accounts.models import Membership
 from compliance.guardrails.models import ClassificationRule
-from controlplane.testing import snapshot
+from core.classification import Clearance
+from core.testing import snapshot
 from observability.models import Call
 
 pytestmark = pytest.mark.django_db

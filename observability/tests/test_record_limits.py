@@ -18,8 +18,8 @@ from prometheus_client import REGISTRY
 
 from compliance.audit import Action
 from compliance.models import AuditEvent
-from controlplane.bulk import bulk_insert
-from controlplane.ids import uuid7
+from core.bulk import bulk_insert
+from core.ids import uuid7
 from costs.models import BudgetPeriod, usd_to_units
 from gateway.services import routing_set
 from gateway.tests.conftest import model_for, provider_for, stored_calls

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from controlplane.ids import uuid7
+from core.ids import uuid7
 from costs.models import BudgetPeriod, usd_to_units
 from observability.models import Call
 from observability.recorder import CallRecorder

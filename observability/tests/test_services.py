@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.caller import caller_for_api_key, caller_for_user
 from accounts.models import ApiKey, Role
 from accounts.services import api_key_create
-from controlplane.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from costs.services import price_set
 from observability import services
 from observability.models import Call

@@ -12,9 +12,9 @@ import pytest
 from django.core.management import call_command
 
 from accounts.caller import caller_for_user
-from accounts.models import Clearance
-from controlplane.errors import PermissionDenied, ValidationFailed
-from controlplane.testing import assert_openai_error, assert_refused, snapshot
+from core.classification import Clearance
+from core.errors import PermissionDenied, ValidationFailed
+from core.testing import assert_openai_error, assert_refused, snapshot
 from prompts import selectors, services
 from prompts.models import (
     Experiment,

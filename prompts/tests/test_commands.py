@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from controlplane.testing import snapshot
+from core.testing import snapshot
 from prompts.models import LabelHistory, Prompt, PromptLabel, PromptVersion
 
 pytestmark = pytest.mark.django_db

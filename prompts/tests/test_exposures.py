@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.caller import caller_for_user
-from controlplane.ids import uuid7
+from core.ids import uuid7
 from observability.models import Call
 from observability.services import calls_store
 from prompts import services

@@ -8,8 +8,8 @@ import tracemalloc
 
 import pytest
 
-from controlplane.errors import ValidationFailed
-from controlplane.testing import assert_openai_error
+from core.errors import ValidationFailed
+from core.testing import assert_openai_error
 from prompts import services, templating
 from prompts.models import PromptVersion
 from prompts.tests.conftest import version

@@ -6,9 +6,9 @@ import pytest
 from guardian.shortcuts import assign_perm
 
 from accounts.caller import caller_for_user
-from accounts.models import Clearance
-from controlplane.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from controlplane.testing import snapshot
+from core.classification import Clearance
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from core.testing import snapshot
 from prompts import context, selectors, services
 from prompts.diff import version_diff
 from prompts.models import LabelAction, LabelHistory, PromptLabel, PromptVersion

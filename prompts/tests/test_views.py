@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from controlplane.testing import snapshot
+from core.testing import snapshot
 from prompts import services
 from prompts.models import LabelHistory, Prompt, PromptLabel, PromptVersion
 from prompts.tests.conftest import version

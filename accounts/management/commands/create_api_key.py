@@ -4,8 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import Clearance, Role
+from accounts.models import Role
 from accounts.services import provisioning_key_create
+from core.classification import Clearance
 
 
 class Command(BaseCommand):

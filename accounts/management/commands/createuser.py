@@ -5,9 +5,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import MEMBER_ROLES, Clearance, Role, Team
+from accounts.models import MEMBER_ROLES, Role, Team
 from accounts.services import user_create
-from controlplane.errors import ApplicationError
+from core.classification import Clearance
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
 import pytest
 
-from accounts.models import Clearance
 from compliance.guardrails.models import ClassificationRule, DataSource, GuardrailPolicy
-from controlplane.testing import assert_hidden, assert_openai_error, assert_refused
+from core.classification import Clearance
+from core.testing import assert_hidden, assert_openai_error, assert_refused
 
 pytestmark = pytest.mark.django_db
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from accounts.models import Clearance
 from compliance.guardrails import services
 from compliance.guardrails.models import GuardrailPolicy
+from core.classification import Clearance
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from accounts.models import Clearance
 from compliance.guardrails import caching, injection, services
 from compliance.guardrails.models import ClassificationRule, GuardrailPolicy
+from core.classification import Clearance
 
 pytestmark = pytest.mark.django_db
 

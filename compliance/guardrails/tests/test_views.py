@@ -1,7 +1,7 @@
 import pytest
 
 from compliance.guardrails.models import GuardrailPolicy
-from controlplane.testing import snapshot
+from core.testing import snapshot
 
 pytestmark = pytest.mark.django_db
 

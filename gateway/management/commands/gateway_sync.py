@@ -45,8 +45,8 @@ import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Team
-from controlplane.errors import ValidationFailed
-from controlplane.ids import parse_whole_number
+from core.errors import ValidationFailed
+from core.ids import parse_whole_number
 from gateway import services
 from gateway.services import ModelSpec, ProviderSpec, RoutingSpec, price_from
 

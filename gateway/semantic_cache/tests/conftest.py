@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from accounts.models import Application, Clearance
+from accounts.models import Application
+from core.classification import Clearance
 from gateway.semantic_cache import services
 from gateway.semantic_cache.models import CacheMode, CacheSettings
 from gateway.semantic_cache.services import CacheScope

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from accounts.models import Clearance
-from controlplane.testing import assert_hidden, assert_openai_error, assert_refused
+from core.classification import Clearance
+from core.testing import assert_hidden, assert_openai_error, assert_refused
 from gateway.semantic_cache.models import CacheEntry, CacheMode, CacheSettings
 from gateway.semantic_cache.tests.conftest import fill, scope_for
 

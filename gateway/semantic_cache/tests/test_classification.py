@@ -8,8 +8,9 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.caller import caller_for_user
-from accounts.models import Clearance, Membership, Role
+from accounts.models import Membership, Role
 from compliance.guardrails.services import classification_rule_create
+from core.classification import Clearance
 from gateway.semantic_cache import services
 from gateway.semantic_cache.models import CacheEntry
 from gateway.semantic_cache.services import lookup

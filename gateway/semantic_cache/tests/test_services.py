@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from accounts.models import Clearance
+from core.classification import Clearance
 from gateway.semantic_cache import services
 from gateway.semantic_cache.models import CacheEntry, CacheMode
 from gateway.semantic_cache.services import CacheState, lookup, lookup_in
@@ -24,7 +24,7 @@ def test_mode_off_is_a_miss_without_work(team_a: Any, django_assert_num_queries:
     scope = scope_for(team_a.application)
     lookup(scope=scope, messages=ask(QUESTION))
     # When it looks up again
-    with django_assert_num_queries(0), mock.patch("controlplane.embeddings.embed") as embed:
+    with django_assert_num_queries(0), mock.patch("core.embeddings.embed") as embed:
         result = lookup(scope=scope, messages=ask(QUESTION))
     # Then nothing is queried or embedded
     assert (result.mode, result.hit, result.embedding) == ("off", None, None)
@@ -64,7 +64,7 @@ def test_different_question_misses_and_returns_its_embedding(team_a: Any, cache_
     assert result.hit is None
     assert result.embedding is not None
     # The embedding is reused by store (no recomputation needed)
-    with mock.patch("controlplane.embeddings.embed") as embed:
+    with mock.patch("core.embeddings.embed") as embed:
         services.store(
             scope=scope,
             messages=ask("Cancel my subscription"),
@@ -204,7 +204,7 @@ def test_flag_by_another_process_is_honoured_by_a_loaded_index(team_a: Any, cach
 
 
 def test_flag_rejects_a_malformed_id(team_a: Any) -> None:
-    from controlplane.errors import ValidationFailed
+    from core.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as error:
         services.entry_flag(entry_id="nope", reason="x")
@@ -259,7 +259,7 @@ def test_backend_failure_degrades_to_a_miss(team_a: Any, cache_on: Any, caplog: 
 
 def test_store_failure_is_swallowed(team_a: Any, cache_on: Any) -> None:
     cache_on(team_a.application)
-    with mock.patch("controlplane.embeddings.embed", side_effect=RuntimeError("model missing")):
+    with mock.patch("core.embeddings.embed", side_effect=RuntimeError("model missing")):
         fill(scope_for(team_a.application), QUESTION, "A")
     assert CacheEntry.objects.count() == 0
 

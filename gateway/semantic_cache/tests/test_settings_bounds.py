@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from controlplane.testing import assert_refused, snapshot
+from core.testing import assert_refused, snapshot
 from gateway.semantic_cache.models import MAX_MAX_ENTRIES, MAX_TTL_SECONDS, CacheSettings
 
 pytestmark = pytest.mark.django_db

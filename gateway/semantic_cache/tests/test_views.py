@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from controlplane.testing import assert_hidden, assert_refused
+from core.testing import assert_hidden, assert_refused
 from gateway.semantic_cache.models import CacheEntry, CacheSettings, ShadowReview
 from gateway.semantic_cache.tests.conftest import fill, scope_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from accounts.models import Team
-from controlplane.ids import parse_whole_number
+from core.ids import parse_whole_number
 
 
 def team_from_option(value: str | None) -> Team:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from controlplane.errors import ApplicationError
+from core.errors import ApplicationError
 from prompts import services, yaml_files
 from prompts.management.commands._team import team_from_option
 

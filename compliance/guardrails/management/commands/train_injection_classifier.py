@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--output", default=str(injection.WEIGHTS_PATH), help="where to write the .npz file")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from controlplane.embeddings import embed
+        from core.embeddings import embed
 
         np.random.seed(training.SEED)  # nothing below draws random numbers; fixed for any future change
         texts, labels = training.training_examples()
