@@ -17,8 +17,7 @@ from accounts import roles
 from accounts.caller import Caller
 from accounts.models import Team
 from core.errors import Conflict, NotFound, ValidationFailed
-from gateway.semantic_cache.services import entries_invalidate_for_prompt
-from prompts import assignment, content, policies
+from prompts import assignment, content, hooks, policies
 from prompts.cache import generation_bump
 from prompts.models import (
     Experiment,
@@ -235,8 +234,8 @@ def label_move(
             before={"label": label, "version": previous_version.number if previous_version else None},
             after={"label": label, "version": version.number, "reason": reason},
         )
-        # Cached answers of this prompt die with the move (gateway.semantic_cache).
-        transaction.on_commit(lambda: entries_invalidate_for_prompt(prompt_id=prompt.id))
+        # Cached answers of this prompt die with the move (gateway.semantic_cache receives it).
+        transaction.on_commit(lambda: hooks.label_moved(prompt_id=prompt.id))
     logger.info(
         "prompt label moved",
         extra={
