@@ -12,9 +12,10 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts.models import Application, Role, Team
+from accounts.models import Application, Team
 from accounts.services import api_key_create
 from accounts.tests.factories import ApplicationFactory, MembershipFactory, TeamFactory, UserFactory
+from accounts.types import Role
 from core.classification import Clearance
 
 

@@ -7,20 +7,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from accounts.types import Role
 from core.classification import Clearance
 from core.models import BaseModel
-
-
-class Role(models.TextChoices):
-    ADMIN = "admin", "Admin"
-    MANAGER = "manager", "Manager"
-    PROMPT_ENGINEER = "prompt_engineer", "Prompt engineer"
-    REVIEWER = "reviewer", "Reviewer"
-    COMPLIANCE_OFFICER = "compliance_officer", "Compliance officer"
-    VIEWER = "viewer", "Viewer"
-    # Only API keys hold this role by default: call models and prompts as an application.
-    APPLICATION = "application", "Application"
-
 
 MEMBER_ROLES = [choice for choice in Role.choices if choice[0] != Role.APPLICATION]
 

@@ -16,14 +16,8 @@ import json
 
 from django.db import models
 
+from compliance.types import ActorType, ExportFormat, ExportStatus
 from core.ids import uuid7
-
-
-class ActorType(models.TextChoices):
-    USER = "user", "User"
-    API_KEY = "api_key", "API key"
-    SYSTEM = "system", "System"
-    ANONYMOUS = "anonymous", "Anonymous"
 
 
 class AuditEvent(models.Model):
@@ -94,18 +88,6 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint at #{self.sequence}"
-
-
-class ExportStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
-class ExportFormat(models.TextChoices):
-    JSONL = "jsonl", "JSON lines"
-    CSV = "csv", "CSV"
 
 
 class AuditExport(models.Model):

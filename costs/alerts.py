@@ -31,7 +31,8 @@ from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from accounts.models import Membership, Role, Team
+from accounts.models import Membership, Team
+from accounts.types import Role
 from core import egress
 from costs import secrets
 from costs.budgets import period_bounds

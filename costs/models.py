@@ -12,6 +12,17 @@ from decimal import Decimal
 from django.db import models
 
 from core.models import BaseModel
+from costs.types import (
+    BudgetAction,
+    BudgetPeriodKind,
+    BudgetScope,
+    DeliveryStatus,
+    NotificationKind,
+    RecommendationKind,
+    ReservationState,
+    RollupDimension,
+    RollupGranularity,
+)
 
 UNITS_PER_USD = 100_000_000  # 1 unit = 1e-8 USD, the resolution of Call.cost_usd
 USD_QUANTUM = Decimal("0.00000001")
@@ -87,27 +98,6 @@ class ModelPrice(models.Model):
     def cached_input_price(self) -> Decimal:
         """Cached input tokens cost the input price when the provider gives no discount."""
         return self.cached_input_per_million if self.cached_input_per_million is not None else self.input_per_million
-
-
-class BudgetScope(models.TextChoices):
-    TEAM = "team", "Team"
-    APPLICATION = "application", "Application"
-    API_KEY = "api_key", "API key"
-    END_USER = "end_user", "End user"
-    MODEL = "model", "Model"
-    METADATA = "metadata", "Metadata tag"
-
-
-class BudgetPeriodKind(models.TextChoices):
-    DAILY = "daily", "Daily"
-    WEEKLY = "weekly", "Weekly"
-    MONTHLY = "monthly", "Monthly"
-    TOTAL = "total", "Total"
-
-
-class BudgetAction(models.TextChoices):
-    BLOCK = "block", "Block"
-    DOWNGRADE = "downgrade", "Downgrade"
 
 
 DEFAULT_THRESHOLDS = [50, 80, 100]
@@ -193,12 +183,6 @@ class BudgetPeriod(models.Model):
         return units_to_usd(max(self.limit_units - self.spent_units - self.reserved_units, 0))
 
 
-class ReservationState(models.TextChoices):
-    OPEN = "open", "Open"
-    SETTLED = "settled", "Settled"
-    RELEASED = "released", "Released"
-
-
 class BudgetReservation(models.Model):
     """What one call holds on one budget period row, written with the reservation itself (see
     costs.budgets). Settling or releasing moves it out of `open` once: whoever changes the state
@@ -250,11 +234,6 @@ class BudgetAlert(models.Model):
         return f"budget {self.budget_id} crossed {self.threshold}%"
 
 
-class NotificationKind(models.TextChoices):
-    BUDGET_THRESHOLD = "budget_threshold", "Budget threshold"
-    SPEND_ANOMALY = "spend_anomaly", "Spend anomaly"
-
-
 class Notification(models.Model):
     """An in-app notification for a team's members."""
 
@@ -273,12 +252,6 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.title
-
-
-class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed"
 
 
 class Delivery(models.Model):
@@ -340,20 +313,6 @@ class EmailDelivery(Delivery):
         return f"email to {len(self.recipients)} recipient(s): {self.status}"
 
 
-class RollupGranularity(models.TextChoices):
-    HOUR = "hour", "Hour"
-    DAY = "day", "Day"
-
-
-class RollupDimension(models.TextChoices):
-    TEAM = "team", "Team"
-    APPLICATION = "application", "Application"
-    API_KEY = "api_key", "API key"
-    MODEL = "model", "Model"
-    END_USER = "end_user", "End user"
-    PROMPT = "prompt", "Prompt"
-
-
 class CostRollup(models.Model):
     """Spend per team, bucket (UTC hour or day) and one dimension value, kept current incrementally."""
 
@@ -382,12 +341,6 @@ class CostRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dimension}={self.key} {self.granularity} {self.bucket_start:%Y-%m-%d %H:%M}"
-
-
-class RecommendationKind(models.TextChoices):
-    CHEAPER_TIER = "cheaper_tier", "Send simple calls to a cheaper model"
-    ENABLE_CACHE = "enable_cache", "Enable the cache"
-    CUT_CONTEXT = "cut_context", "Cut context"
 
 
 class Recommendation(models.Model):

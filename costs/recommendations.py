@@ -206,8 +206,10 @@ def normalised_last_user_message(messages: Any) -> str:
 
 def cache_candidate_calls(*, since: datetime) -> Iterator[CacheCall]:
     """Successful calls since `since` that the cache did not serve, of applications whose cache is not on."""
-    from gateway.semantic_cache.models import CacheMode, CacheSettings
-    from observability.models import CacheResult, Call, CallStatus
+    from gateway.semantic_cache.models import CacheSettings
+    from gateway.semantic_cache.types import CacheMode
+    from observability.models import Call
+    from observability.types import CacheResult, CallStatus
 
     cached_applications = CacheSettings.objects.filter(mode=CacheMode.ON).values("application_id")
     rows = (
@@ -301,7 +303,8 @@ def _int_or_none(value: Any) -> int | None:
 
 def context_candidate_calls(*, since: datetime) -> Iterator[ContextCall]:
     """Successful calls since `since` of a prompt version whose context report counts document tokens."""
-    from observability.models import Call, CallStatus
+    from observability.models import Call
+    from observability.types import CallStatus
 
     rows = (
         Call.objects.filter(

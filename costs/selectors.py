@@ -14,8 +14,9 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from accounts.caller import Caller
-from accounts.models import ApiKey, Application, Role, Team
+from accounts.models import ApiKey, Application, Team
 from accounts.roles import role_permissions
+from accounts.types import Role
 from core.dates import RANGE_MESSAGE, is_supported
 from core.errors import NotFound, ValidationFailed
 from costs import permissions

@@ -39,7 +39,7 @@ from gateway.pipeline import (
     record_refused,
     release_unsettled,
 )
-from observability.models import CallStatus
+from observability.types import CallStatus
 from prompts.context import dropped_document_counts
 
 logger = logging.getLogger("gateway")

@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from core.models import BaseModel
+from gateway.types import ModelTier, RoutingPolicyKind
 
 
 class Provider(BaseModel):
@@ -47,12 +48,6 @@ class Provider(BaseModel):
         return bool(self.api_key_encrypted)
 
 
-class ModelTier(models.TextChoices):
-    SMALL = "small", "Small"
-    MEDIUM = "medium", "Medium"
-    LARGE = "large", "Large"
-
-
 class LanguageModel(BaseModel):
     """A model as apps name it (`model` in the request), served by one provider."""
 
@@ -81,12 +76,6 @@ class LanguageModel(BaseModel):
 
     def __str__(self) -> str:
         return self.name
-
-
-class RoutingPolicyKind(models.TextChoices):
-    FIXED = "fixed", "Fixed model"
-    COMPLEXITY = "complexity", "By complexity"
-    COST_CAP = "cost_cap", "Cost cap"
 
 
 class RoutingPolicy(BaseModel):

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from compliance.guardrails import services as guardrails
-from compliance.guardrails.models import GuardrailPolicy, InjectionAction, PiiAction
+from compliance.guardrails.models import GuardrailPolicy
+from compliance.guardrails.types import InjectionAction, PiiAction
 from core.errors import ApplicationError, NotFound, ValidationFailed
 from costs import services as costs
 from costs.budgets import Reservation, budget_release, budget_reservations_release
@@ -25,9 +26,9 @@ from gateway.chat import ChatRequest, parse_chat_request
 from gateway.keys import KeyContext, authenticate
 from gateway.routing import route
 from gateway.semantic_cache import services as semantic_cache
-from observability.models import CacheResult, CallStatus
 from observability.recorder import recorder
 from observability.records import fit_value
+from observability.types import CacheResult, CallStatus
 from prompts.context import included_documents_level
 from prompts.tokens import count_messages
 

@@ -163,7 +163,8 @@ def routing_simulate(
     from costs.services import call_cost
     from gateway import complexity
     from gateway.routing import decide
-    from observability.models import CacheResult, Call, CallStatus
+    from observability.models import Call
+    from observability.types import CacheResult, CallStatus
 
     application = account_selectors.application_get(caller=caller, application_id=application_id)
     caller.require_permission(roles.VIEW_SPEND, team_id=application.team_id, action="simulate routing costs")

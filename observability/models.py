@@ -12,25 +12,7 @@ from django.db import models
 
 from core.classification import Clearance
 from core.ids import uuid7
-
-
-class CallStatus(models.TextChoices):
-    SUCCESS = "success", "Success"
-    ERROR = "error", "Error"  # the provider (or every fallback) failed
-    CANCELLED = "cancelled", "Cancelled"  # the client went away mid-stream
-    REFUSED = "refused", "Refused"  # refused before any model was called (guardrail, budget)
-
-
-class CacheResult(models.TextChoices):
-    NONE = "none", "Not looked up"
-    MISS = "miss", "Miss"
-    HIT = "hit", "Hit"
-    SHADOW_HIT = "shadow_hit", "Shadow hit (not served)"
-
-
-class CallSource(models.TextChoices):
-    GATEWAY = "gateway", "Gateway"
-    INGESTED = "ingested", "Ingested"
+from observability.types import CacheResult, CallSource, CallStatus
 
 
 class Call(models.Model):

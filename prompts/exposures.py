@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from observability.models import Call, CallStatus
+from observability.models import Call
+from observability.types import CallStatus
 from prompts.models import ExperimentExposure, ExperimentVariant
 
 

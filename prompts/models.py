@@ -9,6 +9,7 @@ from django.db import models
 
 from core.classification import Clearance
 from core.models import BaseModel
+from prompts.types import ExperimentStatus, LabelAction
 
 DEFAULT_PROTECTED_LABELS = ["production"]
 
@@ -104,12 +105,6 @@ class PromptLabel(BaseModel):
         return f"{self.name} -> v{self.version.number}"
 
 
-class LabelAction(models.TextChoices):
-    MOVE = "move", "Move"
-    ROLLBACK = "rollback", "Rollback"
-    EXPERIMENT_WINNER = "experiment_winner", "Experiment winner"
-
-
 class LabelHistory(models.Model):
     """Append-only record of every label move: who, from, to, when and why."""
 
@@ -135,12 +130,6 @@ class LabelHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label}: {self.from_version_id} -> {self.to_version_id}"
-
-
-class ExperimentStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    RUNNING = "running", "Running"
-    STOPPED = "stopped", "Stopped"
 
 
 class Experiment(BaseModel):

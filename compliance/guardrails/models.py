@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from accounts.models import Application, Team
+from compliance.guardrails.types import DetectorKind, InjectionAction, LeakAction, PiiAction
 from core.classification import Clearance
 from core.models import BaseModel
 
@@ -44,29 +45,6 @@ DEFAULT_INJECTION_THRESHOLD = 0.7
 
 def default_pii_entities() -> list[str]:
     return list(DEFAULT_PII_ENTITIES)
-
-
-class PiiAction(models.TextChoices):
-    ALLOW = "allow", "Allow (record findings)"
-    REDACT = "redact", "Redact with typed placeholders"
-    BLOCK = "block", "Block the call"
-
-
-class InjectionAction(models.TextChoices):
-    OFF = "off", "Off"
-    FLAG = "flag", "Flag (record, call proceeds)"
-    BLOCK = "block", "Block the call"
-
-
-class LeakAction(models.TextChoices):
-    REDACT = "redact", "Redact the reproduced text"
-    BLOCK = "block", "Block the response"
-
-
-class DetectorKind(models.TextChoices):
-    PII_ENTITY = "pii_entity", "PII entities"
-    REGEX = "regex", "Regular expression"
-    KEYWORDS = "keywords", "Keyword list"
 
 
 class GuardrailPolicy(BaseModel):

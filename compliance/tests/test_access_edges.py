@@ -8,9 +8,10 @@ import time
 import pytest
 
 from accounts.caller import caller_for_user
-from accounts.models import ApiKey, Role
+from accounts.models import ApiKey
 from accounts.services import api_key_revoke
 from accounts.tests.factories import UserFactory
+from accounts.types import Role
 from compliance import chain
 from compliance.audit import audit_record
 from compliance.models import AuditEvent, AuditExport, ExportStatus

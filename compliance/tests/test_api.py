@@ -10,8 +10,8 @@ import json
 import pytest
 
 from accounts.caller import caller_for_user
-from accounts.models import Role
 from accounts.tests.factories import UserFactory
+from accounts.types import Role
 from compliance import chain
 from compliance.audit import Action, audit_record
 from compliance.export import EXPORT_COLUMNS

@@ -11,7 +11,7 @@ import rfc8785
 from django.utils import timezone
 
 from accounts.caller import caller_for_user
-from accounts.models import Role
+from accounts.types import Role
 from compliance import chain
 from compliance.audit import audit_record
 from compliance.models import AuditEvent

@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 
 from accounts.caller import caller_for_user
-from accounts.models import ApiKey, Role
+from accounts.models import ApiKey
+from accounts.types import Role
 from compliance.audit import Action
 from compliance.guardrails import services as guardrails
 from compliance.models import AuditEvent

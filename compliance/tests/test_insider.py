@@ -14,8 +14,8 @@ import rfc8785
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from accounts.models import Role
 from accounts.tests.factories import UserFactory
+from accounts.types import Role
 from compliance import chain
 from compliance.audit import audit_record
 from compliance.models import AuditCheckpoint, AuditEvent

@@ -10,8 +10,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.caller import caller_for_user
-from accounts.models import ApiKey, Role
+from accounts.models import ApiKey
 from accounts.tests.factories import UserFactory
+from accounts.types import Role
 from compliance import chain, services
 from compliance.audit import Action, audit_record, audit_record_calls, call_content_sha256
 from compliance.models import ActorType, AuditEvent, RetentionPolicy

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from accounts.caller import caller_for_user
-from accounts.models import Role
+from accounts.types import Role
 from compliance import chain
 from compliance.audit import audit_record
 from compliance.tests.test_canonical import seal_as_format_1

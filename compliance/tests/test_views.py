@@ -7,7 +7,7 @@ import time
 import pytest
 
 from accounts.caller import caller_for_user
-from accounts.models import Role
+from accounts.types import Role
 from compliance import chain
 from compliance.audit import Action, audit_record
 from compliance.models import AuditEvent, AuditExport, ExportStatus, RetentionPolicy

@@ -10,8 +10,8 @@ import pytest
 from django.urls import get_resolver
 from rest_framework import serializers
 
-from accounts.models import Role
 from accounts.services import api_key_create
+from accounts.types import Role
 from core.api.serializers import StrictSerializer
 
 PROJECT_PACKAGES = {"accounts", "compliance", "controlplane", "costs", "gateway", "observability", "prompts"}

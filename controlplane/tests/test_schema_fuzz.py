@@ -24,8 +24,8 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.modes import GenerationMode
 
-from accounts.models import Role
 from accounts.services import api_key_create
+from accounts.types import Role
 from conftest import TeamWorld
 from core.classification import Clearance
 from core.ids import uuid7

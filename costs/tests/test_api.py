@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.models import Role
+from accounts.types import Role
 from core.testing import assert_hidden, assert_openai_error, assert_refused
 from costs.models import Budget, BudgetPeriod
 from costs.tests.conftest import NOW, build_call

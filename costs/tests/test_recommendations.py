@@ -15,7 +15,8 @@ from costs.recommendations import (
     recommendations_refresh,
 )
 from costs.tests.conftest import build_call
-from gateway.semantic_cache.models import CacheMode, CacheSettings
+from gateway.semantic_cache.models import CacheSettings
+from gateway.semantic_cache.types import CacheMode
 from observability.models import Call
 
 pytestmark = pytest.mark.django_db

@@ -12,6 +12,7 @@ from django.db import models
 from core.classification import Clearance
 from core.ids import uuid7
 from core.models import BaseModel
+from gateway.semantic_cache.types import CacheMode
 
 # Chosen by bench/cache_bench.py: the lowest threshold with precision >= 0.95 on
 # bench/data/cache_pairs.jsonl (see bench/README.md, "Semantic cache").
@@ -22,12 +23,6 @@ DEFAULT_MAX_ENTRIES = 10_000
 # and each process holds every entry's vector in memory, so a million per application is plenty.
 MAX_TTL_SECONDS = 365 * 86_400
 MAX_MAX_ENTRIES = 1_000_000
-
-
-class CacheMode(models.TextChoices):
-    OFF = "off", "Off"
-    SHADOW = "shadow", "Shadow (look up and record, never serve)"
-    ON = "on", "On"
 
 
 class CacheSettings(BaseModel):

@@ -14,8 +14,9 @@ import pytest
 import uvicorn
 from django.db import OperationalError
 
-from accounts.models import Application, Role
+from accounts.models import Application
 from accounts.services import api_key_create
+from accounts.types import Role
 from core import crypto
 from core.classification import Clearance
 from gateway import keys

@@ -22,7 +22,7 @@ from gateway.tests.conftest import _free_port, model_for, provider_for, stored_c
 from gateway.tests.fake_upstream import hang, raw, reply
 from gateway.tests.processes import ROOT, database_url_of_test_run, server_process
 from gateway.tests.test_governance import MESSAGES, _price_and_budget
-from observability.models import CallStatus
+from observability.types import CallStatus
 
 
 def held() -> list[tuple[int, int]]:

@@ -10,15 +10,17 @@ import pytest
 from django.utils import timezone
 from openai.types.chat import ChatCompletionMessageParam
 
-from accounts.models import Role
 from accounts.services import api_key_create
-from compliance.guardrails.models import GuardrailPolicy, InjectionAction
+from accounts.types import Role
+from compliance.guardrails.models import GuardrailPolicy
+from compliance.guardrails.types import InjectionAction
 from core.classification import Clearance
 from costs.services import price_set
-from gateway.semantic_cache.models import CacheMode, CacheSettings
+from gateway.semantic_cache.models import CacheSettings
+from gateway.semantic_cache.types import CacheMode
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply
-from observability.models import CacheResult
+from observability.types import CacheResult
 
 QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "How do I reset my password?"}]
 

@@ -21,8 +21,9 @@ import redis
 import uvicorn
 from django.core.cache.backends.locmem import LocMemCache
 
-from accounts.models import ApiKey, Role
+from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
+from accounts.types import Role
 from core import generation_cache
 from core.classification import Clearance
 from core.generation_cache import SharedCacheUnavailable
@@ -30,7 +31,7 @@ from gateway import keys
 from gateway.catalog import catalog_changed
 from gateway.tests.conftest import GatewayClient, model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import FakeUpstream, fail, reply
-from observability.models import CallStatus
+from observability.types import CallStatus
 
 MESSAGES: Any = [{"role": "user", "content": "Hello there"}]  # the SDK types each message; any dict goes on the wire
 

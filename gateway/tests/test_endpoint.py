@@ -13,7 +13,8 @@ from openai.types.chat import ChatCompletionMessageParam
 from gateway.models import RoutingPolicy
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import fail, hang, reply
-from observability.models import Call, CallStatus
+from observability.models import Call
+from observability.types import CallStatus
 
 
 def error_body(error: openai.APIStatusError) -> dict:
@@ -375,7 +376,7 @@ def test_a_key_without_the_application_permission_cannot_call_models(live_gatewa
 
 def test_an_experiment_serves_sticky_variants_and_records_exposures(gateway_client, fake_upstream, team_a):
     from accounts.caller import caller_for_user
-    from accounts.models import Role
+    from accounts.types import Role
     from prompts.models import ExperimentExposure
     from prompts.services import (
         VariantSpec,

@@ -12,7 +12,7 @@ from django.utils import timezone
 from costs.budgets import period_bounds
 from costs.services import budget_create, price_set
 from gateway.tests.conftest import model_for, provider_for, stored_calls
-from observability.models import CallStatus
+from observability.types import CallStatus
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -113,8 +113,8 @@ def test_a_spent_total_budget_refuses_without_retry_after(gateway_client, fake_u
 
 def test_an_archived_application_key_is_refused_on_its_next_request(gateway_client, fake_upstream, team_a):
     from accounts.caller import caller_for_user
-    from accounts.models import Role
     from accounts.services import application_archive, application_restore
+    from accounts.types import Role
 
     model_for(provider_for(fake_upstream))
     gateway_client.sdk.models.list()  # the key is now cached by the gateway process

@@ -11,15 +11,16 @@ import pytest
 from django.utils import timezone
 from openai.types.chat import ChatCompletionMessageParam
 
-from compliance.guardrails.models import DataSource, GuardrailPolicy, InjectionAction, LeakAction, PiiAction
+from compliance.guardrails.models import DataSource, GuardrailPolicy
 from compliance.guardrails.services import data_source_create
+from compliance.guardrails.types import InjectionAction, LeakAction, PiiAction
 from core.classification import Clearance
 from core.testing import requires_postgresql
 from costs.models import BudgetPeriod, usd_to_units
 from costs.services import budget_create, price_set
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply
-from observability.models import CallStatus
+from observability.types import CallStatus
 from prompts.tokens import count_messages
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
@@ -114,7 +115,7 @@ def test_an_answer_reproducing_a_confidential_source_is_blocked_for_an_internal_
     gateway_client, fake_upstream, team_a
 ):
     from accounts.caller import caller_for_user
-    from accounts.models import Role
+    from accounts.types import Role
 
     model_for(provider_for(fake_upstream))
     secret_text = (

@@ -30,7 +30,7 @@ from gateway.models import LanguageModel
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply
 from gateway.tests.processes import database_url_of_test_run
-from observability.models import CallStatus
+from observability.types import CallStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = [{"role": "user", "content": "Hello there"}]

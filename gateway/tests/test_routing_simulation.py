@@ -13,7 +13,8 @@ from core.testing import snapshot
 from gateway import catalog, routing, selectors, services
 from gateway.models import RoutingPolicy
 from gateway.routing import PolicyConfig
-from observability.models import CacheResult, Call, CallStatus
+from observability.models import Call
+from observability.types import CacheResult, CallStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -23,7 +23,7 @@ from gateway.tests.fake_upstream import hang, reply
 from gateway.tests.processes import ROOT, database_url_of_test_run, server_process
 from gateway.tests.test_budget_reservations import held
 from gateway.tests.test_governance import MESSAGES, _price_and_budget
-from observability.models import CallStatus
+from observability.types import CallStatus
 
 GRACE_SECONDS = 2
 

@@ -16,14 +16,17 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts.models import Membership, Role
+from accounts.models import Membership
 from accounts.services import api_key_create
+from accounts.types import Role
 from compliance.guardrails import services as guardrail_services
-from compliance.guardrails.models import ClassificationRule, GuardrailPolicy, InjectionAction
+from compliance.guardrails.models import ClassificationRule, GuardrailPolicy
+from compliance.guardrails.types import InjectionAction
 from core.classification import Clearance
 from core.testing import assert_openai_error, assert_refused
 from gateway.semantic_cache import services as semantic_cache
-from gateway.semantic_cache.models import CacheEntry, CacheMode, CacheSettings
+from gateway.semantic_cache.models import CacheEntry, CacheSettings
+from gateway.semantic_cache.types import CacheMode
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply
 from observability.models import Call

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from accounts.models import Role
 from accounts.tests.factories import ApplicationFactory
+from accounts.types import Role
 from compliance.guardrails import services as guardrail_services
 from compliance.guardrails.models import ClassificationRule
 from core.classification import Clearance

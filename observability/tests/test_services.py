@@ -11,8 +11,9 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from accounts.caller import caller_for_api_key, caller_for_user
-from accounts.models import ApiKey, Role
+from accounts.models import ApiKey
 from accounts.services import api_key_create
+from accounts.types import Role
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from costs.services import price_set
 from observability import services

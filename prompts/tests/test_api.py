@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import Role
 from accounts.tests.factories import MembershipFactory
+from accounts.types import Role
 from core.classification import Clearance
 from core.testing import assert_hidden, assert_openai_error, assert_refused
 from prompts import services

@@ -1,6 +1,6 @@
 def test_policy_rule_and_source_changes_go_on_the_audit_trail_without_source_text(team_a):
     from accounts.caller import caller_for_user
-    from accounts.models import Role
+    from accounts.types import Role
     from compliance.guardrails.services import classification_rule_create, data_source_create, guardrail_policy_update
     from compliance.models import AuditEvent
     from core.classification import Clearance

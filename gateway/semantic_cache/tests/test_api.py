@@ -117,7 +117,7 @@ def test_purge_deletes_only_this_application(team_a: Any, team_b: Any, client_fo
 
 def test_application_key_reads_settings_of_its_application(team_a: Any, key_client_for: Any, cache_on: Any) -> None:
     cache_on(team_a.application, mode=CacheMode.SHADOW)
-    from accounts.models import Role
+    from accounts.types import Role
 
     response = key_client_for(team_a.application, role=Role.VIEWER).get(_url(team_a))
     assert response.json()["mode"] == "shadow"

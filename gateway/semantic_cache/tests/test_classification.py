@@ -8,7 +8,8 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.caller import caller_for_user
-from accounts.models import Membership, Role
+from accounts.models import Membership
+from accounts.types import Role
 from compliance.guardrails.services import classification_rule_create
 from core.classification import Clearance
 from gateway.semantic_cache import services
