@@ -33,6 +33,7 @@ from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.utils import timezone
 from prometheus_client import Counter
 
+from observability import hooks
 from observability.records import fit_settlement
 from observability.services import calls_store
 
@@ -183,11 +184,9 @@ class DeadLetters:
                 return
             # Under the file's lock, so that two processes recovering the same record do not
             # both settle it. A rejected settlement stays in the file, applied on replay.
-            from costs.services import budget_settle_many
-
             try:
                 with transaction.atomic():
-                    budget_settle_many([settlement])
+                    hooks.settlements_due(settlements=[settlement])
             except Exception as settle_error:
                 if not is_rejection(settle_error):
                     raise  # the database is unreachable: the batch is retried, and settled then

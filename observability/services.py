@@ -15,9 +15,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts import roles
+from accounts.selectors import application_get
+from compliance.guardrails import classification
+from compliance.guardrails.services import team_state
+from compliance.services import audit_record_calls
 from core.bulk import bulk_insert
 from core.classification import Clearance
 from core.errors import Conflict, ValidationFailed
+from observability import hooks
 from observability.models import Call, CallSource, CallStatus
 from observability.records import fit_record
 
@@ -84,9 +90,6 @@ def record_classify(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     documents, or what an ingest stated) and what the team's classification rules find in
     their messages and response. Runs where records are stored, off the gateway's response path.
     """
-    from compliance.guardrails import classification
-    from compliance.guardrails.services import team_state
-
     rules_by_team: dict[Any, Any] = {}
     classified = []
     for record in records:
@@ -125,25 +128,19 @@ def _store(calls: list[Call], records: Sequence[dict[str, Any]], *, existing: se
     bulk_insert(Call, new_calls)
     after_store(new_calls)
     if settlements:
-        from costs.services import budget_settle_many
-
         # Last, just before the commit: the budget rows stay locked for as short a time as
         # possible (the gateway's reservations update the same rows).
-        budget_settle_many(settlements)
+        hooks.settlements_due(settlements=settlements)
     return new_calls
 
 
 def after_store(calls: Sequence[Call]) -> None:
-    """What every newly stored call sets off, inside the storing transaction."""
+    """What every newly stored call sets off, inside the storing transaction: its audit event,
+    and what the apps above do with it (`hooks.calls_stored`: cost rollups, experiment exposures)."""
     if not calls:
         return
-    from compliance.services import audit_record_calls
-    from costs.services import rollups_apply
-    from prompts.exposures import exposures_record_for_calls
-
-    rollups_apply(calls=calls)
+    hooks.calls_stored(calls=calls)
     audit_record_calls(calls=calls)
-    exposures_record_for_calls(calls=calls)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,8 +168,6 @@ def _time_ordered_id(at: datetime.datetime) -> uuid.UUID:
 
 
 def _ingest_record(*, application: Application, api_key_id: int | None, data: dict[str, Any]) -> dict[str, Any]:
-    from costs.services import call_cost
-
     created_at: datetime.datetime = data.get("created_at") or timezone.now()
     usage = data.get("usage") or {}
     input_tokens = int(usage.get("prompt_tokens", 0))
@@ -182,7 +177,7 @@ def _ingest_record(*, application: Application, api_key_id: int | None, data: di
     response_model = data.get("response_model") or model
     cost = data.get("cost_usd")
     if cost is None:
-        cost = call_cost(
+        cost = hooks.call_cost(
             team_id=application.team_id,
             model=response_model,
             input_tokens=input_tokens,
@@ -237,9 +232,6 @@ def calls_ingest(
     `accounts.invoke_application` in its team. Records whose client id the application sent
     before are not stored again (they come back in `existing`).
     """
-    from accounts import roles
-    from accounts.selectors import application_get
-
     if len(records) > MAX_INGEST_BATCH:
         raise ValidationFailed(
             f"A batch holds at most {MAX_INGEST_BATCH} calls; you sent {len(records)}. Split it.", param="calls"
