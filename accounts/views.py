@@ -7,10 +7,10 @@ plain form post gets a redirect after success, or the whole page with the errors
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -41,6 +41,7 @@ from accounts.models import ApiKey, Application, Invitation, Membership, Role, T
 from core.classification import Clearance
 from core.errors import ApplicationError, NotFound
 from core.htmx import htmx_redirect, render_page
+from core.pages import Refusal, page_action
 
 require_page = require_http_methods(["GET", "HEAD"])
 require_post = require_http_methods(["POST"])
@@ -57,14 +58,10 @@ class Feedback:
     notices: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
-
-def _refusal(form: forms.Form, error: ApplicationError, *, section: str, feedback: Feedback) -> int:
-    """Show a service's refusal on the field it names, else as the section's alert; return its status."""
-    if error.param and error.param in form.fields:
-        form.add_error(error.param, error.message)
-    else:
-        feedback.errors[section] = error.message
-    return error.status_code
+    @classmethod
+    def refused(cls, section: str, refusal: Refusal, *, prefix: str = "") -> Feedback:
+        """The section's alert for a refusal (none when the form's fields carry the errors)."""
+        return cls(errors={section: prefix + refusal.message} if refusal.is_alert else {})
 
 
 def _refreshed_caller(request: HttpRequest) -> Caller:
@@ -77,6 +74,23 @@ def _done(request: HtmxHttpRequest, message: str, url: str) -> HttpResponse:
     """A plain form post succeeded: redirect to the page, saying what happened."""
     messages.success(request, message)
     return redirect(url)
+
+
+def _section_done(
+    request: HtmxHttpRequest,
+    message: str,
+    *,
+    url: str,
+    section: str,
+    page: str,
+    partial: str,
+    context: Callable[[Feedback], dict[str, Any]],
+) -> HttpResponse:
+    """A form post succeeded: a redirect with the notice for a plain post, else the section
+    re-rendered with the notice."""
+    if not request.htmx:
+        return _done(request, message, url)
+    return render_page(request, page=page, partial=partial, context=context(Feedback(notices={section: message})))
 
 
 # Teams and applications: /settings/ ------------------------------------------------
@@ -142,24 +156,31 @@ def team_list(request: HtmxHttpRequest) -> HttpResponse:
 def team_create(request: HtmxHttpRequest) -> HttpResponse:
     caller = get_caller(request)
     form = TeamForm(request.POST)
-    feedback = Feedback()
-    status = 400
-    if form.is_valid():
-        try:
-            team = services.team_create(caller=caller, **form.cleaned_data)
-        except ApplicationError as error:
-            status = _refusal(form, error, section="teams", feedback=feedback)
-        else:
-            message = f"Created team {team.name}; you are its admin."
-            if not request.htmx:
-                return _done(request, message, reverse("settings:teams"))
-            feedback.notices["teams"] = message
-            context = _team_list_context(_refreshed_caller(request), feedback=feedback)
+
+    def created(team: Team) -> HttpResponse:
+        return _section_done(
+            request,
+            f"Created team {team.name}; you are its admin.",
+            url=reverse("settings:teams"),
+            section="teams",
+            page=TEAM_LIST_PAGE,
+            partial=TEAMS_SECTION,
             # The new team can now hold applications: refresh that section's team choices too.
-            context["refresh_applications"] = True
-            return render_page(request, page=TEAM_LIST_PAGE, partial=TEAMS_SECTION, context=context)
-    context = _team_list_context(caller, team_form=form, feedback=feedback)
-    return render_page(request, page=TEAM_LIST_PAGE, partial=TEAMS_SECTION, context=context, status=status)
+            context=lambda feedback: {
+                **_team_list_context(_refreshed_caller(request), feedback=feedback),
+                "refresh_applications": True,
+            },
+        )
+
+    return page_action(
+        request,
+        lambda: services.team_create(caller=caller, **form.cleaned_data),
+        form=form,
+        success=created,
+        context=lambda refusal: _team_list_context(caller, team_form=form, feedback=Feedback.refused("teams", refusal)),
+        page=TEAM_LIST_PAGE,
+        partial=TEAMS_SECTION,
+    )
 
 
 @login_required
@@ -167,28 +188,36 @@ def team_create(request: HtmxHttpRequest) -> HttpResponse:
 def application_create(request: HtmxHttpRequest) -> HttpResponse:
     caller = get_caller(request)
     form = ApplicationCreateForm(request.POST)
-    feedback = Feedback()
-    status = 400
-    if form.is_valid():
+
+    def create() -> Application:
         team = selectors.team_get(caller=caller, team_id=form.cleaned_data["team"])
-        try:
-            application = services.application_create(
-                caller=caller,
-                team=team,
-                name=form.cleaned_data["name"],
-                description=form.cleaned_data["description"],
-            )
-        except ApplicationError as error:
-            status = _refusal(form, error, section="applications", feedback=feedback)
-        else:
-            message = f"Created application {application.name} in {team.name}."
-            if not request.htmx:
-                return _done(request, message, reverse("settings:teams"))
-            feedback.notices["applications"] = message
-            context = _team_list_context(caller, feedback=feedback)
-            return render_page(request, page=TEAM_LIST_PAGE, partial=APPLICATIONS_SECTION, context=context)
-    context = _team_list_context(caller, application_form=form, feedback=feedback)
-    return render_page(request, page=TEAM_LIST_PAGE, partial=APPLICATIONS_SECTION, context=context, status=status)
+        return services.application_create(
+            caller=caller, team=team, name=form.cleaned_data["name"], description=form.cleaned_data["description"]
+        )
+
+    def created(application: Application) -> HttpResponse:
+        return _section_done(
+            request,
+            f"Created application {application.name} in {application.team.name}.",
+            url=reverse("settings:teams"),
+            section="applications",
+            page=TEAM_LIST_PAGE,
+            partial=APPLICATIONS_SECTION,
+            context=lambda feedback: _team_list_context(caller, feedback=feedback),
+        )
+
+    return page_action(
+        request,
+        create,
+        form=form,
+        success=created,
+        context=lambda refusal: _team_list_context(
+            caller, application_form=form, feedback=Feedback.refused("applications", refusal)
+        ),
+        page=TEAM_LIST_PAGE,
+        partial=APPLICATIONS_SECTION,
+        propagate=(NotFound,),  # another team's: 404
+    )
 
 
 # One team: /settings/teams/<id>/ ---------------------------------------------------
@@ -278,21 +307,29 @@ def team_update(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
     caller = get_caller(request)
     team = selectors.team_get(caller=caller, team_id=team_id)
     form = TeamForm(request.POST, initial=_team_initial(team))
-    feedback = Feedback()
-    status = 400
-    if form.is_valid():
-        try:
-            team = services.team_update(caller=caller, team=team, **form.cleaned_data)
-        except ApplicationError as error:
-            status = _refusal(form, error, section="details", feedback=feedback)
-        else:
-            if not request.htmx:
-                return _done(request, "Saved the team.", reverse("settings:team", args=[team.id]))
-            feedback.notices["details"] = "Saved the team."
-            context = _team_detail_context(caller, team, feedback=feedback)
-            return render_page(request, page=TEAM_PAGE, partial=TEAM_DETAILS_SECTION, context=context)
-    context = _team_detail_context(caller, team, team_form=form, feedback=feedback)
-    return render_page(request, page=TEAM_PAGE, partial=TEAM_DETAILS_SECTION, context=context, status=status)
+
+    def saved(team: Team) -> HttpResponse:
+        return _section_done(
+            request,
+            "Saved the team.",
+            url=reverse("settings:team", args=[team.id]),
+            section="details",
+            page=TEAM_PAGE,
+            partial=TEAM_DETAILS_SECTION,
+            context=lambda feedback: _team_detail_context(caller, team, feedback=feedback),
+        )
+
+    return page_action(
+        request,
+        lambda: services.team_update(caller=caller, team=team, **form.cleaned_data),
+        form=form,
+        success=saved,
+        context=lambda refusal: _team_detail_context(
+            caller, team, team_form=form, feedback=Feedback.refused("details", refusal)
+        ),
+        page=TEAM_PAGE,
+        partial=TEAM_DETAILS_SECTION,
+    )
 
 
 @login_required
@@ -301,22 +338,29 @@ def member_add(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
     caller = get_caller(request)
     team = selectors.team_get(caller=caller, team_id=team_id)
     form = MemberAddForm(request.POST)
-    feedback = Feedback()
-    status = 400
-    if form.is_valid():
-        try:
-            membership = services.membership_add(caller=caller, team=team, **form.cleaned_data)
-        except ApplicationError as error:
-            status = _refusal(form, error, section="members", feedback=feedback)
-        else:
-            message = f"Added {membership.user.get_username()} as {membership.get_role_display()}."
-            if not request.htmx:
-                return _done(request, message, reverse("settings:team", args=[team.id]))
-            feedback.notices["members"] = message
-            context = _team_detail_context(caller, team, feedback=feedback)
-            return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context)
-    context = _team_detail_context(caller, team, member_add_form=form, feedback=feedback)
-    return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=status)
+
+    def added(membership: Membership) -> HttpResponse:
+        return _section_done(
+            request,
+            f"Added {membership.user.get_username()} as {membership.get_role_display()}.",
+            url=reverse("settings:team", args=[team.id]),
+            section="members",
+            page=TEAM_PAGE,
+            partial=MEMBERS_SECTION,
+            context=lambda feedback: _team_detail_context(caller, team, feedback=feedback),
+        )
+
+    return page_action(
+        request,
+        lambda: services.membership_add(caller=caller, team=team, **form.cleaned_data),
+        form=form,
+        success=added,
+        context=lambda refusal: _team_detail_context(
+            caller, team, member_add_form=form, feedback=Feedback.refused("members", refusal)
+        ),
+        page=TEAM_PAGE,
+        partial=MEMBERS_SECTION,
+    )
 
 
 @login_required
@@ -327,25 +371,35 @@ def member_update(request: HtmxHttpRequest, team_id: int, user_id: int) -> HttpR
     membership = selectors.membership_get(caller=caller, team=team, user_id=user_id)
     username = membership.user.get_username()
     form = MemberUpdateForm(request.POST, user_id=membership.user_id)
-    feedback = Feedback()
-    status = 400
-    if form.is_valid():
-        try:
-            membership = services.membership_update(caller=caller, membership=membership, **form.cleaned_data)
-        except ApplicationError as error:
-            status = error.status_code
-            feedback.errors["members"] = f"Could not change {username}: {error.message}"
-        else:
-            role, clearance = membership.get_role_display(), membership.get_clearance_display()
-            message = f"{username} is now {role} with {clearance} clearance."
-            if not request.htmx:
-                return _done(request, message, reverse("settings:team", args=[team.id]))
-            feedback.notices["members"] = message
+
+    def changed(membership: Membership) -> HttpResponse:
+        role, clearance = membership.get_role_display(), membership.get_clearance_display()
+        return _section_done(
+            request,
+            f"{username} is now {role} with {clearance} clearance.",
+            url=reverse("settings:team", args=[team.id]),
+            section="members",
+            page=TEAM_PAGE,
+            partial=MEMBERS_SECTION,
             # The user may have changed their own role: render with their current rights.
-            context = _team_detail_context(_refreshed_caller(request), team, feedback=feedback)
-            return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context)
-    context = _team_detail_context(caller, team, member_forms={membership.user_id: form}, feedback=feedback)
-    return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=status)
+            context=lambda feedback: _team_detail_context(_refreshed_caller(request), team, feedback=feedback),
+        )
+
+    return page_action(
+        request,
+        lambda: services.membership_update(caller=caller, membership=membership, **form.cleaned_data),
+        form=form,
+        errors_on_fields=False,
+        success=changed,
+        context=lambda refusal: _team_detail_context(
+            caller,
+            team,
+            member_forms={membership.user_id: form},
+            feedback=Feedback.refused("members", refusal, prefix=f"Could not change {username}: "),
+        ),
+        page=TEAM_PAGE,
+        partial=MEMBERS_SECTION,
+    )
 
 
 @login_required
@@ -355,23 +409,33 @@ def member_remove(request: HtmxHttpRequest, team_id: int, user_id: int) -> HttpR
     team = selectors.team_get(caller=caller, team_id=team_id)
     membership = selectors.membership_get(caller=caller, team=team, user_id=user_id)
     username = membership.user.get_username()
-    feedback = Feedback()
-    try:
-        services.membership_remove(caller=caller, membership=membership)
-    except ApplicationError as error:
-        feedback.errors["members"] = f"Could not remove {username}: {error.message}"
-        context = _team_detail_context(caller, team, feedback=feedback)
-        return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=error.status_code)
-    message = f"Removed {username} from {team.name}."
-    if membership.user_id == request.user.pk:
-        # The user left the team: its page is no longer theirs to see.
-        messages.success(request, message)
-        return htmx_redirect(reverse("settings:teams")) if request.htmx else redirect("settings:teams")
-    if not request.htmx:
-        return _done(request, message, reverse("settings:team", args=[team.id]))
-    feedback.notices["members"] = message
-    context = _team_detail_context(caller, team, feedback=feedback)
-    return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context)
+
+    def removed(_: None) -> HttpResponse:
+        message = f"Removed {username} from {team.name}."
+        if membership.user_id == request.user.pk:
+            # The user left the team: its page is no longer theirs to see.
+            messages.success(request, message)
+            return htmx_redirect(reverse("settings:teams")) if request.htmx else redirect("settings:teams")
+        return _section_done(
+            request,
+            message,
+            url=reverse("settings:team", args=[team.id]),
+            section="members",
+            page=TEAM_PAGE,
+            partial=MEMBERS_SECTION,
+            context=lambda feedback: _team_detail_context(caller, team, feedback=feedback),
+        )
+
+    return page_action(
+        request,
+        lambda: services.membership_remove(caller=caller, membership=membership),
+        success=removed,
+        context=lambda refusal: _team_detail_context(
+            caller, team, feedback=Feedback.refused("members", refusal, prefix=f"Could not remove {username}: ")
+        ),
+        page=TEAM_PAGE,
+        partial=MEMBERS_SECTION,
+    )
 
 
 # Accounts for new people: a user created by an admin, or an invitation link -------
@@ -436,21 +500,25 @@ def user_create(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
     caller = get_caller(request)
     team = selectors.team_get(caller=caller, team_id=team_id)
     form = UserCreateForm(request.POST)
-    feedback = Feedback()
-    status = 400
-    if form.is_valid():
-        try:
-            user, password = services.user_create(caller=caller, team=team, **form.cleaned_data)
-        except ApplicationError as error:
-            status = _refusal(form, error, section="users", feedback=feedback)
-        else:
-            # No redirect, even for a plain post: the password exists only in this response.
-            new_user = NewUser(username=user.get_username(), password=password or "")
-            context = _team_detail_context(caller, team, new_user=new_user)
-            response = render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=201)
-            return _shown_once(response)
-    context = _team_detail_context(caller, team, user_form=form, feedback=feedback)
-    return render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=status)
+
+    def created(created: tuple[Any, str | None]) -> HttpResponse:
+        user, password = created
+        # No redirect, even for a plain post: the password exists only in this response.
+        new_user = NewUser(username=user.get_username(), password=password or "")
+        context = _team_detail_context(caller, team, new_user=new_user)
+        return _shown_once(render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=201))
+
+    return page_action(
+        request,
+        lambda: services.user_create(caller=caller, team=team, **form.cleaned_data),
+        form=form,
+        success=created,
+        context=lambda refusal: _team_detail_context(
+            caller, team, user_form=form, feedback=Feedback.refused("users", refusal)
+        ),
+        page=TEAM_PAGE,
+        partial=MEMBERS_SECTION,
+    )
 
 
 @login_required
@@ -459,20 +527,26 @@ def invitation_create(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
     caller = get_caller(request)
     team = selectors.team_get(caller=caller, team_id=team_id)
     form = InvitationCreateForm(request.POST)
-    feedback = Feedback()
-    status = 400
-    if form.is_valid():
-        try:
-            invitation, token = invitations.invitation_create(caller=caller, team=team, **form.cleaned_data)
-        except ApplicationError as error:
-            status = _refusal(form, error, section="invitations", feedback=feedback)
-        else:
-            url = request.build_absolute_uri(reverse("invitation", args=[token]))
-            context = _team_detail_context(caller, team, new_invitation=NewInvitation(invitation=invitation, url=url))
-            response = render_page(request, page=TEAM_PAGE, partial=INVITATIONS_SECTION, context=context, status=201)
-            return _shown_once(response)
-    context = _team_detail_context(caller, team, invitation_form=form, feedback=feedback)
-    return render_page(request, page=TEAM_PAGE, partial=INVITATIONS_SECTION, context=context, status=status)
+
+    def created(created: tuple[Invitation, str]) -> HttpResponse:
+        invitation, token = created
+        url = request.build_absolute_uri(reverse("invitation", args=[token]))
+        context = _team_detail_context(caller, team, new_invitation=NewInvitation(invitation=invitation, url=url))
+        return _shown_once(
+            render_page(request, page=TEAM_PAGE, partial=INVITATIONS_SECTION, context=context, status=201)
+        )
+
+    return page_action(
+        request,
+        lambda: invitations.invitation_create(caller=caller, team=team, **form.cleaned_data),
+        form=form,
+        success=created,
+        context=lambda refusal: _team_detail_context(
+            caller, team, invitation_form=form, feedback=Feedback.refused("invitations", refusal)
+        ),
+        page=TEAM_PAGE,
+        partial=INVITATIONS_SECTION,
+    )
 
 
 @login_required
@@ -481,21 +555,24 @@ def invitation_revoke(request: HtmxHttpRequest, team_id: int, invitation_id: int
     caller = get_caller(request)
     team = selectors.team_get(caller=caller, team_id=team_id)
     invitation = selectors.invitation_get(caller=caller, team=team, invitation_id=invitation_id)
-    feedback = Feedback()
-    try:
-        invitations.invitation_revoke(caller=caller, invitation=invitation)
-    except ApplicationError as error:
-        feedback.errors["invitations"] = f"Could not revoke the invitation: {error.message}"
-        context = _team_detail_context(caller, team, feedback=feedback)
-        return render_page(
-            request, page=TEAM_PAGE, partial=INVITATIONS_SECTION, context=context, status=error.status_code
-        )
-    message = f"Revoked the invitation of {invitation.email}; its link no longer works."
-    if not request.htmx:
-        return _done(request, message, reverse("settings:team", args=[team.id]))
-    feedback.notices["invitations"] = message
-    context = _team_detail_context(caller, team, feedback=feedback)
-    return render_page(request, page=TEAM_PAGE, partial=INVITATIONS_SECTION, context=context)
+    return page_action(
+        request,
+        lambda: invitations.invitation_revoke(caller=caller, invitation=invitation),
+        success=lambda _: _section_done(
+            request,
+            f"Revoked the invitation of {invitation.email}; its link no longer works.",
+            url=reverse("settings:team", args=[team.id]),
+            section="invitations",
+            page=TEAM_PAGE,
+            partial=INVITATIONS_SECTION,
+            context=lambda feedback: _team_detail_context(caller, team, feedback=feedback),
+        ),
+        context=lambda refusal: _team_detail_context(
+            caller, team, feedback=Feedback.refused("invitations", refusal, prefix="Could not revoke the invitation: ")
+        ),
+        page=TEAM_PAGE,
+        partial=INVITATIONS_SECTION,
+    )
 
 
 def _invitation_unusable(request: HttpRequest, error: ApplicationError) -> HttpResponse:
@@ -603,25 +680,33 @@ def application_update(request: HtmxHttpRequest, application_id: int) -> HttpRes
     caller = get_caller(request)
     application = selectors.application_get(caller=caller, application_id=application_id)
     form = ApplicationUpdateForm(request.POST, initial=_application_initial(application))
-    feedback = Feedback()
-    status = 400
-    if form.is_valid():
-        try:
-            application = services.application_update(caller=caller, application=application, **form.cleaned_data)
-        except ApplicationError as error:
-            status = _refusal(form, error, section="details", feedback=feedback)
+
+    def saved(application: Application) -> HttpResponse:
+        return _section_done(
+            request,
+            "Saved the application.",
+            url=reverse("settings:application", args=[application.id]),
+            section="details",
+            page=APPLICATION_PAGE,
+            partial=APPLICATION_DETAILS_SECTION,
+            context=lambda feedback: _application_detail_context(caller, application, feedback=feedback),
+        )
+
+    def refused(refusal: Refusal) -> dict[str, Any]:
+        if refusal.error is not None:
             # A refused rename must not show the refused name as the application's.
             application.refresh_from_db()
-        else:
-            url = reverse("settings:application", args=[application.id])
-            if not request.htmx:
-                return _done(request, "Saved the application.", url)
-            feedback.notices["details"] = "Saved the application."
-            context = _application_detail_context(caller, application, feedback=feedback)
-            return render_page(request, page=APPLICATION_PAGE, partial=APPLICATION_DETAILS_SECTION, context=context)
-    context = _application_detail_context(caller, application, application_form=form, feedback=feedback)
-    return render_page(
-        request, page=APPLICATION_PAGE, partial=APPLICATION_DETAILS_SECTION, context=context, status=status
+        feedback = Feedback.refused("details", refusal)
+        return _application_detail_context(caller, application, application_form=form, feedback=feedback)
+
+    return page_action(
+        request,
+        lambda: services.application_update(caller=caller, application=application, **form.cleaned_data),
+        form=form,
+        success=saved,
+        context=refused,
+        page=APPLICATION_PAGE,
+        partial=APPLICATION_DETAILS_SECTION,
     )
 
 
@@ -631,23 +716,26 @@ def key_create(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
     caller = get_caller(request)
     application = selectors.application_get(caller=caller, application_id=application_id)
     form = ApiKeyCreateForm(request.POST)
-    feedback = Feedback()
-    status = 400
-    if form.is_valid():
-        try:
-            api_key, secret = services.api_key_create(caller=caller, application=application, **form.cleaned_data)
-        except ApplicationError as error:
-            status = _refusal(form, error, section="keys", feedback=feedback)
-        else:
-            # No redirect, even for a plain post: the secret exists only in this response.
-            context = _application_detail_context(caller, application, new_key=NewKey(api_key=api_key, secret=secret))
-            response = render_page(
-                request, page=APPLICATION_PAGE, partial=API_KEYS_SECTION, context=context, status=201
-            )
-            add_never_cache_headers(response)
-            return response
-    context = _application_detail_context(caller, application, key_form=form, feedback=feedback)
-    return render_page(request, page=APPLICATION_PAGE, partial=API_KEYS_SECTION, context=context, status=status)
+
+    def created(created: tuple[ApiKey, str]) -> HttpResponse:
+        api_key, secret = created
+        # No redirect, even for a plain post: the secret exists only in this response.
+        context = _application_detail_context(caller, application, new_key=NewKey(api_key=api_key, secret=secret))
+        response = render_page(request, page=APPLICATION_PAGE, partial=API_KEYS_SECTION, context=context, status=201)
+        add_never_cache_headers(response)
+        return response
+
+    return page_action(
+        request,
+        lambda: services.api_key_create(caller=caller, application=application, **form.cleaned_data),
+        form=form,
+        success=created,
+        context=lambda refusal: _application_detail_context(
+            caller, application, key_form=form, feedback=Feedback.refused("keys", refusal)
+        ),
+        page=APPLICATION_PAGE,
+        partial=API_KEYS_SECTION,
+    )
 
 
 @login_required
@@ -655,24 +743,31 @@ def key_create(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
 def key_revoke(request: HtmxHttpRequest, application_id: int, key_id: int) -> HttpResponse:
     caller = get_caller(request)
     application = selectors.application_get(caller=caller, application_id=application_id)
-    feedback = Feedback()
-    try:
+
+    def revoke() -> ApiKey:
         api_key = selectors.api_key_get(caller=caller, application=application, key_id=key_id)
         services.api_key_revoke(caller=caller, api_key=api_key)
-    except NotFound:
-        raise
-    except ApplicationError as error:
-        feedback.errors["keys"] = f"Could not revoke the key: {error.message}"
-        context = _application_detail_context(caller, application, feedback=feedback)
-        return render_page(
-            request, page=APPLICATION_PAGE, partial=API_KEYS_SECTION, context=context, status=error.status_code
-        )
-    message = f"Revoked key {api_key.name} (cp_{api_key.prefix}); requests with it now fail."
-    if not request.htmx:
-        return _done(request, message, reverse("settings:application", args=[application.id]))
-    feedback.notices["keys"] = message
-    context = _application_detail_context(caller, application, feedback=feedback)
-    return render_page(request, page=APPLICATION_PAGE, partial=API_KEYS_SECTION, context=context)
+        return api_key
+
+    return page_action(
+        request,
+        revoke,
+        success=lambda api_key: _section_done(
+            request,
+            f"Revoked key {api_key.name} (cp_{api_key.prefix}); requests with it now fail.",
+            url=reverse("settings:application", args=[application.id]),
+            section="keys",
+            page=APPLICATION_PAGE,
+            partial=API_KEYS_SECTION,
+            context=lambda feedback: _application_detail_context(caller, application, feedback=feedback),
+        ),
+        context=lambda refusal: _application_detail_context(
+            caller, application, feedback=Feedback.refused("keys", refusal, prefix="Could not revoke the key: ")
+        ),
+        page=APPLICATION_PAGE,
+        partial=API_KEYS_SECTION,
+        propagate=(NotFound,),
+    )
 
 
 def _application_lifecycle(request: HtmxHttpRequest, application_id: int, action: str) -> HttpResponse:
@@ -680,30 +775,32 @@ def _application_lifecycle(request: HtmxHttpRequest, application_id: int, action
     caller = get_caller(request)
     application = selectors.application_get(caller=caller, application_id=application_id)
     name = application.name
-    try:
+
+    def act() -> str:
         if action == "archive":
             services.application_archive(caller=caller, application=application)
-            message = f"Archived {name}: its keys no longer work. Restore it to use them again."
-        elif action == "restore":
+            return f"Archived {name}: its keys no longer work. Restore it to use them again."
+        if action == "restore":
             services.application_restore(caller=caller, application=application)
-            message = f"Restored {name}: its keys that are not revoked or expired work again."
-        else:
-            services.application_delete(caller=caller, application=application)
-            message = f"Deleted {name}."
-    except ApplicationError as error:
-        application.refresh_from_db()
-        feedback = Feedback(errors={"details": f"Could not {action} {name}: {error.message}"})
-        context = _application_detail_context(caller, application, feedback=feedback)
-        return render_page(
-            request,
-            page=APPLICATION_PAGE,
-            partial=APPLICATION_DETAILS_SECTION,
-            context=context,
-            status=error.status_code,
+            return f"Restored {name}: its keys that are not revoked or expired work again."
+        services.application_delete(caller=caller, application=application)
+        return f"Deleted {name}."
+
+    def done(message: str) -> HttpResponse:
+        messages.success(request, message)
+        url = (
+            reverse("settings:teams") if action == "delete" else reverse("settings:application", args=[application_id])
         )
-    messages.success(request, message)
-    url = reverse("settings:teams") if action == "delete" else reverse("settings:application", args=[application_id])
-    return htmx_redirect(url) if request.htmx else redirect(url)
+        return htmx_redirect(url) if request.htmx else redirect(url)
+
+    def refused(refusal: Refusal) -> dict[str, Any]:
+        application.refresh_from_db()
+        feedback = Feedback.refused("details", refusal, prefix=f"Could not {action} {name}: ")
+        return _application_detail_context(caller, application, feedback=feedback)
+
+    return page_action(
+        request, act, success=done, context=refused, page=APPLICATION_PAGE, partial=APPLICATION_DETAILS_SECTION
+    )
 
 
 @login_required
