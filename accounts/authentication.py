@@ -12,9 +12,11 @@ from rest_framework import authentication
 from rest_framework.request import Request
 
 from accounts import services
-from accounts.caller import Caller, caller_for_api_key, caller_for_user
+from accounts.caller import caller_for_api_key, caller_for_user, get_caller
 from accounts.models import ApiKey
 from core.errors import AuthenticationRequired
+
+__all__ = ["ApiKeyAuthentication", "SessionAuthentication", "get_caller"]
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -45,13 +47,3 @@ class SessionAuthentication(authentication.SessionAuthentication):
         if result is not None:
             request._request.caller = caller_for_user(result[0])  # type: ignore[attr-defined]  # read by get_caller
         return result
-
-
-def get_caller(request: Any) -> Caller:
-    """The caller of an API or page request (built once per request)."""
-    django_request = getattr(request, "_request", request)
-    caller = getattr(django_request, "caller", None)
-    if caller is None:
-        caller = caller_for_user(request.user)
-        django_request.caller = caller
-    return caller

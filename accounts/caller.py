@@ -105,3 +105,13 @@ def caller_for_user(user: AbstractBaseUser | AnonymousUser) -> Caller:
 def caller_for_api_key(api_key: ApiKey) -> Caller:
     team_id = api_key.application.team_id
     return Caller(api_key=api_key, grants={team_id: TeamGrant(role=api_key.role, clearance=api_key.clearance)})
+
+
+def get_caller(request: Any) -> Caller:
+    """The caller of an API or page request (a Django or DRF request; built once per request)."""
+    django_request = getattr(request, "_request", request)
+    caller = getattr(django_request, "caller", None)
+    if caller is None:
+        caller = caller_for_user(request.user)
+        django_request.caller = caller
+    return caller

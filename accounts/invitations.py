@@ -18,17 +18,14 @@ from django.utils import timezone
 
 from accounts import keys, roles
 from accounts.caller import Caller, caller_for_user
+from accounts.hooks import AuditAction, audit_event
 from accounts.models import Invitation, Team
 from accounts.services import _check_grantable, checked_email, user_create  # one grant rule, one email check
-from compliance.services import audit_record
 from core.classification import Clearance
 from core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
-INVITATION_CREATE = "invitation.create"
-INVITATION_ACCEPT = "invitation.accept"
-INVITATION_REVOKE = "invitation.revoke"
 
 DEFAULT_EXPIRY_DAYS = 7
 MAX_EXPIRY_DAYS = 30
@@ -58,7 +55,7 @@ def _audit(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    audit_record(
+    audit_event(
         actor=actor,
         action=action,
         target_type="accounts.invitation",
@@ -101,7 +98,7 @@ def invitation_create(
             created_by=caller.user,
             expires_at=timezone.now() + datetime.timedelta(days=expires_in_days),
         )
-        _audit(caller, INVITATION_CREATE, invitation, after=_state(invitation))
+        _audit(caller, AuditAction.INVITATION_CREATE, invitation, after=_state(invitation))
     logger.info("invitation created", extra={"invitation_id": invitation.pk, "team_id": team.id})
     return invitation, token
 
@@ -122,7 +119,7 @@ def invitation_revoke(*, caller: Caller, invitation: Invitation) -> Invitation:
         invitation.save(update_fields=["revoked_at", "revoked_by", "updated_at"])
         _audit(
             caller,
-            INVITATION_REVOKE,
+            AuditAction.INVITATION_REVOKE,
             invitation,
             before={"revoked_at": None},
             after={"email": invitation.email, "revoked_at": invitation.revoked_at},
@@ -177,7 +174,7 @@ def invitation_accept(*, token: str, username: str, password: str) -> Any:
         invitation.save(update_fields=["accepted_at", "accepted_by", "updated_at"])
         _audit(
             caller_for_user(user),
-            INVITATION_ACCEPT,
+            AuditAction.INVITATION_ACCEPT,
             invitation,
             before={"accepted_at": None},
             after={**_state(invitation), "username": user.get_username(), "accepted_at": invitation.accepted_at},

@@ -26,18 +26,19 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import Membership
-from compliance.audit import audit_record, request_context
+from accounts.hooks import AuditAction, audit_event
+from accounts.selectors import team_ids_of_user
+from core.requests import request_context
 
 logger = logging.getLogger(__name__)
 
-LOCKOUT = "auth.lockout"
 _PREFIX = "login-throttle"
 
 
@@ -119,8 +120,6 @@ def login_success_record(*, username: str) -> None:
 
 
 def _audit_lockout(*, scope: str, username: str, failures: int, until: datetime.datetime, request: HttpRequest) -> None:
-    from django.contrib.auth import get_user_model
-
     user_model = get_user_model()
     user_id = (
         user_model.objects.filter(**{f"{user_model.USERNAME_FIELD}__iexact": username.strip()})
@@ -130,15 +129,11 @@ def _audit_lockout(*, scope: str, username: str, failures: int, until: datetime.
         else None
     )
     # An account's lockout is seen by its teams' compliance officers; an address's by operators.
-    team_ids: list[int | None] = (
-        list(Membership.objects.filter(user_id=user_id).order_by("team_id").values_list("team_id", flat=True))
-        if user_id is not None
-        else []
-    )
+    team_ids: list[int | None] = list(team_ids_of_user(user_id=user_id)) if user_id is not None else []
     for team_id in team_ids or [None]:
-        audit_record(
+        audit_event(
             actor=None,
-            action=LOCKOUT,
+            action=AuditAction.LOCKOUT,
             target_type="auth.user" if scope == "account" else "auth.address",
             target_id=str(user_id or "") if scope == "account" else client_address(request),
             team_id=team_id,

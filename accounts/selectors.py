@@ -29,6 +29,12 @@ def team_get(*, caller: Caller, team_id: int | str) -> Team:
     return team
 
 
+def team_ids_of_user(*, user_id: int) -> list[int]:
+    """The teams a user belongs to, for records made about the user (an audit event per team), not
+    for what a caller may see."""
+    return list(Membership.objects.filter(user_id=user_id).order_by("team_id").values_list("team_id", flat=True))
+
+
 def membership_list(*, caller: Caller, team: Team) -> QuerySet[Membership]:
     caller.require_permission(roles.VIEW_MEMBERSHIP, team_id=team.id, action="list this team's members")
     return Membership.objects.filter(team=team).select_related("user").order_by("user__username")
@@ -73,6 +79,12 @@ def api_key_list(*, caller: Caller, application: Application) -> QuerySet[ApiKey
 
 def api_key_get(*, caller: Caller, application: Application, key_id: int | str) -> ApiKey:
     return _get_or_404(api_key_list(caller=caller, application=application), key_id, "API key")
+
+
+def api_key_of_id(*, key_id: int) -> ApiKey | None:
+    """An API key with its application, unscoped: for work done on behalf of the key's holder
+    (an export job it queued), which then checks the key is still active."""
+    return ApiKey.objects.select_related("application").filter(pk=key_id).first()
 
 
 def invitation_list(*, caller: Caller, team: Team) -> QuerySet[Invitation]:

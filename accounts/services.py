@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from accounts import keys, roles
 from accounts.caller import Caller, TeamGrant
+from accounts.hooks import AuditAction, audit_event
 from accounts.models import ApiKey, Application, Membership, Role, Team
 from accounts.names import application_name_problem
-from compliance.services import Action, audit_record
 from core.classification import Clearance
 from core.errors import AuthenticationRequired, Conflict, PermissionDenied, ValidationFailed
 from core.generation_cache import generation_bump_key
@@ -38,9 +38,9 @@ def team_create(*, caller: Caller, name: str, description: str = "", time_zone: 
             raise Conflict(f"A team named '{name}' already exists; pick another name.", param="name")
         team = Team.objects.create(name=name, description=description, time_zone=time_zone)
         Membership.objects.create(user=caller.user, team=team, role=Role.ADMIN, clearance=Clearance.RESTRICTED)
-        audit_record(
+        audit_event(
             actor=caller,
-            action=Action.TEAM_CREATE,
+            action=AuditAction.TEAM_CREATE,
             target_type="accounts.team",
             target_id=str(team.id),
             team_id=team.id,
@@ -66,9 +66,9 @@ def team_update(
         team.time_zone = time_zone
     with transaction.atomic():
         team.save()
-        audit_record(
+        audit_event(
             actor=caller,
-            action=Action.TEAM_UPDATE,
+            action=AuditAction.TEAM_UPDATE,
             target_type="accounts.team",
             target_id=str(team.id),
             team_id=team.id,
@@ -89,7 +89,7 @@ def _membership_state(membership: Membership) -> dict[str, object]:
 def _audit_membership(
     caller: Caller, action: str, membership: Membership, *, before: dict | None = None, after: dict | None = None
 ) -> None:
-    audit_record(
+    audit_event(
         actor=caller,
         action=action,
         target_type="accounts.membership",
@@ -142,7 +142,7 @@ def membership_add(*, caller: Caller, team: Team, username: str, role: str, clea
     try:
         with transaction.atomic():
             membership = Membership.objects.create(user=user, team=team, role=role, clearance=clearance)
-            _audit_membership(caller, Action.MEMBERSHIP_ADD, membership, after=_membership_state(membership))
+            _audit_membership(caller, AuditAction.MEMBERSHIP_ADD, membership, after=_membership_state(membership))
     except IntegrityError:
         raise Conflict(
             f"'{username}' is already a member of {team.name}; change their role instead.", param="username"
@@ -167,7 +167,7 @@ def membership_update(
         membership.clearance = new_clearance
         membership.save(update_fields=["role", "clearance", "updated_at"])
         _audit_membership(
-            caller, Action.MEMBERSHIP_UPDATE, membership, before=before, after=_membership_state(membership)
+            caller, AuditAction.MEMBERSHIP_UPDATE, membership, before=before, after=_membership_state(membership)
         )
     return membership
 
@@ -178,7 +178,7 @@ def membership_remove(*, caller: Caller, membership: Membership) -> None:
     with transaction.atomic():
         if membership.role == Role.ADMIN:
             _ensure_another_admin(membership)
-        _audit_membership(caller, Action.MEMBERSHIP_REMOVE, membership, before=_membership_state(membership))
+        _audit_membership(caller, AuditAction.MEMBERSHIP_REMOVE, membership, before=_membership_state(membership))
         membership.delete()
 
 
@@ -223,7 +223,7 @@ def application_create(*, caller: Caller, team: Team, name: str, description: st
     with transaction.atomic():
         name = _application_name(team=team, name=name)
         application = Application.objects.create(team=team, name=name, description=description)
-        _audit_application(caller, Action.APPLICATION_CREATE, application, after=_application_state(application))
+        _audit_application(caller, AuditAction.APPLICATION_CREATE, application, after=_application_state(application))
         return application
 
 
@@ -243,14 +243,9 @@ def application_update(
             application.description = description
         application.save()
         _audit_application(
-            caller, Action.APPLICATION_UPDATE, application, before=before, after=_application_state(application)
+            caller, AuditAction.APPLICATION_UPDATE, application, before=before, after=_application_state(application)
         )
     return application
-
-
-APPLICATION_ARCHIVE = "application.archive"
-APPLICATION_RESTORE = "application.restore"
-APPLICATION_DELETE = "application.delete"
 
 
 def _forget_application_keys(application: Application) -> None:
@@ -271,7 +266,7 @@ def application_archive(*, caller: Caller, application: Application) -> Applicat
         _forget_application_keys(application)
         _audit_application(
             caller,
-            APPLICATION_ARCHIVE,
+            AuditAction.APPLICATION_ARCHIVE,
             application,
             before={"archived_at": None},
             after={"archived_at": application.archived_at},
@@ -290,7 +285,9 @@ def application_restore(*, caller: Caller, application: Application) -> Applicat
         application.archived_at = None
         application.save(update_fields=["archived_at", "updated_at"])
         _forget_application_keys(application)
-        _audit_application(caller, APPLICATION_RESTORE, application, before=before, after={"archived_at": None})
+        _audit_application(
+            caller, AuditAction.APPLICATION_RESTORE, application, before=before, after={"archived_at": None}
+        )
     return application
 
 
@@ -318,7 +315,7 @@ def application_delete(*, caller: Caller, application: Application) -> None:
         _forget_application_keys(application)
         _audit_application(
             caller,
-            APPLICATION_DELETE,
+            AuditAction.APPLICATION_DELETE,
             application,
             before={**_application_state(application), "archived_at": application.archived_at},
         )
@@ -333,7 +330,7 @@ def _application_state(application: Application) -> dict[str, str]:
 def _audit_application(
     caller: Caller, action: str, application: Application, *, before: dict | None = None, after: dict | None = None
 ) -> None:
-    audit_record(
+    audit_event(
         actor=caller,
         action=action,
         target_type="accounts.application",
@@ -348,7 +345,7 @@ def _audit_application(
 def _audit_api_key(
     caller: Caller | None, action: str, api_key: ApiKey, *, before: dict | None = None, after: dict | None = None
 ) -> None:
-    audit_record(
+    audit_event(
         actor=caller,
         action=action,
         target_type="accounts.apikey",
@@ -395,7 +392,7 @@ def api_key_create(
             created_by=caller.user if caller is not None else None,
         )
         after = {"name": name, "prefix": api_key.prefix, "role": role, "clearance": Clearance(clearance).label}
-        _audit_api_key(caller, Action.API_KEY_CREATE, api_key, after={**after, "expires_at": expires_at})
+        _audit_api_key(caller, AuditAction.API_KEY_CREATE, api_key, after={**after, "expires_at": expires_at})
     logger.info("api key created", extra={"api_key_prefix": api_key.prefix, "application_id": application.id})
     return api_key, generated.secret
 
@@ -428,7 +425,7 @@ def api_key_revoke(*, caller: Caller | None, api_key: ApiKey) -> ApiKey:
             generation_bump_key(api_key_generation_key(api_key.prefix))  # refused by the gateway's next request
             _audit_api_key(
                 caller,
-                Action.API_KEY_REVOKE,
+                AuditAction.API_KEY_REVOKE,
                 api_key,
                 before={"revoked_at": None},
                 after={"revoked_at": api_key.revoked_at},
@@ -508,7 +505,6 @@ def provisioning_key_create(
     return secret
 
 
-USER_CREATE = "user.create"
 # The column of auth.User.email and Invitation.email: Django's validator allows up to 320
 # characters, which PostgreSQL would refuse with an error (a 500) rather than a message.
 EMAIL_MAX_LENGTH = 254
@@ -569,9 +565,9 @@ def user_create(
             raise Conflict(f"A user named '{username}' already exists; add them to the team instead.", param="username")
         user = user_model.objects.create_user(username=username, email=email, password=password)
         membership = Membership.objects.create(user=user, team=team, role=role, clearance=clearance)
-        audit_record(
+        audit_event(
             actor=caller,
-            action=USER_CREATE,
+            action=AuditAction.USER_CREATE,
             target_type="auth.user",
             target_id=str(user.pk),
             team_id=team.id,

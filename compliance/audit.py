@@ -7,10 +7,8 @@ every few seconds anyway, so a lost request only delays sealing).
 
 from __future__ import annotations
 
-import contextvars
 import datetime
 import hashlib
-import ipaddress
 import json
 import logging
 import time
@@ -18,44 +16,34 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.caller import Caller, get_caller
+from accounts.selectors import team_ids_of_user
 from compliance.models import ActorType, AuditEvent
 from core.bulk import bulk_insert
 from core.logging import request_id_var
+from core.requests import request_context
 
 if TYPE_CHECKING:
-    from accounts.caller import Caller
     from observability.models import Call
 
 logger = logging.getLogger(__name__)
-
-# Set per request by compliance.middleware.AuditContextMiddleware, so that services that
-# do not receive the request (accounts' services) still record the client's address.
-client_ip_var: contextvars.ContextVar[str] = contextvars.ContextVar("audit_client_ip", default="")
 
 _SEAL_REQUEST_INTERVAL_SECONDS = 1.0
 _last_seal_request = 0.0
 
 
 class Action:
-    """Action names. Other apps may use their own dotted names ("prompt.label_move")."""
+    """Compliance's own action names. Other apps name theirs ("prompt.label_move", accounts.hooks.AuditAction)."""
 
     LOGIN = "auth.login"
     LOGIN_FAILED = "auth.login_failed"
     ACCESS_DENIED = "access.denied"
-    API_KEY_CREATE = "api_key.create"
-    API_KEY_REVOKE = "api_key.revoke"
-    MEMBERSHIP_ADD = "membership.add"
-    MEMBERSHIP_UPDATE = "membership.update"
-    MEMBERSHIP_REMOVE = "membership.remove"
-    TEAM_CREATE = "team.create"
-    TEAM_UPDATE = "team.update"
-    APPLICATION_CREATE = "application.create"
-    APPLICATION_UPDATE = "application.update"
     LLM_CALL = "llm.call"
     AUDIT_EXPORT = "audit.export"
     AUDIT_VERIFY = "audit.verify"
@@ -68,23 +56,6 @@ def json_safe(value: Any) -> Any:
     if value is None:
         return None
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
-
-
-def normalise_ip(value: str | None) -> str:
-    if not value:
-        return ""
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        return ""
-
-
-def request_context(request: HttpRequest | None) -> tuple[str, str]:
-    """(request id, client IP) of `request`, else of the request being served, if any."""
-    if request is not None:
-        request_id = str(getattr(request, "request_id", "") or request_id_var.get() or "")
-        return request_id[:128], normalise_ip(request.META.get("REMOTE_ADDR"))
-    return (request_id_var.get() or "")[:128], client_ip_var.get()
 
 
 def _actor_fields(actor: Caller | None) -> dict[str, Any]:
@@ -279,12 +250,6 @@ def _request_sealing() -> None:
 # Logins and access denials ---------------------------------------------------------
 
 
-def _team_ids_of_user(user_id: int) -> list[int]:
-    from accounts.models import Membership
-
-    return list(Membership.objects.filter(user_id=user_id).order_by("team_id").values_list("team_id", flat=True))
-
-
 def _record_per_team(*, team_ids: list[int], **fields: Any) -> None:
     """A user belongs to several teams: each team's compliance officers see the event. With no team,
     the event is visible to superusers only."""
@@ -293,10 +258,8 @@ def _record_per_team(*, team_ids: list[int], **fields: Any) -> None:
 
 
 def record_login(*, user: Any, request: HttpRequest | None) -> None:
-    from accounts.caller import Caller
-
     _record_per_team(
-        team_ids=_team_ids_of_user(user.pk),
+        team_ids=team_ids_of_user(user_id=user.pk),
         actor=Caller(user=user),
         action=Action.LOGIN,
         target_type="auth.user",
@@ -306,14 +269,12 @@ def record_login(*, user: Any, request: HttpRequest | None) -> None:
 
 
 def record_login_failed(*, credentials: dict[str, Any], request: HttpRequest | None) -> None:
-    from django.contrib.auth import get_user_model
-
     user_model = get_user_model()
     # Django's signal already masks the password; keep only the username.
     username = str(credentials.get(user_model.USERNAME_FIELD) or credentials.get("username") or "")[:150]
     user_id = user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).values_list("pk", flat=True).first()
     _record_per_team(
-        team_ids=_team_ids_of_user(user_id) if user_id is not None else [],
+        team_ids=team_ids_of_user(user_id=user_id) if user_id is not None else [],
         actor=None,
         action=Action.LOGIN_FAILED,
         target_type="auth.user",
@@ -321,6 +282,17 @@ def record_login_failed(*, credentials: dict[str, Any], request: HttpRequest | N
         request=request,
         metadata={"username": username, "known_user": user_id is not None},
     )
+
+
+def on_user_logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    """Receiver of Django's user_logged_in signal (compliance.apps)."""
+    if user is not None:
+        record_login(user=user, request=request)
+
+
+def on_user_login_failed(sender: Any, credentials: Any = None, request: Any = None, **kwargs: Any) -> None:
+    """Receiver of Django's user_login_failed signal (compliance.apps)."""
+    record_login_failed(credentials=dict(credentials or {}), request=request)
 
 
 _DENIAL_RECORDED = "_audit_access_denial_recorded"
@@ -339,8 +311,6 @@ def record_access_denied(*, request: Any, message: str, team_id: int | None = No
     caller's only team; otherwise the event has no team (superusers see it). Never raises:
     a failure to record is logged, and the caller still gets its 403.
     """
-    from accounts.authentication import get_caller
-
     django_request = getattr(request, "_request", request)
     setattr(django_request, _DENIAL_RECORDED, True)
     try:

@@ -16,8 +16,9 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
 
-from compliance.audit import client_ip_var, normalise_ip, record_access_denied, was_denial_recorded
+from compliance.audit import record_access_denied, was_denial_recorded
 from core.errors import PermissionDenied, raised_refusals
+from core.requests import client_ip_var, normalise_ip
 
 
 class AuditContextMiddleware:

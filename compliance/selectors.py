@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Q, QuerySet
 
 from accounts import roles
+from accounts import selectors as account_selectors
 from accounts.caller import Caller
-from accounts.models import Team
+from compliance.chain import VerificationReport
 from compliance.models import AuditEvent, AuditExport, ExportFormat, RetentionPolicy
 from core.dates import parse_moment
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.ids import parse_whole_number
 
 if TYPE_CHECKING:
-    from compliance.chain import VerificationReport
+    from accounts.models import Team
 
 VIEW_AUDIT = roles.VIEW_AUDIT_EVENT
 EXPORT_AUDIT = roles.EXPORT_AUDIT_EVENT
@@ -204,7 +205,7 @@ def retention_policy_get(*, caller: Caller, team: Team) -> RetentionPolicy:
 
 
 def retention_scope_teams(*, caller: Caller) -> QuerySet[Team]:
-    return Team.objects.filter(
+    return account_selectors.team_list(caller=caller).filter(
         id__in=[tid for tid in caller.team_ids if caller.has_permission(VIEW_AUDIT, team_id=tid)]
     )
 

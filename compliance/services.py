@@ -9,16 +9,17 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts import selectors as account_selectors
 from accounts.caller import Caller, caller_for_api_key, caller_for_user
-from accounts.models import ApiKey, Team
 from compliance import chain, export, selectors
 from compliance.audit import (
     VALUE_CHANGED,
@@ -32,6 +33,9 @@ from compliance.audit import (
 )
 from compliance.models import AuditCheckpoint, AuditExport, ExportStatus, RetentionPolicy
 from core.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from accounts.models import Team
 
 __all__ = [
     "VALUE_CHANGED",
@@ -178,7 +182,7 @@ def _exporter_caller(audit_export: AuditExport) -> tuple[Caller | None, str]:
     """The exporter with their current rights: the user, or the API key (its application) that
     queued the job; or why the job cannot run as them any more."""
     if audit_export.exporter_api_key_id is not None:
-        api_key = ApiKey.objects.select_related("application").filter(pk=audit_export.exporter_api_key_id).first()
+        api_key = account_selectors.api_key_of_id(key_id=audit_export.exporter_api_key_id)
         if api_key is None:
             return None, "The API key that queued this export no longer exists."
         if not api_key.is_active or api_key.application.archived_at is not None:
@@ -187,8 +191,6 @@ def _exporter_caller(audit_export: AuditExport) -> tuple[Caller | None, str]:
                 "application is archived."
             )
         return caller_for_api_key(api_key), ""
-    from django.contrib.auth import get_user_model
-
     user = (
         get_user_model().objects.filter(pk=audit_export.exporter_user_id).first()
         if audit_export.exporter_user_id is not None

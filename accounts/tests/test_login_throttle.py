@@ -10,7 +10,8 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
-from accounts.login_throttle import LOCKOUT, _keys
+from accounts.hooks import AuditAction
+from accounts.login_throttle import _keys
 from accounts.models import Role
 from accounts.tests.factories import UserFactory
 from compliance.models import AuditEvent
@@ -52,7 +53,7 @@ def test_an_account_is_locked_out_after_its_failures_even_with_the_right_passwor
     assert "Too many failed logins for this account: try again after " in body
     assert "UTC (in 15 minutes)." in body
     assert "_auth_user_id" not in client.session
-    lockout = AuditEvent.objects.get(action=LOCKOUT)
+    lockout = AuditEvent.objects.get(action=AuditAction.LOCKOUT)
     assert (lockout.target_type, lockout.target_id, lockout.team_id) == ("auth.user", str(alice.pk), team_a.team.id)
     assert lockout.ip_address == "198.51.100.7"
     assert lockout.metadata["scope"] == "account"
@@ -103,7 +104,7 @@ def test_an_address_is_locked_out_after_more_failures_across_accounts(db):
     assert bob_right.status_code == 429
     assert "Too many failed logins for your address: try again after " in bob_right.content.decode()
     assert bob_elsewhere.status_code == 302  # the account itself is not locked
-    event = AuditEvent.objects.get(action=LOCKOUT)
+    event = AuditEvent.objects.get(action=AuditAction.LOCKOUT)
     assert (event.target_type, event.target_id, event.team_id) == ("auth.address", "198.51.100.7", None)
     assert event.metadata["failures"] == 8
 

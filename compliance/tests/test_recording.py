@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.caller import caller_for_user
+from accounts.hooks import AuditAction
 from accounts.models import ApiKey
 from accounts.tests.factories import UserFactory
 from accounts.types import Role
@@ -61,8 +62,8 @@ def test_api_key_create_and_revoke_through_the_api_are_recorded(team_a, client_f
     )
     client.post(f"{url}{created.json()['id']}/revoke/", format="json")
 
-    [create] = events(Action.API_KEY_CREATE)
-    [revoke] = events(Action.API_KEY_REVOKE)
+    [create] = events(AuditAction.API_KEY_CREATE)
+    [revoke] = events(AuditAction.API_KEY_REVOKE)
     key = ApiKey.objects.get(pk=created.json()["id"])
     assert (create.target_id, create.team_id, create.application_id) == (
         str(key.id),
@@ -95,9 +96,9 @@ def test_membership_changes_are_recorded_with_before_and_after(team_a, client_fo
     client.patch(f"{members}{newcomer.id}/", {"role": "reviewer", "clearance": "internal"}, format="json")
     client.delete(f"{members}{newcomer.id}/")
 
-    [added] = events(Action.MEMBERSHIP_ADD)
-    [updated] = events(Action.MEMBERSHIP_UPDATE)
-    [removed] = events(Action.MEMBERSHIP_REMOVE)
+    [added] = events(AuditAction.MEMBERSHIP_ADD)
+    [updated] = events(AuditAction.MEMBERSHIP_UPDATE)
+    [removed] = events(AuditAction.MEMBERSHIP_REMOVE)
     assert added.after == {"user_id": newcomer.id, "role": "viewer", "clearance": "public"}
     assert (updated.before, updated.after) == (
         {"user_id": newcomer.id, "role": "viewer", "clearance": "public"},
@@ -115,10 +116,10 @@ def test_team_and_application_changes_are_recorded(team_a, client_for):
     application = client.post("/api/v1/applications/", {"team": team["id"], "name": "bot"}, format="json").json()
     client.patch(f"/api/v1/applications/{application['id']}/", {"name": "bot2"}, format="json")
 
-    assert [(event.after or {}).get("name") for event in events(Action.TEAM_CREATE)] == ["Audited"]
-    [team_update] = events(Action.TEAM_UPDATE)
+    assert [(event.after or {}).get("name") for event in events(AuditAction.TEAM_CREATE)] == ["Audited"]
+    [team_update] = events(AuditAction.TEAM_UPDATE)
     assert ((team_update.before or {})["description"], (team_update.after or {})["description"]) == ("", "new")
-    [app_update] = events(Action.APPLICATION_UPDATE)
+    [app_update] = events(AuditAction.APPLICATION_UPDATE)
     assert (app_update.before, app_update.after) == (
         {"name": "bot", "description": ""},
         {"name": "bot2", "description": ""},
@@ -134,7 +135,7 @@ def test_a_refused_change_records_the_denial_and_nothing_else(team_a, client_for
     )
 
     assert response.status_code == 403
-    assert events(Action.API_KEY_CREATE) == []
+    assert events(AuditAction.API_KEY_CREATE) == []
     [denied] = events(Action.ACCESS_DENIED)
     assert (denied.actor_user_id, denied.team_id) == (viewer.id, team_a.team.id)
     assert denied.metadata["path"] == f"/api/v1/applications/{team_a.application.id}/keys/"
