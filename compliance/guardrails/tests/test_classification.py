@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from compliance.guardrails import caching, injection, services
+from compliance.guardrails import injection, services
 from compliance.guardrails.models import ClassificationRule, GuardrailPolicy
+from compliance.guardrails.services import state
 from core.classification import Clearance
 
 pytestmark = pytest.mark.django_db
@@ -188,7 +189,7 @@ def test_policy_is_cached_per_process_and_reloaded_when_the_generation_changes(t
     # Written behind the service's back (as another process would before bumping): still cached.
     assert services.policy_for_application(application_id).pii_input == "allow"
 
-    caching.bump(services._policies.key(application_id))
+    state.policies.bump(application_id)
     assert services.policy_for_application(application_id).pii_input == "block"
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from compliance.guardrails import injection, pii, services
 from compliance.guardrails.models import GuardrailPolicy
+from compliance.guardrails.services import checks
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +84,7 @@ def test_a_second_identical_request_gets_the_same_findings_from_the_cache(team_a
 
 
 def test_allow_analyses_the_latest_messages_within_its_budget(team_a, monkeypatch):
-    monkeypatch.setattr(services, "PII_ALLOW_MAX_CHARS", 200)
+    monkeypatch.setattr(checks, "PII_ALLOW_MAX_CHARS", 200)
     policy = policy_of(team_a, pii_input="allow", injection="off")
     messages = conversation(100)
     messages[0] = {"role": "user", "content": "Earliest: mail early@example.com."}
@@ -183,15 +184,15 @@ def test_the_case_fold_table_holds_every_non_ascii_letter_that_ignorecase_matche
 
 
 def test_allow_analyses_whole_texts_and_the_start_of_a_long_latest_one(team_a, monkeypatch):
-    monkeypatch.setattr(services, "PII_ALLOW_MAX_CHARS", 40)
+    monkeypatch.setattr(checks, "PII_ALLOW_MAX_CHARS", 40)
     policy = policy_of(team_a, pii_input="allow", injection="off")
 
-    assert services._pii_scanned_texts(["first text here", "x" * 25, "last message"], policy=policy) == [
+    assert checks._pii_scanned_texts(["first text here", "x" * 25, "last message"], policy=policy) == [
         "",
         "x" * 25,
         "last message",
     ]
-    assert services._pii_scanned_texts(["older", "mail me at dana@example.com " * 3], policy=policy) == [
+    assert checks._pii_scanned_texts(["older", "mail me at dana@example.com " * 3], policy=policy) == [
         "",
         "mail me at dana@example.com mail me at",
     ]

@@ -1,0 +1,391 @@
+"""Guardrail writes: an application's policy, a team's classification rules and data sources.
+
+Each write checks the caller's permission, changes the row in a transaction, invalidates what
+every process caches of it (`state`) and goes on the audit trail with before and after (a data
+source's text only as "changed", never the text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from accounts import roles
+from accounts.caller import Caller
+from compliance.guardrails import classification
+from compliance.guardrails.models import PII_ENTITIES, ClassificationRule, DataSource, GuardrailPolicy
+from compliance.guardrails.services.checks import level_name
+from compliance.guardrails.services.state import policies, team_states
+from compliance.guardrails.types import DetectorKind, InjectionAction, LeakAction, PiiAction
+from compliance.services import VALUE_CHANGED, audit_change, secret_state
+from core.errors import PermissionDenied, ValidationFailed
+
+if TYPE_CHECKING:
+    from accounts.models import Application, Team
+
+MAX_PATTERN_LENGTH = 500
+MAX_KEYWORDS = 500
+
+
+def validate_entities(entities: Iterable[str], *, param: str) -> list[str]:
+    result = []
+    for entity in entities:
+        if entity not in PII_ENTITIES:
+            raise ValidationFailed(
+                f"'{entity}' is not a PII entity type this detector knows; use some of: {', '.join(PII_ENTITIES)}.",
+                param=param,
+            )
+        if entity not in result:
+            result.append(entity)
+    return result
+
+
+_NEVER_AUDITED = frozenset({"text", "fingerprints", "text_sha256"})  # a data source's content
+
+
+def _audit_state(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if values is None else {name: value for name, value in values.items() if name not in _NEVER_AUDITED}
+
+
+def _audit(
+    *,
+    caller: Caller,
+    action: str,
+    target_type: str,
+    target_id: int,
+    team_id: int,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Guardrail, classification and data-source changes go on the audit trail with before and
+    after of what changed (a data source's text only as "changed", never the text)."""
+    audit_change(
+        actor=caller,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        team_id=team_id,
+        before=_audit_state(before),
+        after=_audit_state(after),
+    )
+
+
+_POLICY_FIELDS = (
+    "pii_input",
+    "pii_output",
+    "pii_entities",
+    "restore_pii_in_response",
+    "injection",
+    "injection_threshold",
+)
+_RULE_FIELDS = ("name", "kind", "level", "entities", "pattern", "keywords", "is_enabled")
+_SOURCE_FIELDS = ("name", "description", "classification", "leak_action", "leak_share")
+
+
+def _state(instance: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in names}
+
+
+def guardrail_policy_update(
+    *,
+    caller: Caller,
+    application: Application,
+    pii_input: str | None = None,
+    pii_output: str | None = None,
+    pii_entities: Sequence[str] | None = None,
+    restore_pii_in_response: bool | None = None,
+    injection_action: str | None = None,
+    injection_threshold: float | None = None,
+) -> GuardrailPolicy:
+    caller.require_permission(
+        roles.CHANGE_GUARDRAIL_POLICY,
+        team_id=application.team_id,
+        action="change this application's guardrails",
+    )
+    if pii_input is not None and pii_input not in PiiAction.values:
+        raise ValidationFailed(f"pii.input must be one of {', '.join(PiiAction.values)}.", param="pii.input")
+    if pii_output is not None and pii_output not in PiiAction.values:
+        raise ValidationFailed(f"pii.output must be one of {', '.join(PiiAction.values)}.", param="pii.output")
+    if injection_action is not None and injection_action not in InjectionAction.values:
+        raise ValidationFailed(f"injection must be one of {', '.join(InjectionAction.values)}.", param="injection")
+    if injection_threshold is not None and not 0.0 <= injection_threshold <= 1.0:
+        raise ValidationFailed("injection_threshold must be between 0 and 1.", param="injection_threshold")
+    entities = validate_entities(pii_entities, param="pii.entities") if pii_entities is not None else None
+    with transaction.atomic():
+        policy, _ = GuardrailPolicy.objects.select_for_update().get_or_create(application=application)
+        before = _state(policy, _POLICY_FIELDS)
+        changes = {
+            "pii_input": pii_input,
+            "pii_output": pii_output,
+            "pii_entities": entities,
+            "restore_pii_in_response": restore_pii_in_response,
+            "injection": injection_action,
+            "injection_threshold": injection_threshold,
+        }
+        for name, value in changes.items():
+            if value is not None:
+                setattr(policy, name, value)
+        policy.full_clean()
+        policy.save()
+        policies.bump(application.id)
+        _audit(
+            caller=caller,
+            action="guardrails.policy_update",
+            target_type="guardrail_policy",
+            target_id=application.id,
+            team_id=application.team_id,
+            before=before,
+            after=_state(policy, _POLICY_FIELDS),
+        )
+    return policy
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification rules
+
+
+def _validate_rule(*, kind: str, entities: Sequence[str], pattern: str, keywords: Sequence[str]) -> dict[str, Any]:
+    if kind not in DetectorKind.values:
+        raise ValidationFailed(f"kind must be one of {', '.join(DetectorKind.values)}.", param="kind")
+    if kind == DetectorKind.PII_ENTITY:
+        if not entities:
+            raise ValidationFailed("A pii_entity rule needs at least one entity type in 'entities'.", param="entities")
+        return {"entities": validate_entities(entities, param="entities"), "pattern": "", "keywords": []}
+    if kind == DetectorKind.REGEX:
+        if not pattern:
+            raise ValidationFailed("A regex rule needs a regular expression in 'pattern'.", param="pattern")
+        if len(pattern) > MAX_PATTERN_LENGTH:
+            raise ValidationFailed(f"pattern is limited to {MAX_PATTERN_LENGTH} characters.", param="pattern")
+        try:
+            compiled = re.compile(pattern)
+        except re.error as error:
+            raise ValidationFailed(f"pattern is not a valid regular expression: {error}.", param="pattern") from None
+        if compiled.search(""):
+            raise ValidationFailed("pattern matches the empty string; make it match some text.", param="pattern")
+        return {"entities": [], "pattern": pattern, "keywords": []}
+    cleaned = [keyword.strip() for keyword in keywords if keyword.strip()]
+    if not cleaned:
+        raise ValidationFailed("A keywords rule needs at least one non-empty keyword in 'keywords'.", param="keywords")
+    if len(cleaned) > MAX_KEYWORDS:
+        raise ValidationFailed(f"keywords is limited to {MAX_KEYWORDS} entries.", param="keywords")
+    return {"entities": [], "pattern": "", "keywords": cleaned}
+
+
+def _require_unique_name(
+    model: type[ClassificationRule] | type[DataSource], *, team: Team, name: str, pk: int | None
+) -> None:
+    queryset = model.objects.filter(team=team, name=name)
+    if pk is not None:
+        queryset = queryset.exclude(pk=pk)
+    if queryset.exists():
+        raise ValidationFailed(f"Team {team.name} already has one named '{name}'; choose another name.", param="name")
+
+
+def classification_rule_create(
+    *,
+    caller: Caller,
+    team: Team,
+    name: str,
+    kind: str,
+    level: int,
+    entities: Sequence[str] = (),
+    pattern: str = "",
+    keywords: Sequence[str] = (),
+    is_enabled: bool = True,
+) -> ClassificationRule:
+    caller.require_permission(roles.ADD_CLASSIFICATION_RULE, team_id=team.id, action="add classification rules")
+    detector = _validate_rule(kind=kind, entities=entities, pattern=pattern, keywords=keywords)
+    with transaction.atomic():
+        _require_unique_name(ClassificationRule, team=team, name=name, pk=None)
+        rule = ClassificationRule.objects.create(
+            team=team, name=name, kind=kind, level=level, is_enabled=is_enabled, **detector
+        )
+        team_states.bump(team.id)
+        _audit(
+            caller=caller,
+            action="classification.rule_create",
+            target_type="classification_rule",
+            target_id=rule.id,
+            team_id=team.id,
+            after=_state(rule, _RULE_FIELDS),
+        )
+    return rule
+
+
+def _update_team_object(
+    *,
+    caller: Caller,
+    instance: ClassificationRule | DataSource,
+    changes: dict[str, Any],
+    action: str,
+    target_type: str,
+) -> None:
+    """Apply validated changes to a rule or source: unique name, save, every process's team
+    state invalidated, the change audited."""
+    with transaction.atomic():
+        if "name" in changes:
+            _require_unique_name(type(instance), team=instance.team, name=changes["name"], pk=instance.pk)
+        before = {name: getattr(instance, name) for name in changes}
+        for name, value in changes.items():
+            setattr(instance, name, value)
+        instance.save()
+        team_states.bump(instance.team_id)
+        after = dict(changes)
+        if "text_sha256" in changes and before["text_sha256"] != changes["text_sha256"]:
+            before["source_text"], after["source_text"] = secret_state(before["text"]), VALUE_CHANGED
+        _audit(
+            caller=caller,
+            action=action,
+            target_type=target_type,
+            target_id=instance.id,
+            team_id=instance.team_id,
+            before=before,
+            after=after,
+        )
+
+
+def _delete_team_object(
+    *,
+    caller: Caller,
+    instance: ClassificationRule | DataSource,
+    fields: Sequence[str],
+    action: str,
+    target_type: str,
+) -> None:
+    """Delete a rule or source: every process's team state invalidated, the deletion audited."""
+    team_id, object_id, before = instance.team_id, instance.id, _state(instance, fields)
+    with transaction.atomic():
+        instance.delete()
+        team_states.bump(team_id)
+        _audit(
+            caller=caller,
+            action=action,
+            target_type=target_type,
+            target_id=object_id,
+            team_id=team_id,
+            before=before,
+        )
+
+
+def classification_rule_update(*, caller: Caller, rule: ClassificationRule, **changes: Any) -> ClassificationRule:
+    caller.require_permission(
+        roles.CHANGE_CLASSIFICATION_RULE, team_id=rule.team_id, action="change classification rules"
+    )
+    if "kind" in changes or "entities" in changes or "pattern" in changes or "keywords" in changes:
+        detector = _validate_rule(
+            kind=changes.get("kind", rule.kind),
+            entities=changes.get("entities", rule.entities),
+            pattern=changes.get("pattern", rule.pattern),
+            keywords=changes.get("keywords", rule.keywords),
+        )
+        changes = {**changes, **detector}
+    _update_team_object(
+        caller=caller,
+        instance=rule,
+        changes=changes,
+        action="classification.rule_update",
+        target_type="classification_rule",
+    )
+    return rule
+
+
+def classification_rule_delete(*, caller: Caller, rule: ClassificationRule) -> None:
+    caller.require_permission(
+        roles.DELETE_CLASSIFICATION_RULE, team_id=rule.team_id, action="delete classification rules"
+    )
+    _delete_team_object(
+        caller=caller,
+        instance=rule,
+        fields=_RULE_FIELDS,
+        action="classification.rule_delete",
+        target_type="classification_rule",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Data sources
+
+
+def _validate_leak_share(leak_share: float) -> None:
+    if not 0.0 < leak_share <= 1.0:
+        raise ValidationFailed("leak_share must be above 0 and at most 1.", param="leak_share")
+
+
+def data_source_create(
+    *,
+    caller: Caller,
+    team: Team,
+    name: str,
+    text: str,
+    classification_level: int,
+    description: str = "",
+    leak_action: str = LeakAction.BLOCK,
+    leak_share: float = 0.2,
+) -> DataSource:
+    caller.require_permission(roles.ADD_DATA_SOURCE, team_id=team.id, action="register data sources")
+    if not text.strip():
+        raise ValidationFailed("text must not be empty: it is what responses are checked against.", param="text")
+    _validate_leak_share(leak_share)
+    with transaction.atomic():
+        _require_unique_name(DataSource, team=team, name=name, pk=None)
+        source = DataSource.objects.create(
+            team=team,
+            name=name,
+            description=description,
+            classification=classification_level,
+            text=text,
+            text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            fingerprints=classification.fingerprint(text),
+            leak_action=leak_action,
+            leak_share=leak_share,
+        )
+        team_states.bump(team.id)
+        _audit(
+            caller=caller,
+            action="data_source.create",
+            target_type="data_source",
+            target_id=source.id,
+            team_id=team.id,
+            after=_state(source, _SOURCE_FIELDS),
+        )
+    return source
+
+
+def _require_cleared_for(caller: Caller, source: DataSource, *, level: int | None = None) -> None:
+    needed = max(source.classification, level if level is not None else source.classification)
+    if caller.clearance_in(source.team_id) < needed:
+        raise PermissionDenied(
+            f"Changing data source '{source.name}' needs {level_name(needed)} clearance; yours is "
+            f"{level_name(caller.clearance_in(source.team_id))}. Ask a team admin to raise it."
+        )
+
+
+def data_source_update(*, caller: Caller, source: DataSource, **changes: Any) -> DataSource:
+    caller.require_permission(roles.CHANGE_DATA_SOURCE, team_id=source.team_id, action="change data sources")
+    _require_cleared_for(caller, source, level=changes.get("classification_level"))
+    if "leak_share" in changes:
+        _validate_leak_share(changes["leak_share"])
+    if "text" in changes:
+        text = changes["text"]
+        if not text.strip():
+            raise ValidationFailed("text must not be empty: it is what responses are checked against.", param="text")
+        changes["text_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        changes["fingerprints"] = classification.fingerprint(text)
+    if "classification_level" in changes:
+        changes["classification"] = changes.pop("classification_level")
+    _update_team_object(
+        caller=caller, instance=source, changes=changes, action="data_source.update", target_type="data_source"
+    )
+    return source
+
+
+def data_source_delete(*, caller: Caller, source: DataSource) -> None:
+    caller.require_permission(roles.DELETE_DATA_SOURCE, team_id=source.team_id, action="delete data sources")
+    _require_cleared_for(caller, source)
+    _delete_team_object(
+        caller=caller, instance=source, fields=_SOURCE_FIELDS, action="data_source.delete", target_type="data_source"
+    )
