@@ -5,14 +5,18 @@ results page compares variants on real traffic."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from observability.models import Call
 from observability.types import CallStatus
 from prompts.models import ExperimentExposure, ExperimentVariant
 
+if TYPE_CHECKING:
+    from observability.models import Call
+
 
 def exposures_record_for_calls(*, calls: Sequence[Call]) -> list[ExperimentExposure]:
-    """Called by the call recorder, in the transaction that stores the calls (so never twice)."""
+    """Receiver of observability.hooks.calls_stored (prompts.apps): called in the transaction that
+    stores the calls, so never twice for a call."""
     served = [call for call in calls if call.experiment_id and call.experiment_variant]
     if not served:
         return []

@@ -17,7 +17,7 @@ from accounts.caller import Caller
 from core.classification import Clearance
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.ids import parse_whole_number
-from prompts import assignment, context
+from prompts import assignment, context, results
 from prompts.cache import ResolutionCache, resolution_cache
 from prompts.models import (
     Experiment,
@@ -423,8 +423,6 @@ def experiment_get(*, prompt: Prompt, experiment_id: int | str) -> Experiment:
 
 
 def experiment_results(*, experiment: Experiment) -> dict[str, Any]:
-    from prompts import results
-
     variants = list(experiment.variants.all())
     rows = experiment.exposures.values_list("variant_id", "latency_ms", "cost_usd", "score", "is_success")
     return results.summarize(variants=variants, rows=list(rows))

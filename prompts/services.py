@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import roles
 from accounts.caller import Caller
-from accounts.models import Team
+from compliance.services import audit_record
 from core.errors import Conflict, NotFound, ValidationFailed
 from prompts import assignment, content, hooks, policies
 from prompts.cache import generation_bump
@@ -31,6 +31,9 @@ from prompts.models import (
     PromptVersion,
 )
 
+if TYPE_CHECKING:
+    from accounts.models import Team
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,8 +46,6 @@ def _audit(
     after: dict[str, Any] | None = None,
 ) -> None:
     """Version creation, label moves and rollbacks, experiment start and stop: on the audit trail."""
-    from compliance.services import audit_record
-
     audit_record(
         actor=caller,
         action=action,
