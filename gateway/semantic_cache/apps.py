@@ -7,6 +7,7 @@ class SemanticCacheConfig(AppConfig):
     verbose_name = "Semantic cache"
 
     def ready(self) -> None:
+        # Imported here, not at the top: services import models, which needs the app registry ready.
         from gateway.semantic_cache.services import entries_invalidate_for_prompt
         from prompts.hooks import label_moved
 

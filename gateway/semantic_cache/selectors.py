@@ -8,17 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
 from accounts import roles
 from accounts import selectors as account_selectors
 from accounts.caller import Caller
-from accounts.models import Application
 from core.classification import Clearance
 from gateway.semantic_cache.models import CacheEntry, ShadowReview
 from gateway.semantic_cache.services import DEFAULT_CONFIG, CacheConfig, config_load
+
+# Until observability.selectors offers an application's cache statistics and its latest shadow
+# hits without the calls API's permission (VIEW_CALL), these read the call table directly.
+from observability.models import Call
+from observability.selectors import call_view
+
+if TYPE_CHECKING:
+    from accounts.models import Application
 
 
 def application_for_cache(*, caller: Caller, application_id: int | str) -> Application:
@@ -96,8 +103,6 @@ class CacheStats:
 
 
 def cache_stats(*, application: Application) -> CacheStats:
-    from observability.models import Call
-
     calls = Call.objects.filter(team_id=application.team_id, application_id=application.id).aggregate(
         calls=Count("id", filter=~Q(cache_result="none")),
         hits=Count("id", filter=Q(cache_result="hit")),
@@ -132,9 +137,6 @@ class ShadowHitView:
 
 def shadow_hits(*, caller: Caller, application: Application, limit: int = 50) -> list[ShadowHitView]:
     """The latest shadow hits: the live answer next to the cached one, with any verdict."""
-    from observability.models import Call
-    from observability.selectors import call_view
-
     calls = list(
         Call.objects.filter(
             team_id=application.team_id, application_id=application.id, cache_result="shadow_hit"

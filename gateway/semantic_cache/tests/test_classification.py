@@ -11,6 +11,7 @@ from accounts.caller import caller_for_user
 from accounts.models import Membership
 from accounts.types import Role
 from compliance.guardrails.services import classification_rule_create
+from compliance.guardrails.types import DetectorKind
 from core.classification import Clearance
 from gateway.semantic_cache import services
 from gateway.semantic_cache.models import CacheEntry
@@ -27,7 +28,7 @@ def codename_rule(world: Any, level: int = Clearance.CONFIDENTIAL) -> None:
         caller=caller_for_user(world.members[Role.ADMIN]),
         team=world.team,
         name="codename",
-        kind="keywords",
+        kind=DetectorKind.KEYWORDS,
         keywords=["Nightingale"],
         level=level,
     )

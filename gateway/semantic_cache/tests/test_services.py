@@ -12,7 +12,7 @@ from django.utils import timezone
 from core.classification import Clearance
 from gateway.semantic_cache import services
 from gateway.semantic_cache.models import CacheEntry, CacheMode
-from gateway.semantic_cache.services import CacheState, lookup, lookup_in
+from gateway.semantic_cache.services import CacheState, lookup, lookup_in, lookups, state, writes
 from gateway.semantic_cache.tests.conftest import ask, completion, fill, scope_for
 
 QUESTION = "How do I reset my password?"
@@ -220,7 +220,7 @@ def test_multi_process_consistency(team_a: Any, cache_on: Any) -> None:
     # When the first process fills the cache
     writer = services.CacheWriter(state=first, inline=True)
     writer.submit(
-        services._StoreJob(
+        writes.StoreJob(
             scope=scope, messages=ask(QUESTION), completion=completion("A"), cost_usd=Decimal(1), embedding=None
         )
     )
@@ -247,13 +247,13 @@ def test_backend_failure_degrades_to_a_miss(team_a: Any, cache_on: Any, caplog: 
     cache_on(team_a.application)
     scope = scope_for(team_a.application)
     fill(scope, QUESTION, "A")
-    before = services.LOOKUPS.labels(result="error")._value.get()
-    with mock.patch.object(services, "_verified", side_effect=RuntimeError("database down")):
+    before = lookups.LOOKUPS.labels(result="error")._value.get()
+    with mock.patch.object(lookups, "_verified", side_effect=RuntimeError("database down")):
         result = lookup(scope=scope, messages=ask(QUESTION))
     assert (result.mode, result.hit) == ("on", None)
-    assert services.LOOKUPS.labels(result="error")._value.get() == before + 1
+    assert lookups.LOOKUPS.labels(result="error")._value.get() == before + 1
     assert "semantic cache lookup failed" in caplog.text
-    with mock.patch.object(services, "generation", side_effect=ConnectionError("redis down")):
+    with mock.patch.object(state, "generation", side_effect=ConnectionError("redis down")):
         assert lookup(scope=scope, messages=ask(QUESTION)) == services.CacheLookup(mode="off")
 
 
@@ -311,3 +311,21 @@ def test_background_writer_thread_writes_fills(make_team: Any, settings: Any) ->
     assert CacheEntry.objects.filter(application=world.application).count() == 1
     assert lookup(scope=scope, messages=ask(QUESTION)).hit is not None
     connection.close()
+
+
+def test_settings_summary_gives_each_application_its_mode_in_one_query(
+    make_team: Any, cache_on: Any, django_assert_num_queries: Any
+) -> None:
+    # Given one application with the cache on, one in shadow mode and one without settings
+    on, shadow, unset = make_team().application, make_team().application, make_team().application
+    cache_on(on)
+    cache_on(shadow, mode=CacheMode.SHADOW)
+    # When another app asks for their summary
+    with django_assert_num_queries(1):
+        summary = services.cache_settings_summary([on.id, shadow.id, unset.id])
+    # Then each has its mode, and only "on" counts as on
+    assert summary == {
+        on.id: services.CacheSettingsSummary(mode="on", is_on=True),
+        shadow.id: services.CacheSettingsSummary(mode="shadow", is_on=False),
+        unset.id: services.CacheSettingsSummary(mode="off", is_on=False),
+    }
