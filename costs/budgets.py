@@ -72,6 +72,7 @@ from costs.models import (
     usd_text,
     usd_to_units,
 )
+from observability.selectors import call_teams_and_costs
 
 TOTAL_PERIOD_START = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -645,8 +646,6 @@ def budget_reservations_reclaim(*, older_than: timedelta | None = None) -> Recla
     the gateway's total timeout plus RECLAIM_MARGIN): the call's process died, an unexpected
     error skipped the release, or its record was set aside. A reservation whose call record
     exists is settled at the record's cost; one without a record is released."""
-    from observability.models import Call  # the call record names the reservation (its id)
-
     now = timezone.now()
     cutoff = now - (reclaim_age() if older_than is None else older_than)
     stale = list(
@@ -657,10 +656,7 @@ def budget_reservations_reclaim(*, older_than: timedelta | None = None) -> Recla
     settled = released = 0
     for start in range(0, len(stale), 500):
         chunk = stale[start : start + 500]
-        recorded = {
-            call_id: (team_id, cost)
-            for call_id, team_id, cost in Call.objects.filter(id__in=chunk).values_list("id", "team_id", "cost_usd")
-        }
+        recorded = call_teams_and_costs(call_ids=chunk)  # the call record names the reservation (its id)
         if recorded:
             periods: dict[uuid.UUID, list[list[int]]] = {}
             for reservation_id, period_id in BudgetReservation.objects.filter(

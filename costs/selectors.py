@@ -9,8 +9,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, QuerySet, Sum
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from accounts.caller import Caller
@@ -32,6 +31,7 @@ from costs.models import (
     usd_text,
     usd_to_units,
 )
+from observability.selectors import call_spend_by_bucket
 
 GroupBy = Literal["model", "application", "team", "user", "prompt", "api_key"]
 GROUP_BY_DIMENSION: dict[str, str] = {
@@ -299,50 +299,9 @@ def cost_summary(*, query: SummaryQuery) -> dict[str, Any]:
 
 def cost_summary_from_calls(*, query: SummaryQuery) -> dict[str, Any]:
     """The same summary computed from raw calls: only to check and benchmark the rollups."""
-    from django.db.models import Case, CharField, F, IntegerField, Q, Value, When
-    from django.db.models.functions import Cast
-
-    from observability.models import Call
-
-    key_expression: Any = {
-        "model": Case(
-            When(~Q(response_model=""), then=F("response_model")),
-            When(~Q(request_model=""), then=F("request_model")),
-            default=Value("unknown"),
-            output_field=CharField(),
-        ),
-        "application": Cast("application_id", CharField()),
-        "team": Cast("team_id", CharField()),
-        "user": F("end_user"),
-        "prompt": F("prompt_name"),
-        "api_key": Cast("api_key_id", CharField()),
-    }[query.group_by]
-    calls = Call.objects.filter(team_id__in=query.team_ids, created_at__gte=query.start, created_at__lt=query.end)
-    if query.group_by == "user":
-        calls = calls.exclude(end_user="")
-    elif query.group_by == "prompt":
-        calls = calls.exclude(prompt_name="")
-    elif query.group_by == "api_key":
-        calls = calls.filter(api_key_id__isnull=False)
-    truncate = TruncHour if query.interval == "hour" else TruncDay
-    rows: list[dict[str, Any]] = [
-        dict(row)
-        for row in calls.annotate(bucket=truncate("created_at", tzinfo=UTC), key=key_expression)
-        .values("bucket", "key")
-        .annotate(
-            calls=Count("id"),
-            input_tokens=Sum("input_tokens"),
-            output_tokens=Sum("output_tokens"),
-            cached_tokens=Sum("cached_tokens"),
-            cost=Sum("cost_usd"),
-            cache_hits=Sum(
-                Case(When(cache_result="hit", then=Value(1)), default=Value(0), output_field=IntegerField())
-            ),
-            cache_saved=Sum(Case(When(cache_result="hit", then=F("cache_saved_usd")), default=Value(Decimal(0)))),
-            routing_saved=Sum("routing_saved_usd"),
-        )
-        .order_by("bucket", "key")
-    ]
+    rows = call_spend_by_bucket(
+        team_ids=query.team_ids, start=query.start, end=query.end, group_by=query.group_by, interval=query.interval
+    )
     for row in rows:
         for money, units in (
             ("cost", "cost_units"),

@@ -15,20 +15,24 @@ classify above the reader's clearance redacted (`call_view`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet, TextField
+from django.db.models import Case, CharField, Count, F, IntegerField, Q, QuerySet, Sum, TextField, Value, When
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, TruncDay, TruncHour
 
 from accounts import roles
 from accounts.caller import Caller
+from compliance.guardrails.services import redact_for_viewer
 from core.classification import Clearance
 from core.errors import NotFound, ValidationFailed
 from observability.filters import CallFilters
 from observability.models import Call
+from observability.types import CacheResult, CallStatus
 
 # What a list row shows: everything but message bodies and the detailed trace.
 SUMMARY_FIELDS = (
@@ -243,8 +247,6 @@ def _redact_content(content: Any, redact: Any) -> Any:
 def call_view(*, caller: Caller, call: Call) -> CallView:
     """The call's content masked or redacted for the caller's clearance in the call's team (in
     memory: the row stays whole)."""
-    from compliance.guardrails.services import redact_for_viewer
-
     clearance = caller.clearance_in(call.team_id)
     call = call_mask_for(caller=caller, call=call)
     if call.is_masked:
@@ -269,3 +271,139 @@ def call_view(*, caller: Caller, call: Call) -> CallView:
         response_text=redact(call.response_text),
         viewer_clearance=clearance,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Unscoped reads for the apps above (costs' budget reclaim, recommendations and summaries):
+# no caller, no masking; they return figures and the fields their callers name, never content
+# to show a reader.
+
+
+def call_teams_and_costs(*, call_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[int, Decimal]]:
+    """The stored calls among `call_ids`: id -> (team id, cost in USD)."""
+    rows = Call.objects.filter(id__in=list(call_ids)).values_list("id", "team_id", "cost_usd")
+    return {call_id: (team_id, cost) for call_id, team_id, cost in rows}
+
+
+def call_small_spend_by_model(
+    *, since: datetime, models: Collection[str], max_input_tokens: int, max_output_tokens: int
+) -> Iterable[Mapping[str, Any]]:
+    """Calls since `since` answered by one of `models` with at most so many input and output
+    tokens, per team, application and response model: `calls`, `cost`, `input_tokens`, `output_tokens`."""
+    return (
+        Call.objects.filter(
+            created_at__gte=since,
+            response_model__in=list(models),
+            input_tokens__lte=max_input_tokens,
+            output_tokens__lte=max_output_tokens,
+        )
+        .values("team_id", "application_id", "response_model")
+        .annotate(
+            calls=Count("id"),
+            cost=Sum("cost_usd"),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+        )
+    )
+
+
+def _uncached_successes(*, since: datetime) -> QuerySet[Call]:
+    return Call.objects.filter(
+        created_at__gte=since,
+        status=CallStatus.SUCCESS,
+        cache_result__in=[CacheResult.NONE, CacheResult.MISS],
+    )
+
+
+def call_applications_with_uncached_successes(*, since: datetime) -> set[int]:
+    """The applications with successful calls since `since` that the cache did not serve."""
+    return set(_uncached_successes(since=since).values_list("application_id", flat=True).distinct())
+
+
+def call_uncached_successes(
+    *, since: datetime, excluded_application_ids: Collection[int]
+) -> QuerySet[Call, tuple[int, int, datetime, Any, Decimal]]:
+    """Successful calls since `since` that the cache did not serve, outside `excluded_application_ids`:
+    (team id, application id, created at, request messages, cost in USD)."""
+    return (
+        _uncached_successes(since=since)
+        .exclude(application_id__in=list(excluded_application_ids))
+        .values_list("team_id", "application_id", "created_at", "request_messages", "cost_usd")
+    )
+
+
+def call_prompt_context_reports(*, since: datetime) -> QuerySet[Call, tuple[Any, ...]]:
+    """Successful calls since `since` of a prompt version, oldest first: (team id, prompt id,
+    prompt name, prompt version id, prompt version, response model, request model, input tokens,
+    context report)."""
+    return (
+        Call.objects.filter(
+            created_at__gte=since, status=CallStatus.SUCCESS, prompt_version_id__isnull=False, input_tokens__gt=0
+        )
+        .order_by("created_at")
+        .values_list(
+            "team_id",
+            "prompt_id",
+            "prompt_name",
+            "prompt_version_id",
+            "prompt_version",
+            "response_model",
+            "request_model",
+            "input_tokens",
+            "context_report",
+        )
+    )
+
+
+def call_spend_by_bucket(
+    *,
+    team_ids: Collection[int],
+    start: datetime,
+    end: datetime,
+    group_by: str,
+    interval: str,
+) -> list[dict[str, Any]]:
+    """Calls of `team_ids` in [start, end) summed per UTC "hour" or "day" (`bucket`) and `key`, by
+    `group_by`: "model" (answered, else asked, else "unknown"), "application", "team", "user" (end
+    user), "prompt" (name) or "api_key"; calls without an end user, prompt or API key are left out
+    when grouped by it. Each row: `calls`, the token sums, `cost`, `cache_hits`, `cache_saved` and
+    `routing_saved` (USD)."""
+    key_expression: Any = {
+        "model": Case(
+            When(~Q(response_model=""), then=F("response_model")),
+            When(~Q(request_model=""), then=F("request_model")),
+            default=Value("unknown"),
+            output_field=CharField(),
+        ),
+        "application": Cast("application_id", CharField()),
+        "team": Cast("team_id", CharField()),
+        "user": F("end_user"),
+        "prompt": F("prompt_name"),
+        "api_key": Cast("api_key_id", CharField()),
+    }[group_by]
+    calls = Call.objects.filter(team_id__in=team_ids, created_at__gte=start, created_at__lt=end)
+    if group_by == "user":
+        calls = calls.exclude(end_user="")
+    elif group_by == "prompt":
+        calls = calls.exclude(prompt_name="")
+    elif group_by == "api_key":
+        calls = calls.filter(api_key_id__isnull=False)
+    truncate = TruncHour if interval == "hour" else TruncDay
+    return [
+        dict(row)
+        for row in calls.annotate(bucket=truncate("created_at", tzinfo=UTC), key=key_expression)
+        .values("bucket", "key")
+        .annotate(
+            calls=Count("id"),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+            cached_tokens=Sum("cached_tokens"),
+            cost=Sum("cost_usd"),
+            cache_hits=Sum(
+                Case(When(cache_result="hit", then=Value(1)), default=Value(0), output_field=IntegerField())
+            ),
+            cache_saved=Sum(Case(When(cache_result="hit", then=F("cache_saved_usd")), default=Value(Decimal(0)))),
+            routing_saved=Sum("routing_saved_usd"),
+        )
+        .order_by("bucket", "key")
+    ]
