@@ -20,14 +20,17 @@ from accounts.caller import Caller
 from compliance import chain, selectors, services
 from compliance.api import export_file_response
 from compliance.audit import Action
-from compliance.models import AuditCheckpoint, AuditEvent, ExportFormat
-from core.errors import ApplicationError, ValidationFailed
+from compliance.models import AuditCheckpoint, AuditEvent, ExportFormat, RetentionPolicy
+from core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
 from core.htmx import render_page
 from core.ids import parse_whole_number
+from core.pages import Refusal, page_action
 
 require_page = require_http_methods(["GET", "HEAD"])
 require_post = require_http_methods(["POST"])
 PAGE_ROWS = 100
+EXPORTS_SECTION = "compliance/partials/_exports.html"
+RETENTION_ROW = "compliance/partials/_retention_row.html"
 
 
 def _events(caller: Caller, params: dict[str, str]) -> tuple[selectors.AuditFilter, list[AuditEvent]]:
@@ -113,10 +116,13 @@ def verify(request: HttpRequest) -> HttpResponse:
 def exports(request: HttpRequest) -> HttpResponse:
     """The export list (polled while a job runs); a POST queues an export job."""
     caller = get_caller(request)
-    error: ApplicationError | None = None
-    status = 200
+
+    def context(error: ApplicationError | None = None) -> dict[str, Any]:
+        return {**_exports_context(caller), "error": error}
+
     if request.method == "POST":
-        try:
+
+        def queue() -> None:
             params = selectors.single_values(request.POST, skip=("csrfmiddlewaretoken", "format"))
             if "team" not in params:
                 raise ValidationFailed("team: choose the team to export.", param="team")
@@ -126,15 +132,18 @@ def exports(request: HttpRequest) -> HttpResponse:
                 export_format=selectors.parse_format(request.POST.get("format")),
                 request=request,
             )
-        except ApplicationError as refusal:
-            if refusal.status_code in (403, 404):
-                raise
-            error, status = refusal, refusal.status_code
-    elif not selectors.can_view_audit(caller):
+
+        return page_action(
+            request,
+            queue,
+            success=lambda _: render(request, EXPORTS_SECTION, context()),
+            context=lambda refusal: context(refusal.error),
+            page=EXPORTS_SECTION,
+            propagate=(PermissionDenied, NotFound),
+        )
+    if not selectors.can_view_audit(caller):
         selectors.audit_scope(caller=caller)  # raises the 403
-    return render(
-        request, "compliance/partials/_exports.html", {**_exports_context(caller), "error": error}, status=status
-    )
+    return render(request, EXPORTS_SECTION, context())
 
 
 @login_required
@@ -150,23 +159,27 @@ def retention_update(request: HttpRequest, team_id: int) -> HttpResponse:
     caller = get_caller(request)
     team = account_selectors.team_get(caller=caller, team_id=team_id)
     raw = request.POST.get("call_content_days", "").strip()
-    error: ApplicationError | None = None
-    try:
+
+    def save() -> RetentionPolicy:
         days = parse_whole_number(raw) if raw else None
         if raw and days is None:
             raise ValidationFailed(
                 "call_content_days: a whole number of days, or empty to keep call content forever.",
                 param="call_content_days",
             )
-        policy = services.retention_policy_set(caller=caller, team=team, call_content_days=days, request=request)
-    except ApplicationError as refusal:
-        if refusal.status_code in (403, 404):
-            raise
-        error = refusal
+        return services.retention_policy_set(caller=caller, team=team, call_content_days=days, request=request)
+
+    def refused(refusal: Refusal) -> dict[str, Any]:
         policy = selectors.retention_policy_get(caller=caller, team=team)
-    return render(
+        return {"team": team, "policy": policy, "error": refusal.error, "saved": False}
+
+    return page_action(
         request,
-        "compliance/partials/_retention_row.html",
-        {"team": team, "policy": policy, "error": error, "saved": error is None},
-        status=error.status_code if error else 200,
+        save,
+        success=lambda policy: render(
+            request, RETENTION_ROW, {"team": team, "policy": policy, "error": None, "saved": True}
+        ),
+        context=refused,
+        page=RETENTION_ROW,
+        propagate=(PermissionDenied, NotFound),
     )

@@ -26,6 +26,7 @@ from accounts.caller import Caller
 from core.dates import RANGE_MESSAGE, is_supported
 from core.errors import ApplicationError, NotFound
 from core.htmx import render_page
+from core.pages import page_action
 from costs import charts, permissions, selectors, services
 from costs.forms import BudgetCreateForm, BudgetUpdateForm, budget_initial
 from costs.models import Budget
@@ -197,14 +198,6 @@ def _budgets_response(request: HttpRequest, context: dict[str, Any], *, status: 
     return response
 
 
-def _refusal(form: forms.Form, error: ApplicationError) -> str:
-    """Show a service's refusal on the field it names; return the message for the section otherwise."""
-    if error.param and error.param in form.fields:
-        form.add_error(error.param, error.message)
-        return ""
-    return error.message
-
-
 @login_required
 @require_http_methods(["GET", "HEAD"])
 def budget_list(request: HttpRequest) -> HttpResponse:
@@ -216,25 +209,31 @@ def budget_list(request: HttpRequest) -> HttpResponse:
 def budget_create(request: HttpRequest) -> HttpResponse:
     caller = get_caller(request)
     form = BudgetCreateForm(request.POST)
-    status, error = 400, ""
-    if form.is_valid():
+
+    def create() -> tuple[Budget, str]:
         data = dict(form.cleaned_data)
-        team = account_selectors.team_get(caller=caller, team_id=data.pop("team"))  # NotFound -> 404
-        try:
-            budget, secret = services.budget_create(caller=caller, team=team, **data)
-        except NotFound:
-            raise
-        except ApplicationError as refusal:
-            status, error = refusal.status_code, _refusal(form, refusal)
-        else:
-            # No redirect, even for a plain post: the secret exists only in this response.
-            context = _budgets_context(
-                caller,
-                new_budget=NewBudget(budget=budget, secret=secret),
-                notice=f"Created the budget {budget.name}.",
-            )
-            return _budgets_response(request, context, status=201)
-    return _budgets_response(request, _budgets_context(caller, create_form=form, error=error), status=status)
+        team = account_selectors.team_get(caller=caller, team_id=data.pop("team"))
+        return services.budget_create(caller=caller, team=team, **data)
+
+    def created(created: tuple[Budget, str]) -> HttpResponse:
+        budget, secret = created
+        # No redirect, even for a plain post: the secret exists only in this response.
+        new_budget = NewBudget(budget=budget, secret=secret)
+        context = _budgets_context(caller, new_budget=new_budget, notice=f"Created the budget {budget.name}.")
+        return _budgets_response(request, context, status=201)
+
+    response = page_action(
+        request,
+        create,
+        form=form,
+        success=created,
+        context=lambda refusal: _budgets_context(caller, create_form=form, error=refusal.message),
+        page=BUDGETS_PAGE,
+        partial=BUDGETS_SECTION,
+        propagate=(NotFound,),  # another team's: 404
+    )
+    add_never_cache_headers(response)
+    return response
 
 
 @login_required
@@ -243,18 +242,21 @@ def budget_update(request: HttpRequest, budget_id: int) -> HttpResponse:
     caller = get_caller(request)
     budget = selectors.budget_get(caller=caller, budget_id=budget_id)  # another team's: 404
     form = BudgetUpdateForm(request.POST, initial=budget_initial(budget), budget_id=budget.id)
-    status, error = 400, ""
-    if form.is_valid():
-        changes = {name: form.cleaned_data[name] for name in form.changed_data}
-        try:
-            budget = services.budget_update(caller=caller, budget=budget, **changes)
-        except ApplicationError as refusal:
-            status, error = refusal.status_code, _refusal(form, refusal)
-        else:
-            context = _budgets_context(caller, notice=f"Saved the budget {budget.name}.")
-            return _budgets_response(request, context)
-    context = _budgets_context(caller, edit_form=(budget_id, form), error=error)
-    return _budgets_response(request, context, status=status)
+    response = page_action(
+        request,
+        lambda: services.budget_update(
+            caller=caller, budget=budget, **{name: form.cleaned_data[name] for name in form.changed_data}
+        ),
+        form=form,
+        success=lambda budget: _budgets_response(
+            request, _budgets_context(caller, notice=f"Saved the budget {budget.name}.")
+        ),
+        context=lambda refusal: _budgets_context(caller, edit_form=(budget_id, form), error=refusal.message),
+        page=BUDGETS_PAGE,
+        partial=BUDGETS_SECTION,
+    )
+    add_never_cache_headers(response)
+    return response
 
 
 @login_required
@@ -263,12 +265,18 @@ def budget_delete(request: HttpRequest, budget_id: int) -> HttpResponse:
     caller = get_caller(request)
     budget = selectors.budget_get(caller=caller, budget_id=budget_id)  # another team's: 404
     name = budget.name
-    try:
-        services.budget_delete(caller=caller, budget=budget)
-    except ApplicationError as refusal:
-        context = _budgets_context(caller, error=f"Could not delete the budget {name}: {refusal.message}")
-        return _budgets_response(request, context, status=refusal.status_code)
-    return _budgets_response(request, _budgets_context(caller, notice=f"Deleted the budget {name}."))
+    response = page_action(
+        request,
+        lambda: services.budget_delete(caller=caller, budget=budget),
+        success=lambda _: _budgets_response(request, _budgets_context(caller, notice=f"Deleted the budget {name}.")),
+        context=lambda refusal: _budgets_context(
+            caller, error=f"Could not delete the budget {name}: {refusal.message}"
+        ),
+        page=BUDGETS_PAGE,
+        partial=BUDGETS_SECTION,
+    )
+    add_never_cache_headers(response)
+    return response
 
 
 # Notifications: /costs/notifications/ -------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -15,6 +16,7 @@ from accounts.authentication import get_caller
 from accounts.caller import Caller
 from accounts.models import Team
 from core.errors import ApplicationError, PermissionDenied, ValidationFailed
+from core.pages import Refusal, page_action
 from gateway import forms, selectors, services
 from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
 from gateway.routing import PolicyConfig
@@ -45,6 +47,13 @@ def _team_from_post(request: HttpRequest, caller: Caller) -> Team | None:
     if value in ("", "shared"):
         return None
     return account_selectors.team_get(caller=caller, team_id=value)
+
+
+def _error_partial(refusal: Refusal) -> dict[str, Any]:
+    return {"error": refusal.error}
+
+
+ERROR_PARTIAL = "gateway/partials/_error.html"
 
 
 def _on_off(request: HttpRequest) -> bool:
@@ -118,22 +127,45 @@ def _require_some_scope(caller: Caller, what: str) -> None:
         )
 
 
+def _catalog_form(
+    request: HttpRequest,
+    *,
+    template: str,
+    context: Callable[..., dict[str, Any]],
+    save: Callable[[], object],
+    entry: Provider | LanguageModel | None = None,
+) -> HttpResponse:
+    """A provider's or model's form page: on a valid post save and go back to the catalog; on a
+    refusal show the form again with the posted values and the error."""
+    if request.method != "POST":
+        return render(request, template, context())
+
+    def refused(refusal: Refusal) -> dict[str, Any]:
+        if entry is not None:
+            entry.refresh_from_db()
+        return context(error=refusal.error)
+
+    return page_action(request, save, success=lambda _: redirect("gateway:catalog"), context=refused, page=template)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def provider_create(request: HttpRequest) -> HttpResponse:
     caller = get_caller(request)
     _require_some_scope(caller, "providers")
-    if request.method == "POST":
-        try:
-            team = _team_from_post(request, caller)
-            data = forms.parsed(forms.ProviderForm(request.POST))
-            data.pop("remove_api_key")
-            services.provider_create(caller=caller, team=team, **data)
-        except ApplicationError as error:
-            context = _provider_form_context(request, caller, error=error)
-            return render(request, "gateway/provider_form.html", context, status=error.status_code)
-        return redirect("gateway:catalog")
-    return render(request, "gateway/provider_form.html", _provider_form_context(request, caller))
+
+    def save() -> Provider:
+        team = _team_from_post(request, caller)
+        data = forms.parsed(forms.ProviderForm(request.POST))
+        data.pop("remove_api_key")
+        return services.provider_create(caller=caller, team=team, **data)
+
+    return _catalog_form(
+        request,
+        template="gateway/provider_form.html",
+        context=lambda **extra: _provider_form_context(request, caller, **extra),
+        save=save,
+    )
 
 
 @login_required
@@ -142,18 +174,20 @@ def provider_edit(request: HttpRequest, provider_id: int) -> HttpResponse:
     caller = get_caller(request)
     provider = selectors.provider_get(caller=caller, provider_id=provider_id)
     services.require_catalog_manager(caller, team_id=provider.team_id, action="change providers")
-    if request.method == "POST":
-        try:
-            data = forms.parsed(forms.ProviderForm(request.POST))
-            api_key = "" if data.pop("remove_api_key") else (data.pop("api_key") or None)
-            data.pop("api_key", None)
-            services.provider_update(caller=caller, provider=provider, api_key=api_key, **data)
-        except ApplicationError as error:
-            provider.refresh_from_db()
-            context = _provider_form_context(request, caller, provider=provider, error=error)
-            return render(request, "gateway/provider_form.html", context, status=error.status_code)
-        return redirect("gateway:catalog")
-    return render(request, "gateway/provider_form.html", _provider_form_context(request, caller, provider=provider))
+
+    def save() -> Provider:
+        data = forms.parsed(forms.ProviderForm(request.POST))
+        api_key = "" if data.pop("remove_api_key") else (data.pop("api_key") or None)
+        data.pop("api_key", None)
+        return services.provider_update(caller=caller, provider=provider, api_key=api_key, **data)
+
+    return _catalog_form(
+        request,
+        template="gateway/provider_form.html",
+        context=lambda **extra: _provider_form_context(request, caller, provider=provider, **extra),
+        save=save,
+        entry=provider,
+    )
 
 
 @login_required
@@ -161,14 +195,20 @@ def provider_edit(request: HttpRequest, provider_id: int) -> HttpResponse:
 def provider_enabled(request: HttpRequest, provider_id: int) -> HttpResponse:
     caller = get_caller(request)
     provider = selectors.provider_get(caller=caller, provider_id=provider_id)
-    try:
-        provider = services.provider_update(caller=caller, provider=provider, is_enabled=_on_off(request))
-    except ApplicationError as error:
-        return render(request, "gateway/partials/_error.html", {"error": error}, status=error.status_code)
-    if not request.htmx:  # type: ignore[attr-defined]  # django-htmx
-        return redirect("gateway:catalog")
-    provider.can_manage = True  # type: ignore[attr-defined]  # the update above proved it
-    return render(request, "gateway/partials/_provider_row.html", {"provider": provider})
+
+    def switched(provider: Provider) -> HttpResponse:
+        if not request.htmx:  # type: ignore[attr-defined]  # django-htmx
+            return redirect("gateway:catalog")
+        provider.can_manage = True  # type: ignore[attr-defined]  # the update above proved it
+        return render(request, "gateway/partials/_provider_row.html", {"provider": provider})
+
+    return page_action(
+        request,
+        lambda: services.provider_update(caller=caller, provider=provider, is_enabled=_on_off(request)),
+        success=switched,
+        context=_error_partial,
+        page=ERROR_PARTIAL,
+    )
 
 
 @login_required
@@ -176,11 +216,15 @@ def provider_enabled(request: HttpRequest, provider_id: int) -> HttpResponse:
 def provider_test(request: HttpRequest, provider_id: int) -> HttpResponse:
     caller = get_caller(request)
     provider = selectors.provider_get(caller=caller, provider_id=provider_id)
-    try:
-        result = services.provider_test_connection(caller=caller, provider=provider)
-    except ApplicationError as error:
-        return render(request, "gateway/partials/_error.html", {"error": error}, status=error.status_code)
-    return render(request, "gateway/partials/_test_result.html", {"result": result, "provider": provider})
+    return page_action(
+        request,
+        lambda: services.provider_test_connection(caller=caller, provider=provider),
+        success=lambda result: render(
+            request, "gateway/partials/_test_result.html", {"result": result, "provider": provider}
+        ),
+        context=_error_partial,
+        page=ERROR_PARTIAL,
+    )
 
 
 # Models ------------------------------------------------------------------------------
@@ -233,16 +277,18 @@ def _model_values(request: HttpRequest) -> tuple[dict[str, Any], services.Price 
 def model_create(request: HttpRequest) -> HttpResponse:
     caller = get_caller(request)
     _require_some_scope(caller, "models")
-    if request.method == "POST":
-        try:
-            team = _team_from_post(request, caller)
-            data, price = _model_values(request)
-            services.model_create(caller=caller, team=team, name=request.POST.get("name", ""), price=price, **data)
-        except ApplicationError as error:
-            context = _model_form_context(request, caller, error=error)
-            return render(request, "gateway/model_form.html", context, status=error.status_code)
-        return redirect("gateway:catalog")
-    return render(request, "gateway/model_form.html", _model_form_context(request, caller))
+
+    def save() -> LanguageModel:
+        team = _team_from_post(request, caller)
+        data, price = _model_values(request)
+        return services.model_create(caller=caller, team=team, name=request.POST.get("name", ""), price=price, **data)
+
+    return _catalog_form(
+        request,
+        template="gateway/model_form.html",
+        context=lambda **extra: _model_form_context(request, caller, **extra),
+        save=save,
+    )
 
 
 @login_required
@@ -251,16 +297,18 @@ def model_edit(request: HttpRequest, model_id: int) -> HttpResponse:
     caller = get_caller(request)
     model = selectors.model_get(caller=caller, model_id=model_id)
     services.require_catalog_manager(caller, team_id=model.team_id, action="change models")
-    if request.method == "POST":
-        try:
-            data, price = _model_values(request)
-            services.model_update(caller=caller, model=model, price=price, **data)
-        except ApplicationError as error:
-            model.refresh_from_db()
-            context = _model_form_context(request, caller, model=model, error=error)
-            return render(request, "gateway/model_form.html", context, status=error.status_code)
-        return redirect("gateway:catalog")
-    return render(request, "gateway/model_form.html", _model_form_context(request, caller, model=model))
+
+    def save() -> LanguageModel:
+        data, price = _model_values(request)
+        return services.model_update(caller=caller, model=model, price=price, **data)
+
+    return _catalog_form(
+        request,
+        template="gateway/model_form.html",
+        context=lambda **extra: _model_form_context(request, caller, model=model, **extra),
+        save=save,
+        entry=model,
+    )
 
 
 @login_required
@@ -268,15 +316,21 @@ def model_edit(request: HttpRequest, model_id: int) -> HttpResponse:
 def model_enabled(request: HttpRequest, model_id: int) -> HttpResponse:
     caller = get_caller(request)
     model = selectors.model_get(caller=caller, model_id=model_id)
-    try:
-        model = services.model_update(caller=caller, model=model, is_enabled=_on_off(request))
-    except ApplicationError as error:
-        return render(request, "gateway/partials/_error.html", {"error": error}, status=error.status_code)
-    if not request.htmx:  # type: ignore[attr-defined]  # django-htmx
-        return redirect("gateway:catalog")
-    model.can_manage = True  # type: ignore[attr-defined]  # the update above proved it
-    model.price = services.model_price_current(model=model)  # type: ignore[attr-defined]  # for the template
-    return render(request, "gateway/partials/_model_row.html", {"model": model})
+
+    def switched(model: LanguageModel) -> HttpResponse:
+        if not request.htmx:  # type: ignore[attr-defined]  # django-htmx
+            return redirect("gateway:catalog")
+        model.can_manage = True  # type: ignore[attr-defined]  # the update above proved it
+        model.price = services.model_price_current(model=model)  # type: ignore[attr-defined]  # for the template
+        return render(request, "gateway/partials/_model_row.html", {"model": model})
+
+    return page_action(
+        request,
+        lambda: services.model_update(caller=caller, model=model, is_enabled=_on_off(request)),
+        success=switched,
+        context=_error_partial,
+        page=ERROR_PARTIAL,
+    )
 
 
 # Routing -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -18,14 +19,34 @@ from core.classification import Clearance
 from core.errors import ApplicationError, ValidationFailed
 from core.htmx import htmx_redirect, render_page
 from core.ids import parse_whole_number
+from core.pages import page_action
 from prompts import charts, selectors, services
 from prompts.api import RenderInput
 from prompts.diff import version_diff
 from prompts.models import Prompt
 
+Result = TypeVar("Result")
+
+
+ERROR_PARTIAL = "prompts/partials/_error.html"
+
 
 def _error(request: HttpRequest, error: ApplicationError) -> HttpResponse:
-    return render(request, "prompts/partials/_error.html", {"error": error}, status=error.status_code)
+    return render(request, ERROR_PARTIAL, {"error": error}, status=error.status_code)
+
+
+def _prompt_action(
+    request: HttpRequest, action: Callable[[], Result], success: Callable[[Result], HttpResponse]
+) -> HttpResponse:
+    """Run a change: `success(result)`, or the error partial at the refusal's status."""
+    return page_action(
+        request, action, success=success, context=lambda refusal: {"error": refusal.error}, page=ERROR_PARTIAL
+    )
+
+
+def _to_prompt_page(request: HttpRequest, prompt_id: int) -> HttpResponse:
+    url = reverse("prompts:detail", args=[prompt_id])
+    return htmx_redirect(url) if request.htmx else redirect(url)  # type: ignore[attr-defined]  # django-htmx
 
 
 def _json_field(request: HttpRequest, field: str, default: Any) -> Any:
@@ -64,20 +85,19 @@ def prompt_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def prompt_create(request: HttpRequest) -> HttpResponse:
     caller = get_caller(request)
-    try:
+
+    def create() -> Prompt:
         team = account_selectors.team_get(caller=caller, team_id=request.POST.get("team", ""))
         tags = [tag.strip() for tag in request.POST.get("tags", "").split(",") if tag.strip()]
-        prompt = services.prompt_create(
+        return services.prompt_create(
             caller=caller,
             team=team,
             name=request.POST.get("name", "").strip(),
             description=request.POST.get("description", ""),
             tags=tags,
         )
-    except ApplicationError as error:
-        return _error(request, error)
-    url = reverse("prompts:detail", args=[prompt.id])
-    return htmx_redirect(url) if request.htmx else redirect(url)  # type: ignore[attr-defined]  # django-htmx
+
+    return _prompt_action(request, create, lambda prompt: _to_prompt_page(request, prompt.id))
 
 
 def _detail_context(request: HttpRequest, prompt: Prompt) -> dict[str, Any]:
@@ -108,7 +128,8 @@ def prompt_detail(request: HttpRequest, prompt_id: int) -> HttpResponse:
 def label_deploy(request: HttpRequest, prompt_id: int) -> HttpResponse:
     caller = get_caller(request)
     prompt = selectors.prompt_get_by_id(caller=caller, prompt_id=prompt_id)
-    try:
+
+    def deploy() -> None:
         version = selectors.version_get(prompt=prompt, number=request.POST.get("version", ""))
         services.label_move(
             caller=caller,
@@ -117,9 +138,8 @@ def label_deploy(request: HttpRequest, prompt_id: int) -> HttpResponse:
             version=version,
             reason=request.POST.get("reason", ""),
         )
-    except ApplicationError as error:
-        return _error(request, error)
-    return _labels_response(request, prompt)
+
+    return _prompt_action(request, deploy, lambda _: _labels_response(request, prompt))
 
 
 @login_required
@@ -127,11 +147,13 @@ def label_deploy(request: HttpRequest, prompt_id: int) -> HttpResponse:
 def label_rollback(request: HttpRequest, prompt_id: int, label: str) -> HttpResponse:
     caller = get_caller(request)
     prompt = selectors.prompt_get_by_id(caller=caller, prompt_id=prompt_id)
-    try:
-        services.label_rollback(caller=caller, prompt=prompt, label=label, reason=request.POST.get("reason", ""))
-    except ApplicationError as error:
-        return _error(request, error)
-    return _labels_response(request, prompt)
+    return _prompt_action(
+        request,
+        lambda: services.label_rollback(
+            caller=caller, prompt=prompt, label=label, reason=request.POST.get("reason", "")
+        ),
+        lambda _: _labels_response(request, prompt),
+    )
 
 
 def _labels_response(request: HttpRequest, prompt: Prompt) -> HttpResponse:
@@ -149,8 +171,9 @@ def version_create(request: HttpRequest, prompt_id: int) -> HttpResponse:
     if newest is not None and not newest.is_visible_at(caller.clearance_in(prompt.team_id)):
         newest = None  # never prefill the form with messages above the viewer's clearance
     if request.method == "POST":
-        try:
-            _version, _ = services.prompt_version_create(
+        return _prompt_action(
+            request,
+            lambda: services.prompt_version_create(
                 caller=caller,
                 prompt=prompt,
                 messages=_json_field(request, "messages", None),
@@ -159,11 +182,9 @@ def version_create(request: HttpRequest, prompt_id: int) -> HttpResponse:
                 context_budget=_json_field(request, "context_budget", None),
                 classification=request.POST.get("classification") or None,
                 commit_message=request.POST.get("commit_message", ""),
-            )
-        except ApplicationError as error:
-            return _error(request, error)
-        url = reverse("prompts:detail", args=[prompt.id])
-        return htmx_redirect(url) if request.htmx else redirect(url)  # type: ignore[attr-defined]  # django-htmx
+            ),
+            lambda _: _to_prompt_page(request, prompt.id),
+        )
 
     def pretty(value: Any) -> str:
         return json.dumps(value, indent=2, ensure_ascii=False)

@@ -18,6 +18,7 @@ from compliance.guardrails import selectors, services
 from compliance.guardrails.models import PII_ENTITIES, GuardrailPolicy, InjectionAction, PiiAction
 from core.errors import ApplicationError
 from core.htmx import render_page
+from core.pages import page_action
 
 INDEX_PAGE = "guardrails/index.html"
 INDEX_CONTENT = "guardrails/partials/_index_content.html"
@@ -69,47 +70,51 @@ def index(request: HttpRequest) -> HttpResponse:
 def policy(request: HttpRequest, application_id: int) -> HttpResponse:
     caller = get_caller(request)
     application, current = selectors.guardrail_policy_get(caller=caller, application_id=application_id)
-    can_change = caller.has_permission(roles.CHANGE_GUARDRAIL_POLICY, team_id=application.team_id)
-    status = 200
-    error: ApplicationError | None = None
+
+    def context(form: PolicyForm, error: ApplicationError | None = None) -> dict[str, Any]:
+        return {
+            "application": application,
+            "policy": current,
+            "form": form,
+            "can_change": caller.has_permission(roles.CHANGE_GUARDRAIL_POLICY, team_id=application.team_id),
+            "error": error,
+            "saved": request.GET.get("saved") == "1",
+        }
+
     if request.method == "POST":
         form = PolicyForm(request.POST)
-        status = 400
-        if form.is_valid():
+
+        def update() -> None:
             data = form.cleaned_data
-            try:
-                services.guardrail_policy_update(
-                    caller=caller,
-                    application=application,
-                    pii_input=data["pii_input"],
-                    pii_output=data["pii_output"],
-                    pii_entities=data["pii_entities"],
-                    restore_pii_in_response=data["restore_pii_in_response"],
-                    injection_action=data["injection"],
-                    injection_threshold=data["injection_threshold"],
-                )
-            except ApplicationError as refused:
-                error = refused
-                status = refused.status_code
-            else:
-                return redirect(reverse("guardrails:policy", args=[application.id]) + "?saved=1")
-    else:
-        form = PolicyForm(
-            initial={
-                "pii_input": current.pii_input,
-                "pii_output": current.pii_output,
-                "pii_entities": list(current.pii_entities),
-                "restore_pii_in_response": current.restore_pii_in_response,
-                "injection": current.injection,
-                "injection_threshold": current.injection_threshold,
-            }
+            services.guardrail_policy_update(
+                caller=caller,
+                application=application,
+                pii_input=data["pii_input"],
+                pii_output=data["pii_output"],
+                pii_entities=data["pii_entities"],
+                restore_pii_in_response=data["restore_pii_in_response"],
+                injection_action=data["injection"],
+                injection_threshold=data["injection_threshold"],
+            )
+
+        return page_action(
+            request,
+            update,
+            form=form,
+            errors_on_fields=False,  # the page shows a refusal above the form
+            success=lambda _: redirect(reverse("guardrails:policy", args=[application.id]) + "?saved=1"),
+            context=lambda refusal: context(form, refusal.error),
+            page=POLICY_PAGE,
+            partial=POLICY_CONTENT,
         )
-    context = {
-        "application": application,
-        "policy": current,
-        "form": form,
-        "can_change": can_change,
-        "error": error,
-        "saved": request.GET.get("saved") == "1",
-    }
-    return render_page(request, page=POLICY_PAGE, partial=POLICY_CONTENT, context=context, status=status)
+    form = PolicyForm(
+        initial={
+            "pii_input": current.pii_input,
+            "pii_output": current.pii_output,
+            "pii_entities": list(current.pii_entities),
+            "restore_pii_in_response": current.restore_pii_in_response,
+            "injection": current.injection,
+            "injection_threshold": current.injection_threshold,
+        }
+    )
+    return render_page(request, page=POLICY_PAGE, partial=POLICY_CONTENT, context=context(form))

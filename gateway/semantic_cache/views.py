@@ -3,6 +3,7 @@ shadow review, over the same services and selectors as the API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -14,12 +15,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import roles
 from accounts import selectors as account_selectors
 from accounts.authentication import get_caller
-from core.errors import ApplicationError
+from core.pages import Refusal, page_action
 from gateway.forms import parsed
 from gateway.semantic_cache import forms, selectors, services
 
 NAV = "gateway"
 ENTRIES_SHOWN = 50
+PAGE = "semantic_cache/page.html"
 
 
 @login_required
@@ -51,10 +53,15 @@ def _context(request: HttpRequest, application_id: int) -> dict[str, Any]:
     }
 
 
-def _error_page(request: HttpRequest, application_id: int, error: ApplicationError) -> HttpResponse:
-    context = _context(request, application_id)
-    context["error"] = error
-    return render(request, "semantic_cache/page.html", context, status=error.status_code)
+def _cache_action(
+    request: HttpRequest, application_id: int, action: Callable[[], object], *, done: str
+) -> HttpResponse:
+    """Run a change asked for on the cache page: go to `done` after it, or show the page with the refusal."""
+
+    def refused(refusal: Refusal) -> dict[str, Any]:
+        return {**_context(request, application_id), "error": refusal.error}
+
+    return page_action(request, action, success=lambda _: redirect(done), context=refused, page=PAGE)
 
 
 @login_required
@@ -62,14 +69,18 @@ def _error_page(request: HttpRequest, application_id: int, error: ApplicationErr
 def cache_page(request: HttpRequest, application_id: int) -> HttpResponse:
     context = _context(request, application_id)
     if request.method == "POST":
-        try:
-            data = parsed(forms.CacheSettingsForm(request.POST))
-            services.cache_settings_set(caller=get_caller(request), application=context["application"], **data)
-        except ApplicationError as error:
-            return _error_page(request, application_id, error)
-        return redirect(reverse("semantic_cache:page", args=[application_id]) + "?saved=1")
+        return _cache_action(
+            request,
+            application_id,
+            lambda: services.cache_settings_set(
+                caller=get_caller(request),
+                application=context["application"],
+                **parsed(forms.CacheSettingsForm(request.POST)),
+            ),
+            done=reverse("semantic_cache:page", args=[application_id]) + "?saved=1",
+        )
     context["saved"] = request.GET.get("saved") == "1"
-    return render(request, "semantic_cache/page.html", context)
+    return render(request, PAGE, context)
 
 
 @login_required
@@ -77,11 +88,12 @@ def cache_page(request: HttpRequest, application_id: int) -> HttpResponse:
 def cache_purge(request: HttpRequest, application_id: int) -> HttpResponse:
     caller = get_caller(request)
     application = selectors.application_for_cache(caller=caller, application_id=application_id)
-    try:
-        services.entries_purge(caller=caller, application=application)
-    except ApplicationError as error:
-        return _error_page(request, application_id, error)
-    return redirect("semantic_cache:page", application_id=application_id)
+    return _cache_action(
+        request,
+        application_id,
+        lambda: services.entries_purge(caller=caller, application=application),
+        done=reverse("semantic_cache:page", args=[application_id]),
+    )
 
 
 @login_required
@@ -89,11 +101,11 @@ def cache_purge(request: HttpRequest, application_id: int) -> HttpResponse:
 def shadow_review(request: HttpRequest, application_id: int) -> HttpResponse:
     caller = get_caller(request)
     application = selectors.application_for_cache(caller=caller, application_id=application_id)
-    try:
+
+    def mark() -> None:
         data = parsed(forms.ShadowReviewForm(request.POST))  # verdict: a choice of right or wrong
         services.shadow_review_mark(
             caller=caller, application=application, call_id=data["call_id"], is_correct=data["verdict"] == "right"
         )
-    except ApplicationError as error:
-        return _error_page(request, application_id, error)
-    return redirect("semantic_cache:page", application_id=application_id)
+
+    return _cache_action(request, application_id, mark, done=reverse("semantic_cache:page", args=[application_id]))
