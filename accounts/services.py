@@ -8,6 +8,7 @@ import secrets
 import zlib
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
@@ -292,9 +293,7 @@ def application_restore(*, caller: Caller, application: Application) -> Applicat
 
 
 def _recorded_call_count(application: Application) -> int:
-    # The call table belongs to observability, which depends on accounts: read it by name.
-    from django.apps import apps
-
+    # The call table belongs to observability, a floor above accounts: read it by name, never import it.
     call_model = apps.get_model("observability", "Call")
     return int(call_model.objects.filter(application_id=application.pk).count())
 

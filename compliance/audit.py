@@ -239,6 +239,8 @@ def _request_sealing() -> None:
     if now - _last_seal_request < _SEAL_REQUEST_INTERVAL_SECONDS:
         return  # one was requested a moment ago; it (or beat) seals this event too
     _last_seal_request = now
+    # compliance.tasks, the Celery entry points, import the services that import this module:
+    # the task is looked up when it is enqueued, after every module is loaded.
     from compliance.tasks import audit_seal
 
     try:

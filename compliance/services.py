@@ -171,6 +171,8 @@ def audit_export_job_create(
     audit_export = _export_create(
         caller=caller, audit_filter=audit_filter, export_format=export_format, is_streamed=False, request=request
     )
+    # compliance.tasks, the Celery entry points, import this module: the task is looked up when
+    # it is enqueued, after every module is loaded.
     from compliance.tasks import audit_export_run as task
 
     export_id = str(audit_export.id)
