@@ -1,6 +1,6 @@
 """Prompts as code: read and write one YAML file per prompt.
 
-Reading keeps the YAML node tree so that every error names `file:line`.
+Reading goes through core.yamlfile, so that every error names `file:line`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from core import yamlfile
 from core.errors import ValidationFailed
 from prompts import content
 from prompts.models import DEFAULT_PROTECTED_LABELS, Prompt, PromptVersion
@@ -45,26 +46,9 @@ class ReadResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _node_for(root: yaml.Node, path: str) -> yaml.Node:
-    """The deepest node along a param path such as `messages[1].content`."""
-    node = root
-    for part in re.findall(r"\[(\d+)\]|([^.\[\]]+)", path):
-        index, key = part
-        if isinstance(node, yaml.SequenceNode) and index and int(index) < len(node.value):
-            node = node.value[int(index)]
-        elif isinstance(node, yaml.MappingNode) and key:
-            match = next((value for name, value in node.value if name.value == key), None)
-            if match is None:
-                break
-            node = match
-        else:
-            break
-    return node
-
-
-def _line_of_error(root: yaml.Node, error: ValidationFailed) -> int:
-    node = _node_for(root, error.param or "")
-    line = node.start_mark.line + 1
+def _line_of_error(document: yamlfile.YamlDocument, error: ValidationFailed) -> int:
+    node = document.node_at(error.param or "")
+    line = yamlfile.line_of(node)
     template = re.search(r"at line (\d+), column \d+", error.message)
     if template and isinstance(node, yaml.ScalarNode):
         # A block scalar (| or >) starts on the line after its indicator.
@@ -74,26 +58,18 @@ def _line_of_error(root: yaml.Node, error: ValidationFailed) -> int:
 
 
 def read_file(path: Path) -> tuple[PromptFile | None, list[str]]:
-    text = path.read_text(encoding="utf-8")
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            data = loader.construct_document(root) if root is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        return None, [f"{path}:{line}: invalid YAML: {error.problem or error}"]
-    if not isinstance(data, dict) or root is None:
-        return None, [f"{path}:1: a prompt file must be a mapping with name, messages, ..."]
+        document = yamlfile.load(path)
+    except yamlfile.YamlFileError as error:
+        return None, [str(error)]
+    data, root = document.data, document.root
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+        return None, [document.error(1, "a prompt file must be a mapping with name, messages, ...")]
     errors = []
     for key_node, _ in root.value:
         if key_node.value not in ALLOWED_KEYS:
             errors.append(
-                f"{path}:{key_node.start_mark.line + 1}: unknown key '{key_node.value}'; "
-                f"allowed: {', '.join(ALLOWED_KEYS)}"
+                document.error(key_node, f"unknown key '{key_node.value}'; allowed: {', '.join(ALLOWED_KEYS)}")
             )
     name = data.get("name", path.stem)
     try:
@@ -113,7 +89,7 @@ def read_file(path: Path) -> tuple[PromptFile | None, list[str]]:
             classification=data.get("classification"),
         )
     except ValidationFailed as error:
-        errors.append(f"{path}:{_line_of_error(root, error)}: {error.message}")
+        errors.append(document.error(_line_of_error(document, error), error.message))
         return None, errors
     if errors:
         return None, errors
