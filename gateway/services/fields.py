@@ -4,7 +4,7 @@ models a team's entries may name."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
 
 from django.db.models import Q
 
@@ -15,8 +15,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 MAX_FALLBACKS = 5
 
 
-def validate_name(value: Any, *, param: str = "name", max_length: int) -> str:
-    if not isinstance(value, str) or not value.strip():
+def validate_name(value: str, *, param: str = "name", max_length: int) -> str:
+    if not value.strip():
         raise ValidationFailed(f"{param} is required.", param=param)
     name = value.strip()
     if len(name) > max_length:
@@ -29,12 +29,6 @@ def validate_name(value: Any, *, param: str = "name", max_length: int) -> str:
     return name
 
 
-def validate_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationFailed(f"{name} must be true or false.", param=name)
-    return value
-
-
 def model_names_visible_to(team_id: int | None) -> set[str]:
     """Model names a team's entries may refer to: its own and the shared ones (shared: shared only)."""
     scope = Q(team__isnull=True) if team_id is None else Q(team__isnull=True) | Q(team_id=team_id)
@@ -42,12 +36,10 @@ def model_names_visible_to(team_id: int | None) -> set[str]:
 
 
 def validate_fallbacks(
-    value: Any, *, visible: set[str], own_name: str, param: str = "fallbacks", scope: str
+    value: Sequence[str] | None, *, visible: set[str], own_name: str, param: str = "fallbacks", scope: str
 ) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
-        raise ValidationFailed(f"{param} must be a list of model names, in the order to try them.", param=param)
     names = [item.strip() for item in value]
     if len(names) > MAX_FALLBACKS:
         raise ValidationFailed(f"{param} may name at most {MAX_FALLBACKS} models.", param=param)

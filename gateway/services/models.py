@@ -20,7 +20,6 @@ from gateway.services.audit import audit_catalog
 from gateway.services.fields import (
     model_names_visible_to,
     team_q,
-    validate_bool,
     validate_fallbacks,
     validate_name,
 )
@@ -44,7 +43,7 @@ def _resolve_provider(value: Provider | int | str, *, team_id: int | None) -> Pr
         if not candidates.filter(pk=value.pk).exists():
             raise ValidationFailed(f"Provider '{value.name}' is not in {where}.", param="provider")
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
+    if value == "":
         raise ValidationFailed("provider is required: the id or name of a provider.", param="provider")
     provider_id = value if isinstance(value, int) else parse_whole_number(value)
     if provider_id is not None:
@@ -66,14 +65,14 @@ def _validate_model_fields(values: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if name == "provider_model":
-            if not isinstance(value, str) or not value.strip() or len(value.strip()) > 200:
+            if not value.strip() or len(value.strip()) > 200:
                 raise ValidationFailed(
                     "provider_model is required: the model id the provider expects (at most 200 characters).",
                     param=name,
                 )
             cleaned[name] = value.strip()
         elif name == "context_window":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONTEXT_WINDOW:
+            if not 1 <= value <= MAX_CONTEXT_WINDOW:
                 raise ValidationFailed(
                     f"context_window must be a whole number of tokens from 1 to {MAX_CONTEXT_WINDOW}.", param=name
                 )
@@ -83,7 +82,7 @@ def _validate_model_fields(values: dict[str, Any]) -> dict[str, Any]:
                 raise ValidationFailed(f"tier must be one of: {', '.join(ModelTier.values)}.", param=name)
             cleaned[name] = value
         elif name == "is_enabled":
-            cleaned[name] = validate_bool(name, value)
+            cleaned[name] = value
         else:  # pragma: no cover - a programming error, not input
             raise TypeError(f"unknown model setting {name}")
     return cleaned

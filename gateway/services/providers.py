@@ -22,7 +22,7 @@ from core.errors import Conflict, ValidationFailed
 from gateway.catalog import catalog_changed
 from gateway.models import Provider
 from gateway.services.audit import audit_catalog
-from gateway.services.fields import team_q, validate_bool, validate_name
+from gateway.services.fields import team_q, validate_name
 from gateway.services.permissions import actor, require_catalog_manager
 
 if TYPE_CHECKING:
@@ -39,8 +39,8 @@ PROVIDER_LIMITS: dict[str, tuple[float, float]] = {
 }
 
 
-def _validate_base_url(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
+def _validate_base_url(value: str) -> str:
+    if not value.strip():
         raise ValidationFailed("base_url is required, e.g. https://api.openai.com/v1.", param="base_url")
     url = value.strip().rstrip("/")
     if len(url) > 500:
@@ -60,20 +60,16 @@ def _validate_base_url(value: Any) -> str:
     return url
 
 
-def _validate_number(name: str, value: Any, *, integer: bool = False) -> float | int:
+def _validate_number(name: str, value: float) -> float:
     low, high = PROVIDER_LIMITS[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not math.isfinite(value):
         raise ValidationFailed(f"{name} must be a number from {low:g} to {high:g}.", param=name)
-    if integer and int(value) != value:
-        raise ValidationFailed(f"{name} must be a whole number from {low:g} to {high:g}.", param=name)
     if not low <= value <= high:
         raise ValidationFailed(f"{name} must be from {low:g} to {high:g}; {value:g} is out of range.", param=name)
-    return int(value) if integer else float(value)
+    return value
 
 
-def _validate_api_key(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValidationFailed("api_key must be a string.", param="api_key")
+def _validate_api_key(value: str) -> str:
     key = value.strip()
     if len(key) > 4000 or any(character.isspace() for character in key):
         raise ValidationFailed("api_key must be one token without spaces, at most 4000 characters.", param="api_key")
@@ -90,11 +86,11 @@ def _provider_settings(values: dict[str, Any]) -> dict[str, Any]:
         elif name == "base_url":
             cleaned[name] = _validate_base_url(value)
         elif name == "max_retries":
-            cleaned[name] = _validate_number(name, value, integer=True)
+            cleaned[name] = int(_validate_number(name, value))
         elif name in PROVIDER_LIMITS:
-            cleaned[name] = _validate_number(name, value)
+            cleaned[name] = float(_validate_number(name, value))
         elif name == "is_enabled":
-            cleaned[name] = validate_bool(name, value)
+            cleaned[name] = value
         else:  # pragma: no cover - a programming error, not input
             raise TypeError(f"unknown provider setting {name}")
     return cleaned

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _validate_threshold(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or not math.isfinite(value):
+def _validate_threshold(value: float) -> float:
+    if not math.isfinite(value):
         raise ValidationFailed("threshold must be a number from 0 to 1.", param="threshold")
     if not 0 <= value <= 1:
         raise ValidationFailed(
@@ -38,7 +38,7 @@ def _validate_threshold(value: Any) -> float:
     return float(value)
 
 
-def _validate_max_price(value: Any, *, policy: str) -> Decimal | None:
+def _validate_max_price(value: Decimal | float | None, *, policy: str) -> Decimal | None:
     if value is None:
         if policy == RoutingPolicyKind.COST_CAP:
             raise ValidationFailed(
@@ -47,9 +47,7 @@ def _validate_max_price(value: Any, *, policy: str) -> Decimal | None:
                 param="max_price",
             )
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise ValidationFailed("max_price must be a number of USD per million output tokens.", param="max_price")
-    price = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    price = Decimal(str(value))
     if not price.is_finite() or price < 0 or price >= Decimal("1000000"):
         raise ValidationFailed(
             "max_price must be from 0 to 999999 USD per million output tokens (not negative).", param="max_price"
@@ -57,11 +55,9 @@ def _validate_max_price(value: Any, *, policy: str) -> Decimal | None:
     return price.quantize(Decimal("0.000001"))
 
 
-def _validate_tiers(value: Any, *, policy: str, visible: set[str]) -> dict[str, str]:
+def _validate_tiers(value: Mapping[str, str | None] | None, *, policy: str, visible: set[str]) -> dict[str, str]:
     if value is None:
         value = {}
-    if not isinstance(value, dict):
-        raise ValidationFailed("tiers must be an object {small, medium, large} of model names.", param="tiers")
     unknown_keys = sorted(str(key) for key in value if key not in ModelTier.values)
     if unknown_keys:
         raise ValidationFailed(
@@ -73,8 +69,6 @@ def _validate_tiers(value: Any, *, policy: str, visible: set[str]) -> dict[str, 
         param = f"tiers.{tier}"
         if name is None or name == "":
             continue
-        if not isinstance(name, str):
-            raise ValidationFailed(f"{param} must be a model name.", param=param)
         name = name.strip()
         if name not in visible:
             raise ValidationFailed(
@@ -131,7 +125,7 @@ def routing_check(
     policy: str = RoutingPolicyKind.FIXED,
     model: str = "",
     fallbacks: Sequence[str] = (),
-    tiers: dict[str, Any] | None = None,
+    tiers: Mapping[str, str | None] | None = None,
     threshold: float | None = None,
     max_price: Decimal | float | None = None,
 ) -> CheckedRouting:
@@ -140,8 +134,6 @@ def routing_check(
     if policy not in RoutingPolicyKind.values:
         raise ValidationFailed(f"policy must be one of: {', '.join(RoutingPolicyKind.values)}.", param="policy")
     visible = model_names_visible_to(application.team_id)
-    if not isinstance(model, str):
-        raise ValidationFailed("model must be a model name (or empty for the requested model).", param="model")
     model_name = model.strip()
     if model_name and model_name not in visible:
         raise ValidationFailed(
@@ -172,7 +164,7 @@ def routing_set(
     policy: str = RoutingPolicyKind.FIXED,
     model: str = "",
     fallbacks: Sequence[str] = (),
-    tiers: dict[str, Any] | None = None,
+    tiers: Mapping[str, str | None] | None = None,
     threshold: float | None = None,
     max_price: Decimal | float | None = None,
 ) -> RoutingPolicy:

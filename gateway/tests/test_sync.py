@@ -146,6 +146,18 @@ def test_team_entries_and_routing(tmp_path, team_a, acme_key):
         ("models:\n  - name: m\n    colour: blue\n", "3: unknown key 'colour' in models"),
         ("prompts: []\n", "1: unknown section 'prompts'"),
         ("providers: [\n", "invalid YAML"),
+        (
+            "providers:\n  - name: acme\n    base_url: https://x.example.com/v1\n    max_retries: 2.5\n",
+            "4: max_retries must be a whole number from 0 to 10.",
+        ),
+        (
+            "providers:\n  - name: acme\n    base_url: https://x.example.com/v1\n    is_enabled: maybe\n",
+            "4: is_enabled must be true or false.",
+        ),
+        (
+            "models:\n  - name: m\n    provider: p\n    provider_model: x\n    context_window: big\n",
+            "5: context_window must be a whole number of tokens from 1 to 10000000.",
+        ),
     ],
 )
 def test_an_invalid_file_names_file_and_line_and_writes_nothing(tmp_path, text, message):
