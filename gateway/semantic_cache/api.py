@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 from accounts.authentication import get_caller
 from core.api.serializers import ChoiceField, ClearanceField, StrictSerializer, validated
 from gateway.semantic_cache import selectors, services
-from gateway.semantic_cache.models import MAX_MAX_ENTRIES, MAX_TTL_SECONDS, CacheEntry, CacheMode
+from gateway.semantic_cache.models import MAX_MAX_ENTRIES, MAX_TTL_SECONDS, CacheEntry
+from gateway.semantic_cache.types import CacheMode
 
 # Output ---------------------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """An application's cache settings: the audited write behind the API and the page, and the summary
 other apps may read.
 
+Values arrive checked: the API's `CacheSettingsInput` and the page's `CacheSettingsForm` refuse
+an unknown mode and out-of-range numbers (naming the field) before this module is called; the
+table's constraints back them up.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from django.db import transaction
 from accounts import roles
 from accounts.caller import Caller
 from compliance.services import audit_change
-from core.errors import ValidationFailed
 from gateway.semantic_cache.models import CacheSettings
 from gateway.semantic_cache.services.state import generation_bump
 from gateway.semantic_cache.services.values import DEFAULT_CONFIG, CacheSettingsSummary
@@ -42,20 +44,14 @@ def cache_settings_set(
     max_entries: int | None = None,
     cache_nonzero_temperature: bool | None = None,
 ) -> CacheSettings:
-    """Change the given fields of the application's cache settings (others keep their value)."""
+    """Change the given fields of the application's cache settings (others keep their value).
+
+    `mode` is a CacheMode value; the numbers are within the bounds the entry points check."""
     caller.require_permission(
         roles.CHANGE_CACHE_SETTINGS,
         team_id=application.team_id,
         action="change this application's cache settings",
     )
-    if mode is not None and mode not in CacheMode.values:
-        raise ValidationFailed(f"mode must be one of {', '.join(CacheMode.values)}.", param="mode")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise ValidationFailed("threshold is a cosine similarity between 0 and 1, such as 0.92.", param="threshold")
-    if ttl_seconds is not None and ttl_seconds < 0:
-        raise ValidationFailed("ttl_seconds must be 0 or more (seconds an entry lives).", param="ttl_seconds")
-    if max_entries is not None and max_entries < 1:
-        raise ValidationFailed("max_entries must be at least 1.", param="max_entries")
     with transaction.atomic():
         row, created = CacheSettings.objects.select_for_update().get_or_create(application=application)
         before = _settings_audit_state(row)

@@ -60,3 +60,17 @@ def test_page_refuses_settings_out_of_range_naming_the_field(team_a, page_client
     assert response.status_code == 400
     assert f"{field}: Ensure this value is less than or equal to" in response.content.decode()
     assert snapshot(CacheSettings) == before
+
+
+@pytest.mark.parametrize("value", ["2", "1.01", "-0.1"])
+def test_page_refuses_a_threshold_outside_0_and_1_naming_the_field(team_a, page_client_for, value):
+    client = page_client_for(team_a.members["admin"])
+    form = {"mode": "shadow", "threshold": "0.9", "ttl_seconds": "60", "max_entries": "5"}
+    assert client.post(f"/gateway/cache/{team_a.application.id}/", form).status_code == 302
+    before = snapshot(CacheSettings)
+
+    response = client.post(f"/gateway/cache/{team_a.application.id}/", {**form, "threshold": value})
+
+    assert response.status_code == 400
+    assert "threshold: must be a cosine similarity between 0 and 1, such as 0.92." in response.content.decode()
+    assert snapshot(CacheSettings) == before
