@@ -37,13 +37,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import roles
+from compliance.services import audit_record
 from core.errors import ApplicationError, PermissionDenied, ValidationFailed
 from core.generation_cache import generation_bump_key, generation_token
+from costs import hooks
+from costs.hooks import CatalogModel
 from costs.models import USD_QUANTUM, ModelPrice
 
 if TYPE_CHECKING:
     from accounts.caller import Caller
-    from gateway.models import LanguageModel
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +100,6 @@ class PriceCache:
         return generation_token(_GENERATION_KEY)
 
     def table(self) -> _PriceTable:
-        from gateway.models import LanguageModel  # the catalog the prices belong to
-
         # Read the token before the database, so a table is never stored under a newer token.
         generation = self._generation()
         table = self._table
@@ -113,8 +113,7 @@ class PriceCache:
             else:
                 _add(list_prices, price.model, price)
         model_ids: dict[tuple[int | None, str], int] = {
-            (team_id, name): model_id
-            for model_id, team_id, name in LanguageModel.objects.values_list("id", "team_id", "name")
+            (team_id, name): model_id for model_id, team_id, name in hooks.catalog_models()
         }
         table = _PriceTable(
             generation=generation,
@@ -271,28 +270,24 @@ def _price_state(price: ModelPrice | None) -> dict[str, Any] | None:
     }
 
 
-def _target(*, model: str | LanguageModel, team_id: int | None) -> tuple[LanguageModel | None, str]:
-    from gateway.models import LanguageModel
-
-    if isinstance(model, LanguageModel):
+def _target(*, model: str | CatalogModel, team_id: int | None) -> tuple[CatalogModel | None, str]:
+    if not isinstance(model, str):
         return model, model.name
-    name = model.strip() if isinstance(model, str) else ""
+    name = model.strip()
     if not name:
         raise ValidationFailed("Give the name of the model the price applies to.", param="model")
-    found = LanguageModel.objects.filter(team_id=team_id, name=name).first() if team_id is not None else None
+    found = hooks.catalog_model_find(team_id=team_id, name=name)
     if team_id is not None and found is None:
         raise ValidationFailed(
             f"No model named '{name}' in team {team_id}'s catalog: add the model first, then price it.", param="model"
         )
-    if team_id is None:
-        found = LanguageModel.objects.filter(team__isnull=True, name=name).first()
     return found, name  # None for a shared name without a model: a list price
 
 
 def price_set(
     *,
     caller: Caller | None,
-    model: str | LanguageModel,
+    model: str | CatalogModel,
     team_id: int | None = None,
     input_per_million: Decimal = ZERO_USD,
     output_per_million: Decimal = ZERO_USD,
@@ -307,8 +302,6 @@ def price_set(
     operators. `is_free` marks the model free (every price zero). Audited with the price in
     force before and the new one; costs already recorded are never rewritten.
     """
-    from compliance.services import audit_record
-
     target, name = _target(model=model, team_id=team_id)
     owner = target.team_id if target is not None else None
     _require_price_manager(caller, team_id=owner, name=name)
@@ -334,7 +327,7 @@ def price_set(
             "effective_from needs a time zone (for example 2025-01-01T00:00:00Z).", param="effective_from"
         )
     rows = (
-        ModelPrice.objects.filter(language_model=target)
+        ModelPrice.objects.filter(language_model_id=target.id)
         if target is not None
         else ModelPrice.objects.filter(language_model__isnull=True, model=name)
     )
@@ -342,7 +335,12 @@ def price_set(
         before = rows.filter(effective_from__lte=effective_from).order_by("-effective_from").first()
         price, _ = rows.update_or_create(
             effective_from=effective_from,
-            defaults={**values, "is_free": is_free, "model": name, "language_model": target},
+            defaults={
+                **values,
+                "is_free": is_free,
+                "model": name,
+                "language_model_id": target.id if target is not None else None,
+            },
         )
         audit_record(
             actor=caller,
@@ -362,11 +360,11 @@ def price_set(
     return price
 
 
-def list_prices_adopt(*, model: LanguageModel) -> int:
+def list_prices_adopt(*, model: CatalogModel) -> int:
     """A new shared catalog model takes over the list prices of its name (their history with
     them). Team models never do: a team's model is priced by its team. Returns the rows moved."""
     if model.team_id is not None:
         return 0
-    moved = ModelPrice.objects.filter(language_model__isnull=True, model=model.name).update(language_model=model)
+    moved = ModelPrice.objects.filter(language_model__isnull=True, model=model.name).update(language_model_id=model.id)
     prices_changed()  # a new catalog name may shadow a list price or another name: reload either way
     return moved

@@ -27,11 +27,17 @@ from typing import Any
 from urllib.parse import quote
 
 from django.db import transaction
-from django.db.models import Count, Sum
 from django.utils import timezone
 
+from costs import hooks
 from costs.models import Recommendation, RecommendationKind
 from costs.pricing import call_cost, price_for
+from observability.selectors import (
+    call_applications_with_uncached_successes,
+    call_prompt_context_reports,
+    call_small_spend_by_model,
+    call_uncached_successes,
+)
 
 CHEAPER_TIER = {
     "gpt-4o": "gpt-4o-mini",
@@ -65,23 +71,11 @@ def recommendations_refresh() -> int:
 
 
 def _cheaper_tier_refresh(*, now: datetime) -> int:
-    from observability.models import Call
-
-    since = now - timedelta(days=30)
-    rows = (
-        Call.objects.filter(
-            created_at__gte=since,
-            response_model__in=list(CHEAPER_TIER),
-            input_tokens__lte=SIMPLE_INPUT_TOKENS,
-            output_tokens__lte=SIMPLE_OUTPUT_TOKENS,
-        )
-        .values("team_id", "application_id", "response_model")
-        .annotate(
-            calls=Count("id"),
-            cost=Sum("cost_usd"),
-            input_tokens=Sum("input_tokens"),
-            output_tokens=Sum("output_tokens"),
-        )
+    rows = call_small_spend_by_model(
+        since=now - timedelta(days=30),
+        models=list(CHEAPER_TIER),
+        max_input_tokens=SIMPLE_INPUT_TOKENS,
+        max_output_tokens=SIMPLE_OUTPUT_TOKENS,
     )
     written = 0
     with transaction.atomic():
@@ -206,21 +200,9 @@ def normalised_last_user_message(messages: Any) -> str:
 
 def cache_candidate_calls(*, since: datetime) -> Iterator[CacheCall]:
     """Successful calls since `since` that the cache did not serve, of applications whose cache is not on."""
-    from gateway.semantic_cache.models import CacheSettings
-    from gateway.semantic_cache.types import CacheMode
-    from observability.models import Call
-    from observability.types import CacheResult, CallStatus
-
-    cached_applications = CacheSettings.objects.filter(mode=CacheMode.ON).values("application_id")
-    rows = (
-        Call.objects.filter(
-            created_at__gte=since,
-            status=CallStatus.SUCCESS,
-            cache_result__in=[CacheResult.NONE, CacheResult.MISS],
-        )
-        .exclude(application_id__in=cached_applications)
-        .values_list("team_id", "application_id", "created_at", "request_messages", "cost_usd")
-    )
+    summaries = hooks.cache_settings_summary(call_applications_with_uncached_successes(since=since))
+    cached_applications = {application_id for application_id, summary in summaries.items() if summary.is_on}
+    rows = call_uncached_successes(since=since, excluded_application_ids=cached_applications)
     for team_id, application_id, created_at, messages, cost in rows.iterator(chunk_size=2000):
         message = normalised_last_user_message(messages)
         if message:
@@ -303,26 +285,7 @@ def _int_or_none(value: Any) -> int | None:
 
 def context_candidate_calls(*, since: datetime) -> Iterator[ContextCall]:
     """Successful calls since `since` of a prompt version whose context report counts document tokens."""
-    from observability.models import Call
-    from observability.types import CallStatus
-
-    rows = (
-        Call.objects.filter(
-            created_at__gte=since, status=CallStatus.SUCCESS, prompt_version_id__isnull=False, input_tokens__gt=0
-        )
-        .order_by("created_at")
-        .values_list(
-            "team_id",
-            "prompt_id",
-            "prompt_name",
-            "prompt_version_id",
-            "prompt_version",
-            "response_model",
-            "request_model",
-            "input_tokens",
-            "context_report",
-        )
-    )
+    rows = call_prompt_context_reports(since=since)
     for (
         team_id,
         prompt_id,
