@@ -45,6 +45,7 @@ urlpatterns = [
     path("api/v1/", include("gateway.urls_config_api")),
     path("api/v1/", include("observability.urls_api")),
     path("api/v1/", include("gateway.semantic_cache.urls_api")),
+    path("api/v1/", include("evaluations.urls_api")),
     path("settings/", include("accounts.urls")),
     path("prompts/", include("prompts.urls")),
     path("compliance/guardrails/", include("compliance.guardrails.urls")),

@@ -1,0 +1,29 @@
+"""Evaluation permissions and the roles that hold them.
+
+accounts.roles keeps each role's permissions as data (ROLE_PERMISSIONS); evaluations adds its
+own at start (EvaluationsConfig.ready) instead of accounts naming a higher app's permissions:
+every member reads datasets and scorers, prompt engineers, managers and admins change them.
+"""
+
+from __future__ import annotations
+
+from accounts.roles import ROLE_PERMISSIONS
+from accounts.types import Role
+
+VIEW_DATASET = "evaluations.view_dataset"
+CHANGE_DATASET = "evaluations.change_dataset"
+VIEW_SCORER = "evaluations.view_scorerconfig"
+CHANGE_SCORER = "evaluations.change_scorerconfig"
+
+_READ = frozenset({VIEW_DATASET, VIEW_SCORER})
+_WRITE = frozenset({CHANGE_DATASET, CHANGE_SCORER})
+READERS = (Role.VIEWER, Role.REVIEWER, Role.COMPLIANCE_OFFICER, Role.PROMPT_ENGINEER, Role.MANAGER, Role.ADMIN)
+WRITERS = (Role.PROMPT_ENGINEER, Role.MANAGER, Role.ADMIN)
+
+
+def register_role_permissions() -> None:
+    """Idempotent: a second call (tests reloading apps) adds nothing new."""
+    for role in READERS:
+        ROLE_PERMISSIONS[role] = ROLE_PERMISSIONS[role] | _READ
+    for role in WRITERS:
+        ROLE_PERMISSIONS[role] = ROLE_PERMISSIONS[role] | _WRITE

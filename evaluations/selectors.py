@@ -1,0 +1,212 @@
+"""Reads of datasets, scorers and brand policies, scoped to the caller's teams and clearance.
+
+An object outside the caller's teams (or one the caller's role may not read) is missing (404),
+never forbidden. Reads follow clearance: a dataset classified above the caller's clearance in
+its team shows its name, counts and classification but not its description, schema or items'
+content; an item above it (its own classification, or its dataset's) is masked in memory
+(`is_masked`, content None) by `items_masked_for`; the rows never change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from django.db.models import Q, QuerySet
+
+from core.classification import Clearance
+from core.errors import NotFound, ValidationFailed
+from core.ids import parse_whole_number
+from evaluations.models import (
+    BrandPolicy,
+    BrandPolicyVersion,
+    Dataset,
+    DatasetItem,
+    DatasetVersion,
+    ScorerConfig,
+    ScorerConfigVersion,
+)
+from evaluations.permissions import VIEW_DATASET, VIEW_SCORER
+
+if TYPE_CHECKING:
+    from accounts.caller import Caller
+
+ITEM_CONTENT_FIELDS = ("input", "expected_output", "expected_facts", "context", "tags", "metadata")
+
+
+def readable_team_ids(caller: Caller, permission: str) -> list[int]:
+    return [team_id for team_id in caller.team_ids if caller.has_permission(permission, team_id=team_id)]
+
+
+def _object_id(value: Any, noun: str) -> int:
+    parsed = parse_whole_number(str(value))
+    if parsed is None:
+        raise NotFound(f"No {noun} with id {str(value)[:40]!r} exists in your teams.")
+    return parsed
+
+
+# Datasets -------------------------------------------------------------------------
+
+
+def dataset_list(*, caller: Caller, team_id: int | None = None, include_archived: bool = False) -> QuerySet[Dataset]:
+    queryset = Dataset.objects.filter(team_id__in=readable_team_ids(caller, VIEW_DATASET))
+    if team_id is not None:
+        queryset = queryset.filter(team_id=team_id)
+    if not include_archived:
+        queryset = queryset.filter(is_archived=False)
+    return queryset.order_by("-id")
+
+
+def dataset_get(*, caller: Caller, dataset_id: Any) -> Dataset:
+    """A dataset of the caller's teams (archived ones too: a run may have pinned one of its versions)."""
+    parsed = _object_id(dataset_id, "dataset")
+    try:
+        return Dataset.objects.get(id=parsed, team_id__in=readable_team_ids(caller, VIEW_DATASET))
+    except Dataset.DoesNotExist:
+        raise NotFound(f"No dataset with id {parsed} exists in your teams.") from None
+
+
+def dataset_is_visible(*, caller: Caller, dataset: Dataset) -> bool:
+    return dataset.classification <= caller.clearance_in(dataset.team_id)
+
+
+def item_is_visible(*, caller: Caller, dataset: Dataset, item: DatasetItem) -> bool:
+    return max(dataset.classification, item.classification) <= caller.clearance_in(dataset.team_id)
+
+
+def version_number(dataset: Dataset, value: Any, *, param: str = "version") -> int:
+    """A version number of `dataset` from a query or body value (None or "": the current one)."""
+    if value is None or value == "":
+        return dataset.current_version
+    number = parse_whole_number(str(value), maximum=2**31 - 1)
+    if number is None or number < 1:
+        raise ValidationFailed(f"{param} must be a version number (a whole number from 1).", param=param)
+    if number > dataset.current_version:
+        raise NotFound(
+            f"Dataset {dataset.pk} has no version {number}; its newest is {dataset.current_version}.", param=param
+        )
+    return number
+
+
+def version_list(*, dataset: Dataset) -> QuerySet[DatasetVersion]:
+    return DatasetVersion.objects.filter(dataset=dataset).order_by("-number")
+
+
+def version_get(*, dataset: Dataset, number: Any) -> DatasetVersion:
+    parsed = version_number(dataset, number)
+    return DatasetVersion.objects.get(dataset=dataset, number=parsed)
+
+
+def items_at(*, dataset: Dataset | int, version: int) -> QuerySet[DatasetItem]:
+    """The items of one dataset version, oldest first (reproducible: rows are immutable)."""
+    dataset_id = dataset if isinstance(dataset, int) else dataset.pk
+    return (
+        DatasetItem.objects.filter(dataset_id=dataset_id, added_in_version__lte=version)
+        .filter(Q(removed_in_version__isnull=True) | Q(removed_in_version__gt=version))
+        .order_by("id")
+    )
+
+
+def parse_item_key(value: Any, *, param: str = "key") -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError):
+        raise ValidationFailed(f"{str(value)[:60]!r} is not an item key; item keys are UUIDs.", param=param) from None
+
+
+def item_get(*, dataset: Dataset, key: Any, version: int | None = None) -> DatasetItem:
+    parsed = parse_item_key(key)
+    number = dataset.current_version if version is None else version
+    item = items_at(dataset=dataset, version=number).filter(key=parsed).first()
+    if item is None:
+        raise NotFound(f"Dataset {dataset.pk} has no item {parsed} at version {number}.")
+    return item
+
+
+def items_masked_for(*, caller: Caller, dataset: Dataset, items: Iterable[DatasetItem]) -> list[DatasetItem]:
+    """Items as the caller may see them: content above the caller's clearance is None and
+    `is_masked` is set (in memory only; a masked instance must never be saved)."""
+    result = []
+    for item in items:
+        item.is_masked = not item_is_visible(caller=caller, dataset=dataset, item=item)  # type: ignore[attr-defined]
+        if item.is_masked:  # type: ignore[attr-defined]
+            for name in ITEM_CONTENT_FIELDS:
+                setattr(item, name, None)
+        result.append(item)
+    return result
+
+
+def item_document(item: DatasetItem) -> dict[str, Any]:
+    """An item as one JSONL line of an export (re-importable: the item fields plus key and provenance)."""
+    masked = getattr(item, "is_masked", False)
+    document: dict[str, Any] = {"key": str(item.key)}
+    for name in ITEM_CONTENT_FIELDS:
+        document[name] = getattr(item, name)
+    document["classification"] = Clearance(item.classification).label
+    document["is_masked"] = masked
+    document["provenance"] = item_provenance(item)
+    return document
+
+
+def item_provenance(item: DatasetItem) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "file": item.source_file or None,
+        "line": item.source_line,
+        "call_id": str(item.source_call_id) if item.source_call_id else None,
+        "correction_id": item.source_correction_id or None,
+    }
+
+
+def dataset_export_lines(*, caller: Caller, dataset: Dataset, version: int) -> Iterator[bytes]:
+    """The items of `version` as JSONL, masked for the caller, read in chunks (memory stays flat)."""
+    for item in items_at(dataset=dataset, version=version).iterator(chunk_size=500):
+        (masked,) = items_masked_for(caller=caller, dataset=dataset, items=[item])
+        yield orjson.dumps(item_document(masked)) + b"\n"
+
+
+# Scorers and brand policies -------------------------------------------------------
+
+
+def scorer_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[ScorerConfig]:
+    queryset = ScorerConfig.objects.filter(team_id__in=readable_team_ids(caller, VIEW_SCORER))
+    if team_id is not None:
+        queryset = queryset.filter(team_id=team_id)
+    return queryset.order_by("name", "id")
+
+
+def scorer_get(*, caller: Caller, scorer_id: Any) -> ScorerConfig:
+    parsed = _object_id(scorer_id, "scorer")
+    try:
+        return ScorerConfig.objects.get(id=parsed, team_id__in=readable_team_ids(caller, VIEW_SCORER))
+    except ScorerConfig.DoesNotExist:
+        raise NotFound(f"No scorer with id {parsed} exists in your teams.") from None
+
+
+def scorer_version_get(*, scorer: ScorerConfig, number: int | None = None) -> ScorerConfigVersion:
+    return ScorerConfigVersion.objects.get(scorer=scorer, number=number or scorer.current_version)
+
+
+def brand_policy_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[BrandPolicy]:
+    queryset = BrandPolicy.objects.filter(team_id__in=readable_team_ids(caller, VIEW_SCORER))
+    if team_id is not None:
+        queryset = queryset.filter(team_id=team_id)
+    return queryset.order_by("name", "id")
+
+
+def brand_policy_get(*, caller: Caller, policy_id: Any) -> BrandPolicy:
+    parsed = _object_id(policy_id, "brand policy")
+    try:
+        return BrandPolicy.objects.get(id=parsed, team_id__in=readable_team_ids(caller, VIEW_SCORER))
+    except BrandPolicy.DoesNotExist:
+        raise NotFound(f"No brand policy with id {parsed} exists in your teams.") from None
+
+
+def brand_policy_version_get(*, policy: BrandPolicy, number: int | None = None) -> BrandPolicyVersion:
+    number = number or policy.current_version
+    try:
+        return BrandPolicyVersion.objects.get(policy=policy, number=number)
+    except BrandPolicyVersion.DoesNotExist:
+        raise NotFound(f"Brand policy {policy.pk} has no version {number}.", param="policy_version") from None

@@ -1,0 +1,33 @@
+"""Value types of evaluations that other apps may use (the public surface beside services and selectors)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ItemSource(models.TextChoices):
+    """Where a dataset item came from (its provenance)."""
+
+    MANUAL = "manual", "Manual (API or UI)"
+    IMPORT = "import", "Imported file"
+    CALL = "call", "Recorded call"
+    CORRECTION = "correction", "Reviewer correction"
+
+
+class ScorerKind(models.TextChoices):
+    """The built-in scorers a team may configure (evaluations.scorers.registry holds their code)."""
+
+    EXACT_MATCH = "exact_match", "Exact match"
+    CONTAINS = "contains", "Contains"
+    NOT_CONTAINS = "not_contains", "Does not contain"
+    REGEX = "regex", "Regular expression"
+    VALID_JSON = "valid_json", "Valid JSON"
+    JSON_SCHEMA = "json_schema", "JSON Schema"
+    LENGTH = "length", "Length bounds"
+    REFUSAL = "refusal", "Refusal detection"
+    SEMANTIC_SIMILARITY = "semantic_similarity", "Semantic similarity"
+    RELEVANCE = "relevance", "Relevance"
+    CORRECTNESS = "correctness", "Correctness against expected facts"
+    GROUNDEDNESS = "groundedness", "Groundedness in context"
+    TOXICITY = "toxicity", "Toxicity"
+    BRAND_COMPLIANCE = "brand_compliance", "Brand compliance"

@@ -1,0 +1,24 @@
+from django.urls import path
+
+from evaluations import api
+
+_DATASET = "datasets/<str:dataset_id>"
+
+urlpatterns = [
+    path("datasets/", api.DatasetListView.as_view(), name="api-datasets"),
+    path(f"{_DATASET}/", api.DatasetDetailView.as_view(), name="api-dataset"),
+    path(f"{_DATASET}/archive/", api.DatasetArchiveView.as_view(), name="api-dataset-archive"),
+    path(f"{_DATASET}/versions/", api.VersionListView.as_view(), name="api-dataset-versions"),
+    path(f"{_DATASET}/items/", api.ItemListView.as_view(), name="api-dataset-items"),
+    path(f"{_DATASET}/items/batch/", api.ItemBatchView.as_view(), name="api-dataset-items-batch"),
+    path(f"{_DATASET}/items/<str:key>/", api.ItemDetailView.as_view(), name="api-dataset-item"),
+    path(f"{_DATASET}/import/", api.ImportView.as_view(), name="api-dataset-import"),
+    path(f"{_DATASET}/export/", api.ExportView.as_view(), name="api-dataset-export"),
+    path(f"{_DATASET}/from-calls/", api.FromCallsView.as_view(), name="api-dataset-from-calls"),
+    path("scorers/", api.ScorerListView.as_view(), name="api-scorers"),
+    path("scorers/test/", api.ScorerTestView.as_view(), name="api-scorer-test"),
+    path("scorers/<str:scorer_id>/", api.ScorerDetailView.as_view(), name="api-scorer"),
+    path("scorers/<str:scorer_id>/score/", api.ScorerScoreView.as_view(), name="api-scorer-score"),
+    path("brand-policies/", api.BrandPolicyListView.as_view(), name="api-brand-policies"),
+    path("brand-policies/<str:policy_id>/", api.BrandPolicyDetailView.as_view(), name="api-brand-policy"),
+]
