@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import datetime
 
 MAX_ID = 2**63 - 1  # the largest value of a database id column (bigint)
 
@@ -21,8 +22,10 @@ def parse_whole_number(text: str, *, maximum: int = MAX_ID) -> int | None:
     return value if value <= maximum else None
 
 
-def uuid7() -> uuid.UUID:
-    milliseconds = time.time_ns() // 1_000_000
+def uuid7(*, at: datetime | None = None) -> uuid.UUID:
+    """A version 7 UUID made now, or carrying `at`'s milliseconds (a call ingested with its own
+    time sorts by when it happened)."""
+    milliseconds = time.time_ns() // 1_000_000 if at is None else int(at.timestamp() * 1000)
     random_a = int.from_bytes(os.urandom(2), "big") & 0x0FFF  # 12 bits
     random_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)  # 62 bits
     value = (milliseconds & ((1 << 48) - 1)) << 80

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
-from core.logging import request_id_var
+from core.logging import request_id_from, request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 logger = logging.getLogger("controlplane.access")
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
 class RequestIdMiddleware:
@@ -52,8 +49,7 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
     def _start(self, request: HttpRequest) -> tuple[float, Any]:
-        supplied = request.headers.get("X-Request-ID", "")
-        request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        request_id = request_id_from(request.headers.get("X-Request-ID"))
         request.request_id = request_id  # type: ignore[attr-defined]  # read by views and services
         return time.perf_counter(), request_id_var.set(request_id)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,6 +19,17 @@ def test_uuid7_has_version_and_variant_and_embeds_the_time():
     assert value.version == 7
     assert value.variant == uuid.RFC_4122
     assert before <= value.int >> 80 <= after
+
+
+def test_uuid7_at_a_given_time_carries_its_milliseconds():
+    at = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+    value = uuid7(at=at)
+
+    assert value.version == 7
+    assert value.variant == uuid.RFC_4122
+    assert value.int >> 80 == int(at.timestamp() * 1000)
+    assert uuid7(at=at) != value  # the rest is random
 
 
 def test_uuid7_orders_by_creation_time_across_milliseconds():
