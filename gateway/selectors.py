@@ -17,12 +17,16 @@ from django.db.models import Q, QuerySet
 from accounts import roles
 from accounts import selectors as account_selectors
 from accounts.caller import Caller
-from accounts.models import Application
 from core.errors import NotFound, PermissionDenied, ValidationFailed
+from costs.services import call_cost, price_for
+from gateway import complexity
 from gateway.models import LanguageModel, Provider, RoutingPolicy, RoutingPolicyKind
-from gateway.routing import PolicyConfig
+from gateway.routing import PolicyConfig, decide
+from observability.models import Call
+from observability.types import CacheResult, CallStatus
 
 if TYPE_CHECKING:
+    from accounts.models import Application
     from costs.models import ModelPrice
 
 
@@ -89,9 +93,7 @@ def model_get(*, caller: Caller, model_id: int | str) -> LanguageModel:
 
 def model_price(*, model: LanguageModel, at: datetime) -> ModelPrice | None:
     """The catalog model's price in force at `at` (prices live in the costs app, one history per model)."""
-    from costs import services as costs_services
-
-    return costs_services.price_for(team_id=model.team_id, model=model.name, at=at, model_id=model.id)
+    return price_for(team_id=model.team_id, model=model.name, at=at, model_id=model.id)
 
 
 def routing_get(*, caller: Caller, application_id: int | str) -> tuple[Application, RoutingPolicy]:
@@ -160,12 +162,6 @@ def routing_simulate(
 
     `score(texts)`: complexity scores of many queries at once (default: the shipped scorer).
     """
-    from costs.services import call_cost
-    from gateway import complexity
-    from gateway.routing import decide
-    from observability.models import Call
-    from observability.types import CacheResult, CallStatus
-
     application = account_selectors.application_get(caller=caller, application_id=application_id)
     caller.require_permission(roles.VIEW_SPEND, team_id=application.team_id, action="simulate routing costs")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SIMULATED_CALLS:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.models import Application
 from gateway import local_model, services
 from gateway.services import ModelSpec, Price, ProviderSpec, RoutingSpec
 
@@ -64,8 +65,6 @@ class Command(BaseCommand):
                 for name, tier, context, fallbacks in OPENAI_MODELS
             ]
         routing = []
-        from accounts.models import Application
-
         if Application.objects.filter(team__name=options["demo_team"], name=options["demo_application"]).exists():
             routing.append(
                 RoutingSpec(
