@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import django_filters
@@ -27,10 +29,14 @@ from compliance.guardrails.models import (
 )
 from core.api.filters import IdFilter
 from core.api.serializers import ChoiceField, ClearanceField, IdField, StrictSerializer, validated
+from core.errors import ValidationFailed
 
 # A data source's description is stored, shown and copied into the audit trail with every
 # change (before and after): bounded like the other free-text fields.
 DESCRIPTION_MAX_LENGTH = 2000
+MAX_PATTERN_LENGTH = 500
+MAX_KEYWORDS = 500
+DETECTOR_FIELDS = ("kind", "entities", "pattern", "keywords")
 
 # Output ---------------------------------------------------------------------------
 
@@ -118,6 +124,42 @@ class DataSourceDetailSerializer(DataSourceSerializer):
 
 
 # Input ----------------------------------------------------------------------------
+# Field-level checks are the serializers'; what depends on several fields (a rule's detector)
+# or goes beyond a field's type is checked here once, and the services take the values as given.
+
+
+def rule_detector(*, kind: str, entities: Sequence[str], pattern: str, keywords: Sequence[str]) -> dict[str, Any]:
+    """The detector fields of a rule of `kind` (entities, pattern, keywords): the one its kind
+    uses, checked, and the other two empty."""
+    if kind == DetectorKind.PII_ENTITY:
+        if not entities:
+            raise ValidationFailed("A pii_entity rule needs at least one entity type in 'entities'.", param="entities")
+        return {"entities": list(dict.fromkeys(entities)), "pattern": "", "keywords": []}
+    if kind == DetectorKind.REGEX:
+        if not pattern:
+            raise ValidationFailed("A regex rule needs a regular expression in 'pattern'.", param="pattern")
+        if len(pattern) > MAX_PATTERN_LENGTH:
+            raise ValidationFailed(f"pattern is limited to {MAX_PATTERN_LENGTH} characters.", param="pattern")
+        try:
+            compiled = re.compile(pattern)
+        except re.error as error:
+            raise ValidationFailed(f"pattern is not a valid regular expression: {error}.", param="pattern") from None
+        if compiled.search(""):
+            raise ValidationFailed("pattern matches the empty string; make it match some text.", param="pattern")
+        return {"entities": [], "pattern": pattern, "keywords": []}
+    cleaned = [keyword.strip() for keyword in keywords if keyword.strip()]
+    if not cleaned:
+        raise ValidationFailed("A keywords rule needs at least one non-empty keyword in 'keywords'.", param="keywords")
+    return {"entities": [], "pattern": "", "keywords": cleaned}
+
+
+class DataSourceInput(StrictSerializer):
+    """What creating and changing a data source check beyond each field: a leak share above 0."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "leak_share" in attrs and not 0.0 < attrs["leak_share"] <= 1.0:
+            raise ValidationFailed("leak_share must be above 0 and at most 1.", param="leak_share")
+        return attrs
 
 
 class PiiPolicyInput(StrictSerializer):
@@ -141,9 +183,15 @@ class ClassificationRuleCreateInput(StrictSerializer):
     entities = serializers.ListField(child=ChoiceField(choices=PII_ENTITIES), required=False, default=list)
     pattern = serializers.CharField(required=False, allow_blank=True, default="")
     keywords = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, default=list, max_length=500
+        child=serializers.CharField(max_length=200), required=False, default=list, max_length=MAX_KEYWORDS
     )
     is_enabled = serializers.BooleanField(required=False, default=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        detector = rule_detector(
+            kind=attrs["kind"], entities=attrs["entities"], pattern=attrs["pattern"], keywords=attrs["keywords"]
+        )
+        return {**attrs, **detector}
 
 
 class ClassificationRuleUpdateInput(StrictSerializer):
@@ -152,11 +200,13 @@ class ClassificationRuleUpdateInput(StrictSerializer):
     level = ClearanceField(required=False)
     entities = serializers.ListField(child=ChoiceField(choices=PII_ENTITIES), required=False)
     pattern = serializers.CharField(required=False, allow_blank=True)
-    keywords = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=500)
+    keywords = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=MAX_KEYWORDS
+    )
     is_enabled = serializers.BooleanField(required=False)
 
 
-class DataSourceCreateInput(StrictSerializer):
+class DataSourceCreateInput(DataSourceInput):
     team = IdField()
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX_LENGTH)
@@ -166,7 +216,7 @@ class DataSourceCreateInput(StrictSerializer):
     leak_share = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, default=0.2)
 
 
-class DataSourceUpdateInput(StrictSerializer):
+class DataSourceUpdateInput(DataSourceInput):
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX_LENGTH)
     classification = ClearanceField(required=False)
@@ -250,6 +300,9 @@ class ClassificationRuleDetailView(APIView):
         caller = get_caller(request)
         rule = selectors.classification_rule_get(caller=caller, rule_id=rule_id)
         data = validated(ClassificationRuleUpdateInput, request)
+        if any(name in data for name in DETECTOR_FIELDS):
+            # A changed detector is checked whole, with the rule's current values for the rest.
+            data.update(rule_detector(**{name: data.get(name, getattr(rule, name)) for name in DETECTOR_FIELDS}))
         rule = services.classification_rule_update(caller=caller, rule=rule, **data)
         return Response(ClassificationRuleSerializer(rule).data)
 

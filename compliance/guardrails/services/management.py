@@ -8,8 +8,7 @@ source's text only as "changed", never the text).
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -17,31 +16,15 @@ from django.db import transaction
 from accounts import roles
 from accounts.caller import Caller
 from compliance.guardrails import classification
-from compliance.guardrails.models import PII_ENTITIES, ClassificationRule, DataSource, GuardrailPolicy
+from compliance.guardrails.models import ClassificationRule, DataSource, GuardrailPolicy
 from compliance.guardrails.services.checks import level_name
 from compliance.guardrails.services.state import policies, team_states
-from compliance.guardrails.types import DetectorKind, InjectionAction, LeakAction, PiiAction
+from compliance.guardrails.types import LeakAction
 from compliance.services import VALUE_CHANGED, audit_change, secret_state
 from core.errors import PermissionDenied, ValidationFailed
 
 if TYPE_CHECKING:
     from accounts.models import Application, Team
-
-MAX_PATTERN_LENGTH = 500
-MAX_KEYWORDS = 500
-
-
-def validate_entities(entities: Iterable[str], *, param: str) -> list[str]:
-    result = []
-    for entity in entities:
-        if entity not in PII_ENTITIES:
-            raise ValidationFailed(
-                f"'{entity}' is not a PII entity type this detector knows; use some of: {', '.join(PII_ENTITIES)}.",
-                param=param,
-            )
-        if entity not in result:
-            result.append(entity)
-    return result
 
 
 _NEVER_AUDITED = frozenset({"text", "fingerprints", "text_sha256"})  # a data source's content
@@ -90,6 +73,11 @@ def _state(instance: Any, names: Sequence[str]) -> dict[str, Any]:
     return {name: getattr(instance, name) for name in names}
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The fields an update names: None keeps a field's current value."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def guardrail_policy_update(
     *,
     caller: Caller,
@@ -101,34 +89,27 @@ def guardrail_policy_update(
     injection_action: str | None = None,
     injection_threshold: float | None = None,
 ) -> GuardrailPolicy:
+    """Change the given fields (None keeps a field's value). The entry point validated them:
+    actions among PiiAction's and InjectionAction's values, entities among PII_ENTITIES, the
+    threshold in 0..1."""
     caller.require_permission(
         roles.CHANGE_GUARDRAIL_POLICY,
         team_id=application.team_id,
         action="change this application's guardrails",
     )
-    if pii_input is not None and pii_input not in PiiAction.values:
-        raise ValidationFailed(f"pii.input must be one of {', '.join(PiiAction.values)}.", param="pii.input")
-    if pii_output is not None and pii_output not in PiiAction.values:
-        raise ValidationFailed(f"pii.output must be one of {', '.join(PiiAction.values)}.", param="pii.output")
-    if injection_action is not None and injection_action not in InjectionAction.values:
-        raise ValidationFailed(f"injection must be one of {', '.join(InjectionAction.values)}.", param="injection")
-    if injection_threshold is not None and not 0.0 <= injection_threshold <= 1.0:
-        raise ValidationFailed("injection_threshold must be between 0 and 1.", param="injection_threshold")
-    entities = validate_entities(pii_entities, param="pii.entities") if pii_entities is not None else None
+    changes = _given(
+        pii_input=pii_input,
+        pii_output=pii_output,
+        pii_entities=None if pii_entities is None else list(dict.fromkeys(pii_entities)),  # each type once
+        restore_pii_in_response=restore_pii_in_response,
+        injection=injection_action,
+        injection_threshold=injection_threshold,
+    )
     with transaction.atomic():
         policy, _ = GuardrailPolicy.objects.select_for_update().get_or_create(application=application)
         before = _state(policy, _POLICY_FIELDS)
-        changes = {
-            "pii_input": pii_input,
-            "pii_output": pii_output,
-            "pii_entities": entities,
-            "restore_pii_in_response": restore_pii_in_response,
-            "injection": injection_action,
-            "injection_threshold": injection_threshold,
-        }
         for name, value in changes.items():
-            if value is not None:
-                setattr(policy, name, value)
+            setattr(policy, name, value)
         policy.full_clean()
         policy.save()
         policies.bump(application.id)
@@ -146,33 +127,6 @@ def guardrail_policy_update(
 
 # ---------------------------------------------------------------------------------------------
 # Classification rules
-
-
-def _validate_rule(*, kind: str, entities: Sequence[str], pattern: str, keywords: Sequence[str]) -> dict[str, Any]:
-    if kind not in DetectorKind.values:
-        raise ValidationFailed(f"kind must be one of {', '.join(DetectorKind.values)}.", param="kind")
-    if kind == DetectorKind.PII_ENTITY:
-        if not entities:
-            raise ValidationFailed("A pii_entity rule needs at least one entity type in 'entities'.", param="entities")
-        return {"entities": validate_entities(entities, param="entities"), "pattern": "", "keywords": []}
-    if kind == DetectorKind.REGEX:
-        if not pattern:
-            raise ValidationFailed("A regex rule needs a regular expression in 'pattern'.", param="pattern")
-        if len(pattern) > MAX_PATTERN_LENGTH:
-            raise ValidationFailed(f"pattern is limited to {MAX_PATTERN_LENGTH} characters.", param="pattern")
-        try:
-            compiled = re.compile(pattern)
-        except re.error as error:
-            raise ValidationFailed(f"pattern is not a valid regular expression: {error}.", param="pattern") from None
-        if compiled.search(""):
-            raise ValidationFailed("pattern matches the empty string; make it match some text.", param="pattern")
-        return {"entities": [], "pattern": pattern, "keywords": []}
-    cleaned = [keyword.strip() for keyword in keywords if keyword.strip()]
-    if not cleaned:
-        raise ValidationFailed("A keywords rule needs at least one non-empty keyword in 'keywords'.", param="keywords")
-    if len(cleaned) > MAX_KEYWORDS:
-        raise ValidationFailed(f"keywords is limited to {MAX_KEYWORDS} entries.", param="keywords")
-    return {"entities": [], "pattern": "", "keywords": cleaned}
 
 
 def _require_unique_name(
@@ -197,12 +151,21 @@ def classification_rule_create(
     keywords: Sequence[str] = (),
     is_enabled: bool = True,
 ) -> ClassificationRule:
+    """A rule whose detector the entry point validated: the field its kind uses is set and
+    well-formed (entities known, a pattern that compiles and matches no empty text, keywords
+    stripped), the other two empty."""
     caller.require_permission(roles.ADD_CLASSIFICATION_RULE, team_id=team.id, action="add classification rules")
-    detector = _validate_rule(kind=kind, entities=entities, pattern=pattern, keywords=keywords)
     with transaction.atomic():
         _require_unique_name(ClassificationRule, team=team, name=name, pk=None)
         rule = ClassificationRule.objects.create(
-            team=team, name=name, kind=kind, level=level, is_enabled=is_enabled, **detector
+            team=team,
+            name=name,
+            kind=kind,
+            level=level,
+            is_enabled=is_enabled,
+            entities=list(entities),
+            pattern=pattern,
+            keywords=list(keywords),
         )
         team_states.bump(team.id)
         _audit(
@@ -271,18 +234,32 @@ def _delete_team_object(
         )
 
 
-def classification_rule_update(*, caller: Caller, rule: ClassificationRule, **changes: Any) -> ClassificationRule:
+def classification_rule_update(
+    *,
+    caller: Caller,
+    rule: ClassificationRule,
+    name: str | None = None,
+    kind: str | None = None,
+    level: int | None = None,
+    entities: Sequence[str] | None = None,
+    pattern: str | None = None,
+    keywords: Sequence[str] | None = None,
+    is_enabled: bool | None = None,
+) -> ClassificationRule:
+    """Change the given fields (None keeps a field's value). A changed detector comes whole and
+    validated from the entry point, as for `classification_rule_create`."""
     caller.require_permission(
         roles.CHANGE_CLASSIFICATION_RULE, team_id=rule.team_id, action="change classification rules"
     )
-    if "kind" in changes or "entities" in changes or "pattern" in changes or "keywords" in changes:
-        detector = _validate_rule(
-            kind=changes.get("kind", rule.kind),
-            entities=changes.get("entities", rule.entities),
-            pattern=changes.get("pattern", rule.pattern),
-            keywords=changes.get("keywords", rule.keywords),
-        )
-        changes = {**changes, **detector}
+    changes = _given(
+        name=name,
+        kind=kind,
+        level=level,
+        entities=None if entities is None else list(entities),
+        pattern=pattern,
+        keywords=None if keywords is None else list(keywords),
+        is_enabled=is_enabled,
+    )
     _update_team_object(
         caller=caller,
         instance=rule,
@@ -310,11 +287,6 @@ def classification_rule_delete(*, caller: Caller, rule: ClassificationRule) -> N
 # Data sources
 
 
-def _validate_leak_share(leak_share: float) -> None:
-    if not 0.0 < leak_share <= 1.0:
-        raise ValidationFailed("leak_share must be above 0 and at most 1.", param="leak_share")
-
-
 def data_source_create(
     *,
     caller: Caller,
@@ -326,10 +298,9 @@ def data_source_create(
     leak_action: str = LeakAction.BLOCK,
     leak_share: float = 0.2,
 ) -> DataSource:
+    """A data source whose values the entry point validated: a text that is not blank, a
+    leak_share above 0 and at most 1."""
     caller.require_permission(roles.ADD_DATA_SOURCE, team_id=team.id, action="register data sources")
-    if not text.strip():
-        raise ValidationFailed("text must not be empty: it is what responses are checked against.", param="text")
-    _validate_leak_share(leak_share)
     with transaction.atomic():
         _require_unique_name(DataSource, team=team, name=name, pk=None)
         source = DataSource.objects.create(
@@ -364,19 +335,32 @@ def _require_cleared_for(caller: Caller, source: DataSource, *, level: int | Non
         )
 
 
-def data_source_update(*, caller: Caller, source: DataSource, **changes: Any) -> DataSource:
+def data_source_update(
+    *,
+    caller: Caller,
+    source: DataSource,
+    name: str | None = None,
+    description: str | None = None,
+    classification_level: int | None = None,
+    text: str | None = None,
+    leak_action: str | None = None,
+    leak_share: float | None = None,
+) -> DataSource:
+    """Change the given fields (None keeps a field's value), validated by the entry point as for
+    `data_source_create`."""
     caller.require_permission(roles.CHANGE_DATA_SOURCE, team_id=source.team_id, action="change data sources")
-    _require_cleared_for(caller, source, level=changes.get("classification_level"))
-    if "leak_share" in changes:
-        _validate_leak_share(changes["leak_share"])
-    if "text" in changes:
-        text = changes["text"]
-        if not text.strip():
-            raise ValidationFailed("text must not be empty: it is what responses are checked against.", param="text")
+    _require_cleared_for(caller, source, level=classification_level)
+    changes = _given(
+        name=name,
+        description=description,
+        classification=classification_level,
+        text=text,
+        leak_action=leak_action,
+        leak_share=leak_share,
+    )
+    if text is not None:
         changes["text_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         changes["fingerprints"] = classification.fingerprint(text)
-    if "classification_level" in changes:
-        changes["classification"] = changes.pop("classification_level")
     _update_team_object(
         caller=caller, instance=source, changes=changes, action="data_source.update", target_type="data_source"
     )

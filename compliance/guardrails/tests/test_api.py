@@ -131,6 +131,42 @@ def test_classification_rule_bad_input_is_400_naming_the_field(team_a, client_fo
     assert_openai_error(response, 400, param=param)
 
 
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [
+        ({"kind": "regex"}, "pattern"),  # the keywords rule becomes a regex without a pattern
+        ({"keywords": []}, "keywords"),
+        ({"kind": "pii_entity"}, "entities"),
+    ],
+)
+def test_classification_rule_update_checks_the_whole_detector(team_a, client_for, payload, param):
+    rule = ClassificationRule.objects.create(team=team_a.team, name="r", kind="keywords", keywords=["x"], level=20)
+
+    response = assert_refused(
+        client_for(team_a.members["admin"]),
+        "patch",
+        f"/api/v1/classification-rules/{rule.id}/",
+        data=payload,
+        status=400,
+        unchanged=[ClassificationRule],
+    )
+
+    assert_openai_error(response, 400, param=param)
+
+
+def test_data_source_leak_share_of_zero_is_400_naming_it(team_a, client_for):
+    response = assert_refused(
+        client_for(team_a.members["admin"]),
+        "post",
+        "/api/v1/data-sources/",
+        data={"team": team_a.team.id, "name": "x", "text": "abc", "leak_share": 0},
+        status=400,
+        unchanged=[DataSource],
+    )
+
+    assert_openai_error(response, 400, param="leak_share")
+
+
 def test_classification_rules_are_team_scoped_and_role_checked(team_a, team_b, client_for):
     rule = ClassificationRule.objects.create(team=team_b.team, name="b", kind="keywords", keywords=["x"], level=20)
     admin_a = client_for(team_a.members["admin"])
