@@ -96,6 +96,19 @@ def model_price(*, model: LanguageModel, at: datetime) -> ModelPrice | None:
     return price_for(team_id=model.team_id, model=model.name, at=at, model_id=model.id)
 
 
+def catalog_models() -> QuerySet[LanguageModel, tuple[int, int | None, str]]:
+    """Every catalog model as (id, team id or None for the shared catalog, name), unscoped:
+    for trusted readers such as the costs app's price table."""
+    return LanguageModel.objects.values_list("id", "team_id", "name")
+
+
+def catalog_model_find(*, team_id: int | None, name: str) -> LanguageModel | None:
+    """The model a team's catalog names so (team_id None: the shared catalog), unscoped."""
+    if team_id is None:
+        return LanguageModel.objects.filter(team__isnull=True, name=name).first()
+    return LanguageModel.objects.filter(team_id=team_id, name=name).first()
+
+
 def routing_get(*, caller: Caller, application_id: int | str) -> tuple[Application, RoutingPolicy]:
     """The application and its routing policy (an unsaved default when none is set)."""
     application = account_selectors.application_get(caller=caller, application_id=application_id)
