@@ -35,7 +35,6 @@ from accounts.models import Membership, Team
 from accounts.types import Role
 from core import egress
 from costs import secrets
-from costs.budgets import period_bounds
 from costs.models import (
     Budget,
     BudgetAlert,
@@ -52,6 +51,7 @@ from costs.models import (
     usd_text,
     usd_to_units,
 )
+from costs.periods import period_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,8 @@ def alert_fire(*, budget_id: int, period_start: datetime, threshold: int, spent_
             )
     except IntegrityError:
         return  # already fired in this period
+    # costs.tasks, the Celery entry points, import this module: the task is looked up when it
+    # is enqueued, after every module is loaded.
     from costs.tasks import budget_alert_deliver
 
     alert_id = alert.id
@@ -170,6 +172,8 @@ def _notify(
 
 
 def _send_task(channel: str, delivery_id: int) -> None:
+    # costs.tasks, the Celery entry points, import this module: the task is looked up when it
+    # is enqueued, after every module is loaded.
     from costs.tasks import email_deliver, webhook_deliver
 
     (email_deliver if channel == "email" else webhook_deliver).delay(delivery_id)
@@ -351,6 +355,8 @@ def deliveries_resume(*, at: datetime | None = None) -> int:
     OVERDUE_AFTER without its notification is delivered; a pending delivery never attempted,
     or whose retry is OVERDUE_AFTER late, gets a new task (which does nothing if another
     attempt holds the row). Returns how many tasks were sent."""
+    # costs.tasks, the Celery entry points, import this module: the task is looked up when it
+    # is enqueued, after every module is loaded.
     from costs.tasks import budget_alert_deliver as budget_alert_task
 
     now = at or timezone.now()

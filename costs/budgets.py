@@ -61,20 +61,20 @@ from accounts.models import Team
 from core.errors import ApplicationError
 from core.generation_cache import generation_bump_key, generation_token
 from core.ids import uuid7
+from costs.alerts import alert_fire
 from costs.models import (
     Budget,
     BudgetAction,
     BudgetPeriod,
-    BudgetPeriodKind,
     BudgetReservation,
     BudgetScope,
     ReservationState,
     usd_text,
     usd_to_units,
 )
+from costs.periods import period_bounds
+from costs.pricing import price_for
 from observability.selectors import call_teams_and_costs
-
-TOTAL_PERIOD_START = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class BudgetExceeded(ApplicationError):
@@ -102,33 +102,6 @@ class BudgetExceeded(ApplicationError):
             self.retry_after = max(1, math.ceil((resets_at - datetime.now(UTC)).total_seconds()))
         elif freed_by_calls_in_flight:
             self.retry_after = 1
-
-
-# Periods ---------------------------------------------------------------------------
-
-
-def period_bounds(*, period: str, at: datetime, time_zone: str) -> tuple[datetime, datetime | None]:
-    """The calendar period containing `at`, aligned in the team's time zone, as UTC datetimes."""
-    if period == BudgetPeriodKind.TOTAL:
-        return TOTAL_PERIOD_START, None
-    zone = ZoneInfo(time_zone)
-    local = at.astimezone(zone)
-    day = local.date()
-    if period == BudgetPeriodKind.DAILY:
-        first, following = day, day + timedelta(days=1)
-    elif period == BudgetPeriodKind.WEEKLY:
-        first = day - timedelta(days=day.weekday())  # weeks start on Monday (ISO 8601)
-        following = first + timedelta(days=7)
-    elif period == BudgetPeriodKind.MONTHLY:
-        first = day.replace(day=1)
-        following = (first + timedelta(days=32)).replace(day=1)
-    else:
-        raise ValueError(f"unknown budget period {period!r}")
-
-    def midnight(value: Any) -> datetime:
-        return datetime(value.year, value.month, value.day, tzinfo=zone).astimezone(UTC)
-
-    return midnight(first), midnight(following)
 
 
 # Budget definitions, cached per process -------------------------------------------
@@ -416,7 +389,6 @@ def budget_reserve(
         break
     reservation.items = items
     if downgrades:
-        from costs.pricing import price_for  # a cycle at import time otherwise: pricing is light
 
         def output_price(name: str) -> Decimal:
             price = price_for(team_id=team_id, model=name, at=at)
@@ -566,8 +538,6 @@ def _fire_crossings(team_id: int, crossings: list[tuple[int, datetime, int, int,
     for budget_id, period_start, before, after, limit in crossings:
         for threshold in thresholds.get(budget_id, ()):
             if before * 100 < threshold * limit <= after * 100:
-                from costs.alerts import alert_fire  # alerts import this module
-
                 alert_fire(
                     budget_id=budget_id,
                     period_start=period_start,

@@ -19,7 +19,6 @@ from accounts.types import Role
 from core.dates import RANGE_MESSAGE, is_supported
 from core.errors import NotFound, ValidationFailed
 from costs import permissions
-from costs.budgets import period_bounds
 from costs.models import (
     Budget,
     BudgetPeriod,
@@ -31,6 +30,7 @@ from costs.models import (
     usd_text,
     usd_to_units,
 )
+from costs.periods import period_bounds
 from observability.selectors import call_spend_by_bucket
 
 GroupBy = Literal["model", "application", "team", "user", "prompt", "api_key"]

@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts import roles as account_roles
 from accounts.caller import Caller
 from accounts.models import ApiKey, Application, Team
+from compliance.services import audit_record
 from core import egress
 from core.errors import ValidationFailed
 from core.ids import parse_whole_number
@@ -35,7 +36,6 @@ from costs.budgets import (
     budget_settle,
     budget_settle_many,
     budgets_changed,
-    period_bounds,
 )
 from costs.models import (
     Budget,
@@ -43,10 +43,12 @@ from costs.models import (
     BudgetPeriod,
     BudgetScope,
     CostRollup,
+    Notification,
     RollupDimension,
     RollupGranularity,
     usd_to_units,
 )
+from costs.periods import period_bounds
 from costs.pricing import (
     ModelUnpriced,
     call_cost,
@@ -113,8 +115,6 @@ _AUDIT_ACTIONS = {
 
 def _record_budget_change(*, caller: Caller | None, action: str, budget: Budget, changes: dict[str, Any]) -> None:
     """The one place every budget write passes through: it goes on the audit trail."""
-    from compliance.services import audit_record
-
     audit_record(
         actor=caller,
         action=_AUDIT_ACTIONS.get(action, f"budget.{action}"),
@@ -374,8 +374,6 @@ def budget_webhook_secret_rotate(*, caller: Caller | None, budget: Budget) -> st
 
 def notification_mark_read(*, caller: Caller, team_id: int, notification_ids: list[int]) -> int:
     caller.require_permission(account_roles.VIEW_TEAM, team_id=team_id, action="read this team's notifications")
-    from costs.models import Notification
-
     return Notification.objects.filter(team_id=team_id, pk__in=notification_ids, read_at__isnull=True).update(
         read_at=timezone.now()
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 
 from costs import alerts
+from costs.budgets import budget_reservations_reclaim as reclaim
+from costs.recommendations import recommendations_refresh as refresh
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -47,18 +50,12 @@ def spend_anomalies_check() -> int:
 
 @shared_task(acks_late=True, ignore_result=True, time_limit=900, soft_time_limit=840)
 def recommendations_refresh() -> int:
-    from costs.recommendations import recommendations_refresh as refresh
-
     return refresh()
 
 
 @shared_task(acks_late=True, ignore_result=True, time_limit=300, soft_time_limit=270)
 def budget_reservations_reclaim(older_than_seconds: float | None = None) -> dict[str, int]:
     """Settle or release reservations nothing settled (see costs.budgets); idempotent."""
-    from datetime import timedelta
-
-    from costs.budgets import budget_reservations_reclaim as reclaim
-
     older_than = None if older_than_seconds is None else timedelta(seconds=older_than_seconds)
     result = reclaim(older_than=older_than)
     return {"settled": result.settled, "released": result.released, "deleted": result.deleted}
