@@ -407,3 +407,48 @@ def call_spend_by_bucket(
         )
         .order_by("bucket", "key")
     ]
+
+
+# For the gateway's pages (the semantic cache's statistics and shadow review, the routing
+# simulation): the caller checked its permission on the application first.
+
+
+def call_cache_counts(*, team_id: int, application_id: int) -> dict[str, Any]:
+    """An application's calls by cache result: `calls` (the cache was consulted), `hits`,
+    `shadow_hits`, and `saved` (USD the hits saved; None without hits)."""
+    return Call.objects.filter(team_id=team_id, application_id=application_id).aggregate(
+        calls=Count("id", filter=~Q(cache_result=CacheResult.NONE)),
+        hits=Count("id", filter=Q(cache_result=CacheResult.HIT)),
+        shadow_hits=Count("id", filter=Q(cache_result=CacheResult.SHADOW_HIT)),
+        saved=Sum("cache_saved_usd", filter=Q(cache_result=CacheResult.HIT)),
+    )
+
+
+def call_latest_shadow_hits(*, team_id: int, application_id: int, limit: int) -> list[Call]:
+    """An application's latest `limit` shadow hits, newest first (unmasked: show them through `call_view`)."""
+    return list(
+        Call.objects.filter(
+            team_id=team_id, application_id=application_id, cache_result=CacheResult.SHADOW_HIT
+        ).order_by("-id")[:limit]
+    )
+
+
+def call_latest_uncached_successes(*, team_id: int, application_id: int, limit: int) -> list[Call]:
+    """An application's latest `limit` successful calls the cache did not answer, newest first,
+    with their models, messages, token counts and cost only (to price them again)."""
+    return list(
+        Call.objects.filter(team_id=team_id, application_id=application_id, status=CallStatus.SUCCESS)
+        .exclude(cache_result=CacheResult.HIT)
+        .only(
+            "id",
+            "created_at",
+            "request_model",
+            "response_model",
+            "request_messages",
+            "input_tokens",
+            "output_tokens",
+            "cached_tokens",
+            "cost_usd",
+        )
+        .order_by("-created_at", "-id")[:limit]
+    )
