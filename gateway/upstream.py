@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,7 +203,7 @@ def _status_error(provider_name: str, error: openai.APIStatusError) -> UpstreamE
 
 async def call(
     *,
-    chain: list[ServedModel],
+    chain: Sequence[ServedModel],
     breaker_states: dict[int, float | None],
     messages: list[dict[str, Any]],
     params: dict[str, Any],

@@ -25,8 +25,8 @@ from costs.models import BudgetPeriod, ModelPrice
 from costs.pricing import price_cache, price_for
 from costs.services import budget_create, price_set
 from gateway import catalog, services
-from gateway.asgi import cost_text
 from gateway.models import LanguageModel
+from gateway.pipeline import cost_text
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply
 from gateway.tests.processes import database_url_of_test_run

@@ -8,7 +8,7 @@ import pytest
 from django.db import connections
 
 from accounts.models import Team
-from gateway.asgi import _in_request_cycle
+from gateway.executor import _in_request_cycle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
