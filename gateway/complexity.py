@@ -24,6 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from compliance.guardrails.training import fit_logistic_regression
+from core.embeddings import embed
+
 WEIGHTS_PATH = Path(__file__).resolve().parent / "data" / "router_weights.json"
 DEFAULT_DATA_PATH = Path(__file__).resolve().parent.parent / "bench" / "data" / "routing_labelled.csv"
 FORMAT_VERSION = 1
@@ -171,8 +174,6 @@ class Scorer:
 
     def scores(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         if embeddings is None:
-            from core.embeddings import embed
-
             embeddings = embed(list(texts))
         logits = self.design_matrix(texts, embeddings) @ self.weights + self.bias
         return 1.0 / (1.0 + np.exp(-logits))
@@ -273,9 +274,6 @@ def _rounded(values: np.ndarray) -> list[float]:
 
 def train(rows: Sequence[LabelledQuery], *, source: str) -> dict[str, Any]:
     """Fit the scorer on `rows`; returns the weights document (see load_scorer)."""
-    from compliance.guardrails.training import fit_logistic_regression
-    from core.embeddings import embed
-
     if len({row.is_large for row in rows}) < 2:
         raise TrainingDataError("The training rows need both small and large examples.")
     texts = [row.query for row in rows]

@@ -54,7 +54,7 @@ class LocalModelSettings:
 
 
 def server_params(settings: LocalModelSettings) -> Any:
-    import xllamacpp
+    import xllamacpp  # llama.cpp's native library: loaded only by the process that serves the model
 
     params = xllamacpp.CommonParams()
     params.model.path = str(model_path())
@@ -75,7 +75,7 @@ class LocalModelServer:
     """Loads the model and listens (llama.cpp's own HTTP server, in native threads)."""
 
     def __init__(self, settings: LocalModelSettings) -> None:
-        import xllamacpp
+        import xllamacpp  # llama.cpp's native library: loaded only by the process that serves the model
 
         self.settings = settings
         try:

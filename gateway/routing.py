@@ -22,7 +22,11 @@ from typing import Any
 from django.utils import timezone
 
 from core.generation_cache import GenerationCache
-from gateway.models import ModelTier, RoutingPolicy, RoutingPolicyKind
+from costs.services import price_for
+from gateway import complexity
+from gateway.catalog import model_for
+from gateway.models import RoutingPolicy
+from gateway.types import ModelTier, RoutingPolicyKind
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +109,6 @@ def policy_for(*, application_id: int) -> PolicyConfig | None:
 
 def output_price(model: str, *, team_id: int | None, at: datetime) -> Decimal | None:
     """USD per million output tokens of the model `team_id` calls `model` at `at` (None: no price known)."""
-    from costs.services import price_for
-
     price = price_for(team_id=team_id, model=model, at=at)
     return price.output_per_million if price is not None else None
 
@@ -120,8 +122,6 @@ def _chain(first: str, fallbacks: Sequence[str]) -> tuple[str, ...]:
 
 
 def _score(messages: Sequence[Any]) -> float:
-    from gateway import complexity
-
     return complexity.score(complexity.query_text(messages))
 
 
@@ -211,8 +211,6 @@ def _by_price(config: PolicyConfig, *, requested_model: str, at: datetime, team_
 
 def route(*, team_id: int, application_id: int, requested_model: str, messages: list[dict[str, Any]]) -> RouteDecision:
     """The model an application's request goes to first, its fallbacks and why."""
-    from gateway.catalog import model_for
-
     return decide(
         policy_for(application_id=application_id),
         requested_model=requested_model,
