@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from compliance.guardrails.lru import LruCache, text_digest
+from core.embeddings import embed
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "data" / "injection_classifier.npz"
 CHUNK_WORDS = 40
@@ -410,8 +411,6 @@ def classify_chunks(
         selected.append(chunk)
         spent += cost
     if selected:
-        from core.embeddings import embed
-
         for chunk, probability in zip(selected, get_classifier().probabilities(embed(selected)), strict=True):
             value = float(probability)
             if chunk in keys:

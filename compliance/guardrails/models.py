@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.db import models
 
-from accounts.models import Application, Team
 from compliance.guardrails.types import DetectorKind, InjectionAction, LeakAction, PiiAction
 from core.classification import Clearance
 from core.models import BaseModel
@@ -50,7 +49,9 @@ def default_pii_entities() -> list[str]:
 class GuardrailPolicy(BaseModel):
     """What the gateway checks on one application's calls. An application without a row uses the defaults."""
 
-    application = models.OneToOneField(Application, on_delete=models.CASCADE, related_name="guardrail_policy")
+    application = models.OneToOneField(
+        "accounts.Application", on_delete=models.CASCADE, related_name="guardrail_policy"
+    )
     pii_input = models.CharField(max_length=16, choices=PiiAction.choices, default=PiiAction.ALLOW)
     pii_output = models.CharField(max_length=16, choices=PiiAction.choices, default=PiiAction.ALLOW)
     pii_entities = models.JSONField(default=default_pii_entities)
@@ -77,7 +78,7 @@ class GuardrailPolicy(BaseModel):
 class ClassificationRule(BaseModel):
     """A detector that raises a text's classification level to `level` when it matches."""
 
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="classification_rules")
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="classification_rules")
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=16, choices=DetectorKind.choices)
     entities = models.JSONField(default=list, blank=True)  # kind pii_entity
@@ -100,7 +101,7 @@ class DataSource(BaseModel):
     `fingerprints` holds the sorted, unique 63-bit hashes of the text's word 8-grams.
     """
 
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="data_sources")
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="data_sources")
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     classification = models.PositiveSmallIntegerField(choices=Clearance.choices, default=Clearance.CONFIDENTIAL)

@@ -55,6 +55,8 @@ class Span:
 
 
 def _build_analyzer() -> Any:
+    # Loaded with the analyzer, lazily: presidio imports spaCy (about a second and 100 MB), which
+    # a process that never checks PII (a worker, a manage.py command) should not pay for.
     import tldextract
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider

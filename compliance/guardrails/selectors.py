@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import QuerySet
 
 from accounts import roles
 from accounts import selectors as account_selectors
 from accounts.caller import Caller
-from accounts.models import Application
 from compliance.guardrails.models import ClassificationRule, DataSource, GuardrailPolicy
 from compliance.guardrails.services import default_policy
 from core.errors import NotFound
+
+if TYPE_CHECKING:
+    from accounts.models import Application
 
 
 def guardrail_policy_get(*, caller: Caller, application_id: int | str) -> tuple[Application, GuardrailPolicy]:

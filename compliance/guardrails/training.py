@@ -13,7 +13,7 @@ SEED = 20261127
 
 def training_examples() -> tuple[list[str], list[int]]:
     """bastioncorpus's labelled prompts plus this project's own examples; label 1 = injection."""
-    from bastioncorpus import load_corpus
+    from bastioncorpus import load_corpus  # only training reads the corpus: not loaded by serving processes
 
     texts: list[str] = []
     labels: list[int] = []

@@ -9,6 +9,7 @@ import numpy as np
 from django.core.management.base import BaseCommand
 
 from compliance.guardrails import injection, training
+from core.embeddings import embed
 
 
 class Command(BaseCommand):
@@ -22,8 +23,6 @@ class Command(BaseCommand):
         parser.add_argument("--output", default=str(injection.WEIGHTS_PATH), help="where to write the .npz file")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from core.embeddings import embed
-
         np.random.seed(training.SEED)  # nothing below draws random numbers; fixed for any future change
         texts, labels = training.training_examples()
         features = embed(texts)
