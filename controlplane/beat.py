@@ -24,3 +24,6 @@ BEAT_SCHEDULE.update(
         "audit-retention-purge": {"task": "compliance.tasks.retention_purge", "schedule": 3600.0},
     }
 )
+
+# Evaluations: results a killed worker held are released and their chunks queued again.
+BEAT_SCHEDULE["evaluations-runs-resume"] = {"task": "evaluations.tasks.eval_runs_resume", "schedule": 30.0}

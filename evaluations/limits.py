@@ -41,3 +41,13 @@ MAX_REGEX_CHARS = 2_000
 REGEX_TIMEOUT_SECONDS = 0.25  # one regex match in a scorer or a schema's `pattern`
 
 MAX_SCORED_OUTPUT_CHARS = 200_000  # the output one scorer call will look at
+
+# Eval runs
+MAX_RUN_REPEATS = 10  # each item called this many times
+MAX_RUN_SCORERS = 20
+MAX_RUN_RESULTS = 200_000  # items x repeats of one run
+MAX_ACTIVE_RUNS_PER_TEAM = 20
+MAX_JUDGE_REPEATS = 5  # judge samples per scored output (their spread shows a flaky judge)
+MAX_JUDGE_ATTEMPTS = 5  # judge calls per sample while its output does not parse
+MAX_RUBRIC_CHARS = 10_000
+MAX_OUTPUT_STORED_CHARS = 200_000  # a target's answer stored on a result

@@ -10,6 +10,12 @@ closing it, once.
 
 Scorer configurations and brand policies are versioned the same way: each change is a new
 immutable version row; the parent holds the current number.
+
+An eval run pins a dataset version, a target and its scorers (resolved when it is created: a
+prompt label becomes the version it named). It has one `EvalResult` per (item key, repeat),
+made when the run starts, and one `EvalScore` per (result, scorer). A result is written once:
+its status leaves `pending` by a conditional update that names the lease its worker holds
+(evaluations.execution), and the run's counters move in the same transaction.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from django.db.models import F, Q
 
 from core.classification import Clearance
 from core.models import BaseModel
-from evaluations.types import ItemSource, ScorerKind
+from evaluations.types import ItemSource, ResultStatus, RunStatus, ScorerKind, TargetKind
 
 
 class Dataset(BaseModel):
@@ -197,3 +203,148 @@ class ScorerConfigVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scorer_id} v{self.number}"
+
+
+class EvalKey(models.Model):
+    """The dedicated application key runs of a team call the gateway with, one per clearance
+    level and cache setting. The secret is stored encrypted (core.crypto) and never logged."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    clearance = models.PositiveSmallIntegerField(choices=Clearance.choices)
+    uses_cache = models.BooleanField(default=False)
+    application = models.ForeignKey("accounts.Application", on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.CASCADE, related_name="+")
+    secret_encrypted = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "clearance", "uses_cache"], name="evaluations_evalkey_one_per_team_level_cache"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"eval key of team {self.team_id} at {self.clearance}"
+
+
+class EvalRun(BaseModel):
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200, blank=True, default="")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
+    dataset_version = models.PositiveIntegerField()
+    # {"kind": "prompt", "prompt": name, "prompt_id", "version", "label", "model", "params"} |
+    # {"kind": "model", "model", "params"} | {"kind": "recorded", "column"}
+    target_kind = models.CharField(max_length=16, choices=TargetKind.choices)
+    target = models.JSONField()
+    # [{"name", "kind", "config", "scorer_config_id", "scorer_config_version", "threshold"}, ...]
+    scorers = models.JSONField(default=list)
+    repeats = models.PositiveSmallIntegerField(default=1)
+    uses_cache = models.BooleanField(default=False)
+    # In-flight calls to the target's model across all workers (evaluations.concurrency).
+    max_concurrency = models.PositiveSmallIntegerField(default=16)
+    key = models.ForeignKey(EvalKey, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    classification = models.PositiveSmallIntegerField(choices=Clearance.choices, default=Clearance.INTERNAL)
+    created_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
+    )
+    created_by_label = models.CharField(max_length=200, blank=True, default="")
+
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    status_message = models.CharField(max_length=1000, blank=True, default="")
+    total_count = models.PositiveIntegerField(default=0)
+    done_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)  # failed and error results
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+    chunk_count = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # the last stored result
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="evaluations_evalrun_status_valid"),
+            models.CheckConstraint(condition=Q(repeats__gte=1), name="evaluations_evalrun_repeats_positive"),
+            models.CheckConstraint(
+                condition=Q(done_count__lte=F("total_count")) & Q(failed_count__lte=F("total_count")),
+                name="evaluations_evalrun_counts_within_total",
+            ),
+        ]
+        indexes = [models.Index(fields=["team", "-created_at"], name="evaluations_run_team_idx")]
+
+    def __str__(self) -> str:
+        return self.name or f"run {self.pk}"
+
+    @property
+    def remaining_count(self) -> int:
+        return max(0, self.total_count - self.done_count - self.failed_count)
+
+
+class EvalResult(models.Model):
+    """One item of the pinned dataset version, answered once (for one repeat)."""
+
+    run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="results")
+    item_key = models.UUIDField()
+    item_id = models.BigIntegerField()  # the DatasetItem row of the pinned version
+    repeat = models.PositiveSmallIntegerField(default=0)
+    chunk = models.PositiveIntegerField()
+    classification = models.PositiveSmallIntegerField(choices=Clearance.choices, default=Clearance.INTERNAL)
+    status = models.CharField(max_length=16, choices=ResultStatus.choices, default=ResultStatus.PENDING)
+    # A worker's claim on a pending result: another worker may take it once it is stale.
+    lease_token = models.UUIDField(null=True, blank=True)
+    leased_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    output = models.TextField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    call_id = models.CharField(max_length=64, blank=True, default="")
+    model = models.CharField(max_length=256, blank=True, default="")
+    latency_ms = models.FloatField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "item_key", "repeat"], name="evaluations_evalresult_once"),
+            models.CheckConstraint(
+                condition=Q(status__in=ResultStatus.values), name="evaluations_evalresult_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["run", "chunk", "status"], name="evaluations_result_chunk_idx"),
+            models.Index(fields=["run", "status"], name="evaluations_result_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.item_key}#{self.repeat}"
+
+
+class EvalScore(models.Model):
+    """One scorer's verdict on one result: a value in [0, 1], or the error that kept it from scoring."""
+
+    result = models.ForeignKey(EvalResult, on_delete=models.CASCADE, related_name="scores")
+    scorer_index = models.PositiveSmallIntegerField()  # position in the run's `scorers`
+    scorer_name = models.CharField(max_length=200)
+    scorer_version = models.CharField(max_length=64, blank=True, default="")
+    value = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+    label = models.CharField(max_length=200, null=True, blank=True)
+    explanation = models.TextField(blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    spread = models.FloatField(null=True, blank=True)  # judge samples: max - min
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["result", "scorer_index"], name="evaluations_evalscore_once"),
+            models.CheckConstraint(
+                condition=Q(value__isnull=True) | (Q(value__gte=0) & Q(value__lte=1)),
+                name="evaluations_evalscore_value_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scorer_name}={self.value}"

@@ -2,7 +2,8 @@
 
 accounts.roles keeps each role's permissions as data (ROLE_PERMISSIONS); evaluations adds its
 own at start (EvaluationsConfig.ready) instead of accounts naming a higher app's permissions:
-every member reads datasets and scorers, prompt engineers, managers and admins change them.
+every member reads datasets, scorers and runs; prompt engineers, managers and admins change
+them and start, cancel and retry runs.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ VIEW_DATASET = "evaluations.view_dataset"
 CHANGE_DATASET = "evaluations.change_dataset"
 VIEW_SCORER = "evaluations.view_scorerconfig"
 CHANGE_SCORER = "evaluations.change_scorerconfig"
+VIEW_RUN = "evaluations.view_evalrun"
+RUN_EVAL = "evaluations.add_evalrun"  # create, cancel and retry runs
 
-_READ = frozenset({VIEW_DATASET, VIEW_SCORER})
-_WRITE = frozenset({CHANGE_DATASET, CHANGE_SCORER})
+_READ = frozenset({VIEW_DATASET, VIEW_SCORER, VIEW_RUN})
+_WRITE = frozenset({CHANGE_DATASET, CHANGE_SCORER, RUN_EVAL})
 READERS = (Role.VIEWER, Role.REVIEWER, Role.COMPLIANCE_OFFICER, Role.PROMPT_ENGINEER, Role.MANAGER, Role.ADMIN)
 WRITERS = (Role.PROMPT_ENGINEER, Role.MANAGER, Role.ADMIN)
 

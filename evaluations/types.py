@@ -31,3 +31,32 @@ class ScorerKind(models.TextChoices):
     GROUNDEDNESS = "groundedness", "Groundedness in context"
     TOXICITY = "toxicity", "Toxicity"
     BRAND_COMPLIANCE = "brand_compliance", "Brand compliance"
+    LLM_JUDGE = "llm_judge", "LLM as judge"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    CANCELLING = "cancelling", "Cancelling"
+    CANCELLED = "cancelled", "Cancelled"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CANCELLING)
+
+
+class ResultStatus(models.TextChoices):
+    """One (item, repeat) of a run. `failed`: the target could not answer (provider error, budget
+    or guardrail refusal); `error`: the item could not be run at all (bad input, a bug)."""
+
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    ERROR = "error", "Error"
+
+
+class TargetKind(models.TextChoices):
+    PROMPT = "prompt", "A prompt at a label or version"
+    MODEL = "model", "A model, sent the item's messages"
+    RECORDED = "recorded", "A recorded output column (no call)"

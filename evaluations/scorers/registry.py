@@ -29,6 +29,9 @@ from evaluations.scorers.deterministic import (
     regex_compile,
 )
 from evaluations.scorers.jsonschemas import schema_problem
+from evaluations.scorers.judge import CONFIG_SCHEMA as JUDGE_CONFIG_SCHEMA
+from evaluations.scorers.judge import LlmJudge
+from evaluations.scorers.judge import check_config as check_judge_config
 from evaluations.scorers.semantic import Correctness, Groundedness, Relevance, SemanticSimilarity
 from evaluations.scorers.toxicity import Toxicity
 from evaluations.types import ScorerKind
@@ -218,6 +221,15 @@ SPECS: dict[str, ScorerSpec] = {
                 },
             },
             (),
+        ),
+        ScorerSpec(
+            ScorerKind.LLM_JUDGE,
+            LlmJudge,
+            "A prompt of the registry grades the answer through the gateway: JSON {score in [0, 1], reason}; "
+            "unparsable answers are asked again, then an error; repeats > 1 reports the judges' spread.",
+            JUDGE_CONFIG_SCHEMA,
+            (),
+            check_judge_config,
         ),
     )
 }

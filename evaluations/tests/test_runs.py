@@ -1,0 +1,143 @@
+"""Eval runs through a real Celery worker, the gateway in the worker's process, and a fake
+provider over HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from costs.services import budget_create, price_set
+from evaluations import services
+from evaluations.models import EvalResult, EvalRun, EvalScore
+from evaluations.tests.conftest import new_items
+from evaluations.types import ResultStatus, RunStatus
+from gateway.tests.conftest import model_for, provider_for
+from gateway.tests.fake_upstream import FakeUpstream, fail, reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream(models=["upstream-model"], default=reply("Paris")) as fake:
+        yield fake
+
+
+@pytest.fixture
+def served_model(upstream: FakeUpstream) -> Any:
+    # No gateway-side retries: the eval worker's own backoff is what is tested.
+    return model_for(provider_for(upstream, max_retries=0), name="fake-model")
+
+
+def filled(dataset: Any, engineer: Any, count: int) -> None:
+    services.dataset_items_change(
+        caller=engineer,
+        dataset=dataset,
+        add=new_items(
+            *(
+                {
+                    "input": {"messages": [{"role": "user", "content": f"Capital of France? ({n})"}]},
+                    "expected_output": "Paris",
+                }
+                for n in range(count)
+            )
+        ),
+    )
+
+
+def wait_for(run: EvalRun, statuses: set[str], timeout: float = 60) -> EvalRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status in statuses:
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"run {run.pk} is {run.status} ({run.done_count} done, {run.failed_count} failed)")
+
+
+def model_run(engineer: Any, dataset: Any, **options: Any) -> EvalRun:
+    return services.eval_run_create(
+        caller=engineer,
+        dataset_id=dataset.pk,
+        target=services.TargetRequest(kind="model", model="fake-model"),
+        scorers=[
+            services.ScorerRequest(kind="exact_match"),
+            services.ScorerRequest(kind="contains", config={"values": ["Par"]}),
+        ],
+        **options,
+    )
+
+
+def test_a_run_completes_and_every_item_is_scored_exactly_once(
+    celery_worker, served_model, upstream, dataset, engineer
+):
+    filled(dataset, engineer, 30)
+
+    run = wait_for(model_run(engineer, dataset, repeats=2), {RunStatus.COMPLETED})
+
+    assert (run.total_count, run.done_count, run.failed_count) == (60, 60, 0)
+    assert EvalResult.objects.filter(run=run, status=ResultStatus.DONE).count() == 60
+    assert EvalScore.objects.filter(result__run=run).count() == 120
+    assert set(EvalScore.objects.filter(result__run=run).values_list("value", flat=True)) == {1.0}
+    assert len(upstream.chat_requests()) == 60
+    result = EvalResult.objects.filter(run=run).order_by("id")[0]
+    assert result.output == "Paris"
+    assert result.call_id
+    assert result.input_tokens
+
+
+def test_a_provider_answering_429_then_200_completes_after_backoff(
+    celery_worker, served_model, upstream, dataset, engineer
+):
+    filled(dataset, engineer, 3)
+    upstream.enqueue(fail(429, retry_after=0.2), fail(429, retry_after=0.2))
+
+    run = wait_for(model_run(engineer, dataset), {RunStatus.COMPLETED})
+
+    assert (run.done_count, run.failed_count) == (3, 0)
+    assert len(upstream.chat_requests()) == 5
+
+
+def test_a_budget_refusal_fails_the_items_with_the_message(
+    celery_worker, served_model, upstream, dataset, engineer, team_a
+):
+    filled(dataset, engineer, 2)
+    price_set(
+        caller=None,
+        model="fake-model",
+        input_per_million=Decimal("1000"),
+        output_per_million=Decimal("2000"),
+        effective_from=timezone.now() - timedelta(days=1),
+    )
+    budget_create(
+        caller=None, team=team_a.team, name="cap", scope="team", period="total", amount_usd=Decimal("0.000001")
+    )
+
+    run = wait_for(model_run(engineer, dataset), {RunStatus.COMPLETED})
+
+    assert (run.done_count, run.failed_count) == (0, 2)
+    errors = set(EvalResult.objects.filter(run=run).values_list("error", flat=True))
+    assert all("budget" in error.lower() for error in errors), errors
+    assert upstream.chat_requests() == []
+
+
+def test_recorded_outputs_are_scored_without_calling_anything(celery_worker, upstream, dataset, engineer):
+    filled(dataset, engineer, 4)
+
+    run = services.eval_run_create(
+        caller=engineer,
+        dataset_id=dataset.pk,
+        target=services.TargetRequest(kind="recorded", column="expected_output"),
+        scorers=[services.ScorerRequest(kind="exact_match")],
+    )
+    run = wait_for(run, {RunStatus.COMPLETED})
+
+    assert run.done_count == 4
+    assert run.key_id is None
+    assert upstream.chat_requests() == []
