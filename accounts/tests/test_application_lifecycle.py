@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts.models import ApiKey, Application, Membership, Role, Team
 from accounts.tests.factories import ApplicationFactory
 from compliance.models import AuditEvent
 from core.testing import assert_openai_error, assert_refused, snapshot
 from observability.models import Call
+from observability.tests.factories import CallFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -203,7 +203,7 @@ def test_an_application_without_calls_is_deleted(team_a, client_for):
 
 
 def test_an_application_with_calls_is_not_deleted_and_is_told_to_archive(team_a, client_for):
-    Call.objects.create(team=team_a.team, application=team_a.application, created_at=timezone.now())
+    CallFactory.create(world=team_a)
     admin = client_for(team_a.members[Role.ADMIN])
 
     response = assert_refused(
@@ -249,7 +249,7 @@ def test_a_manager_sees_no_archive_button_and_is_refused(team_a, page_client_for
 
 
 def test_deleting_an_application_with_calls_from_the_page_says_to_archive(team_a, page_client_for):
-    Call.objects.create(team=team_a.team, application=team_a.application, created_at=timezone.now())
+    CallFactory.create(world=team_a)
     client = page_client_for(team_a.members[Role.ADMIN])
 
     response = assert_refused(

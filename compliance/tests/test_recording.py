@@ -18,6 +18,7 @@ from compliance import chain, services
 from compliance.audit import Action, audit_record, audit_record_calls, call_content_sha256
 from compliance.models import ActorType, AuditEvent, RetentionPolicy
 from observability.models import Call
+from observability.tests.factories import CallFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -191,16 +192,13 @@ def test_failed_logins_are_recorded_without_the_password(team_a):
 
 def make_call(team, **fields) -> Call:
     defaults = {
-        "created_at": timezone.now(),
-        "team": team.team,
-        "application": team.application,
         "request_model": "gpt-4o-mini",
         "request_messages": [{"role": "user", "content": "My card is 4111 1111 1111 1111"}],
         "response_text": "Noted.",
         "cost_usd": Decimal("0.00012"),
     }
     defaults.update(fields)
-    return Call.objects.create(**defaults)
+    return CallFactory.create(world=team, **defaults)
 
 
 def test_llm_calls_are_recorded_in_one_bulk_insert_with_their_content_hash(team_a, django_assert_num_queries):

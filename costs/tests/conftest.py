@@ -12,7 +12,9 @@ from costs.models import Budget
 from costs.pricing import price_cache
 from costs.rollups import rollups_apply
 from costs.services import budget_create
+from costs.tests.factories import NotificationFactory
 from observability.models import Call
+from observability.tests.factories import CallFactory
 
 NOW = datetime(2025, 3, 12, 15, 30, tzinfo=UTC)
 
@@ -28,10 +30,9 @@ def _fresh_process_caches() -> Iterator[None]:
 
 
 def build_call(world: Any, **fields: Any) -> Call:
+    """An unsaved gpt-4o call of `world` at NOW, for `record` to store as the recorder does."""
     values: dict[str, Any] = {
         "created_at": NOW,
-        "team": world.team,
-        "application": world.application,
         "request_model": "gpt-4o",
         "response_model": "gpt-4o",
         "input_tokens": 1000,
@@ -39,7 +40,7 @@ def build_call(world: Any, **fields: Any) -> Call:
         "cost_usd": Decimal("0.00350000"),
     }
     values.update(fields)
-    return Call(**values)
+    return CallFactory.build(world=world, **values)
 
 
 @pytest.fixture
@@ -70,3 +71,8 @@ def make_budget() -> Callable[..., Budget]:
         return budget
 
     return build
+
+
+@pytest.fixture
+def notification_factory(db: None) -> type[NotificationFactory]:
+    return NotificationFactory

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from costs import alerts
 from costs.models import BudgetAlert, DeliveryStatus, EmailDelivery, Notification, NotificationKind, WebhookDelivery
+from costs.tests.factories import NotificationFactory
 from costs.tests.test_alerts import Receiver, spend, wait_for
 
 
@@ -224,14 +225,7 @@ def test_the_safety_net_delivers_a_crossing_whose_notification_was_lost_and_an_o
 
 
 def _notification(team: Any, number: int, *, is_read: bool = False) -> Notification:
-    return Notification.objects.create(
-        team=team,
-        kind=NotificationKind.BUDGET_THRESHOLD,
-        title=f"{team.name} alert {number}",
-        body="Budget crossed 80%.",
-        dedupe_key=f"nav-{team.id}-{number}",
-        read_at=timezone.now() if is_read else None,
-    )
+    return NotificationFactory.create(team=team, title=f"{team.name} alert {number}", is_read=is_read)
 
 
 NAV_BADGE = '<span class="badge" id="nav-unread-count" aria-label="{count} unread">{count}</span>'

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from core.testing import assert_hidden
-from costs.models import Notification, NotificationKind
+from costs.models import Notification
+from costs.tests.factories import NotificationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -11,16 +12,8 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def _notify(team, number: int, *, is_read: bool = False) -> Notification:
-    from django.utils import timezone
-
-    return Notification.objects.create(
-        team=team,
-        kind=NotificationKind.BUDGET_THRESHOLD,
-        title=f"{team.name} alert {number}",
-        body="Budget crossed 80%.",
-        link="/costs/budgets/",
-        dedupe_key=f"test-{team.id}-{number}",
-        read_at=timezone.now() if is_read else None,
+    return NotificationFactory.create(
+        team=team, title=f"{team.name} alert {number}", link="/costs/budgets/", is_read=is_read
     )
 
 

@@ -15,8 +15,7 @@ from costs.recommendations import (
     recommendations_refresh,
 )
 from costs.tests.conftest import build_call
-from gateway.semantic_cache.models import CacheSettings
-from gateway.semantic_cache.types import CacheMode
+from gateway.semantic_cache.tests.factories import CacheSettingsFactory
 from observability.models import Call
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +88,7 @@ def test_no_cache_suggestion_when_the_cache_is_on_or_repeats_are_rare(team_a, te
         [_asked(team_a, "Same question", hours_ago=number) for number in range(20)]
         + [_asked(team_b, "Same question", hours_ago=number, cost="5") for number in range(10)]  # 9 repeats
     )
-    CacheSettings.objects.create(application=team_a.application, mode=CacheMode.ON)
+    CacheSettingsFactory.create(application=team_a.application)
     Recommendation.objects.create(
         team=team_a.team,
         kind=RecommendationKind.ENABLE_CACHE,

@@ -17,11 +17,11 @@ from django.db import OperationalError
 from accounts.models import Application
 from accounts.services import api_key_create
 from accounts.types import Role
-from core import crypto
 from core.classification import Clearance
 from gateway import keys
 from gateway.catalog import catalog_changed
 from gateway.models import LanguageModel, Provider
+from gateway.tests.factories import LanguageModelFactory, ProviderFactory
 from gateway.tests.fake_upstream import FakeUpstream
 from observability.models import Call
 from observability.recorder import recorder
@@ -69,23 +69,23 @@ def second_upstream() -> Iterator[FakeUpstream]:
 
 
 def provider_for(upstream: FakeUpstream, *, name: str = "fake", team: Any = None, **options: Any) -> Provider:
-    values: dict[str, Any] = {"read_timeout_seconds": 5.0, "max_retries": 2, "retry_budget_seconds": 10.0}
-    values.update(options)
-    return Provider.objects.create(
-        team=team, name=name, base_url=upstream.base_url, api_key_encrypted=crypto.encrypt("upstream-secret"), **values
-    )
+    return ProviderFactory.create(team=team, name=name, base_url=upstream.base_url, **options)
 
 
 def model_for(provider: Provider, *, name: str = "fake-model", team: Any = None, **options: Any) -> LanguageModel:
-    model = LanguageModel.objects.create(
-        team=team,
-        name=name,
-        provider=provider,
-        provider_model=options.pop("provider_model", "upstream-model"),
-        **options,
-    )
+    model = LanguageModelFactory.create(team=team, name=name, provider=provider, **options)
     catalog_changed()
     return model
+
+
+@pytest.fixture
+def provider_factory(db: None) -> type[ProviderFactory]:
+    return ProviderFactory
+
+
+@pytest.fixture
+def language_model_factory(db: None) -> type[LanguageModelFactory]:
+    return LanguageModelFactory
 
 
 @dataclass

@@ -14,6 +14,7 @@ from gateway import catalog, routing, selectors, services
 from gateway.models import RoutingPolicy
 from gateway.routing import PolicyConfig
 from observability.models import Call
+from observability.tests.factories import CallFactory
 from observability.types import CacheResult, CallStatus
 
 pytestmark = pytest.mark.django_db
@@ -36,14 +37,12 @@ def _fresh_catalog_cache() -> None:
 def call(world, *, minutes: int, text: str, **fields) -> Call:
     values = {
         "created_at": AT + timedelta(minutes=minutes),
-        "team_id": world.team.id,
-        "application_id": world.application.id,
         "request_model": "gpt-4o",
         "response_model": "gpt-4o",
         "request_messages": [{"role": "user", "content": text}],
         **fields,
     }
-    return Call.objects.create(**values)
+    return CallFactory.create(world=world, **values)
 
 
 @pytest.fixture

@@ -20,13 +20,13 @@ from accounts.models import Membership
 from accounts.services import api_key_create
 from accounts.types import Role
 from compliance.guardrails import services as guardrail_services
-from compliance.guardrails.models import ClassificationRule, GuardrailPolicy
+from compliance.guardrails.tests.factories import ClassificationRuleFactory, GuardrailPolicyFactory
 from compliance.guardrails.types import InjectionAction
 from core.classification import Clearance
 from core.testing import assert_openai_error, assert_refused
 from gateway.semantic_cache import services as semantic_cache
-from gateway.semantic_cache.models import CacheEntry, CacheSettings
-from gateway.semantic_cache.types import CacheMode
+from gateway.semantic_cache.models import CacheEntry
+from gateway.semantic_cache.tests.factories import CacheSettingsFactory
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply
 from observability.models import Call
@@ -70,8 +70,8 @@ def restricted_call(gateway_client, fake_upstream, team_a, settings) -> Call:
     settings.SEMANTIC_CACHE_WRITER = "inline"  # the cache entry is written before the response
     semantic_cache.forget_all()
     model_for(provider_for(fake_upstream))
-    GuardrailPolicy.objects.create(application=team_a.application, injection=InjectionAction.OFF)
-    CacheSettings.objects.create(application=team_a.application, mode=CacheMode.ON)
+    GuardrailPolicyFactory.create(application=team_a.application, injection=InjectionAction.OFF)
+    CacheSettingsFactory.create(application=team_a.application)
     prompt = prompt_create(caller=None, team=team_a.team, name="board-brief", description="")
     version, _ = prompt_version_create(
         caller=None, prompt=prompt, messages=[{"role": "system", "content": SYSTEM_TEXT}], classification="restricted"
@@ -222,8 +222,8 @@ def test_the_cache_page_masks_the_entry_for_an_internal_user_and_a_restricted_on
 
 @pytest.mark.django_db
 def test_an_ingested_call_keeps_its_stated_classification_and_rules_can_only_raise_it(team_a, client_for):
-    ClassificationRule.objects.create(
-        team=team_a.team, name="codename", kind="keywords", keywords=["Nightingale"], level=Clearance.RESTRICTED
+    ClassificationRuleFactory.create(
+        team=team_a.team, name="codename", keywords=["Nightingale"], level=Clearance.RESTRICTED
     )
     guardrail_services.reset_caches()  # the rule was written past the service that tells every process
     writer = client_for(team_a.members[Role.ADMIN])

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.tests.factories import ApplicationFactory
 from accounts.types import Role
 from compliance.guardrails import services as guardrail_services
-from compliance.guardrails.models import ClassificationRule
+from compliance.guardrails.tests.factories import ClassificationRuleFactory
 from core.classification import Clearance
 from core.testing import assert_hidden, assert_openai_error, assert_refused
 from costs.services import price_set
@@ -218,8 +218,8 @@ def test_detail_redacts_spans_a_rule_added_after_the_call_classifies_above_the_v
         ],
         response_text="Nightingale ships in May.",
     )
-    ClassificationRule.objects.create(
-        team=team_a.team, name="codename", kind="keywords", keywords=["Nightingale"], level=Clearance.CONFIDENTIAL
+    ClassificationRuleFactory.create(
+        team=team_a.team, name="codename", keywords=["Nightingale"], level=Clearance.CONFIDENTIAL
     )
     guardrail_services.reset_caches()  # the rule was written past the service that tells every process
     internal_key = key_client_for(team_a.application, role=Role.APPLICATION, clearance=Clearance.INTERNAL)

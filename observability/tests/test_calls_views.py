@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import Membership
-from compliance.guardrails.models import ClassificationRule
+from compliance.guardrails.tests.factories import ClassificationRuleFactory
 from core.classification import Clearance
 from core.testing import snapshot
 from observability.models import Call
@@ -149,8 +149,8 @@ def test_call_page_of_another_team_is_404_and_changes_nothing(team_a, team_b, ma
 
 
 def test_call_page_masks_content_above_the_viewers_clearance(team_a, make_call, page_client_for):
-    ClassificationRule.objects.create(
-        team=team_a.team, name="codename", kind="keywords", keywords=["Nightingale"], level=Clearance.CONFIDENTIAL
+    ClassificationRuleFactory.create(
+        team=team_a.team, name="codename", keywords=["Nightingale"], level=Clearance.CONFIDENTIAL
     )
     viewer = team_a.members["viewer"]
     Membership.objects.filter(user=viewer, team=team_a.team).update(clearance=Clearance.INTERNAL)

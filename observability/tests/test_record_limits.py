@@ -19,7 +19,6 @@ from prometheus_client import REGISTRY
 from compliance.audit import Action
 from compliance.models import AuditEvent
 from core.bulk import bulk_insert
-from core.ids import uuid7
 from costs.models import BudgetPeriod, usd_to_units
 from gateway.services import routing_set
 from gateway.tests.conftest import model_for, provider_for, stored_calls
@@ -29,6 +28,7 @@ from observability.models import Call
 from observability.recorder import CallRecorder
 from observability.records import REPLACEMENT, decimal_limit, fit_record, fitters, integer_range
 from observability.services import calls_store
+from observability.tests.factories import CallRecordFactory
 
 # Stored in the test's own transaction unless another thread (the writer, the live
 # gateway) must see the rows.
@@ -39,15 +39,7 @@ INT32_MAX = 2**31 - 1
 
 
 def record(world: Any, **values: Any) -> dict[str, Any]:
-    return {
-        "id": str(uuid7()),
-        "created_at": timezone.now().isoformat(),
-        "team": world.team.id,
-        "application": world.application.id,
-        "request_model": "m",
-        "cost_usd": "0.001",
-        **values,
-    }
+    return CallRecordFactory.build(world=world, **{"request_model": "m", "cost_usd": "0.001", **values})
 
 
 def call_fields() -> list[models.Field[Any, Any]]:

@@ -11,24 +11,16 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from core.ids import uuid7
 from costs.models import BudgetPeriod, usd_to_units
 from observability.models import Call
 from observability.recorder import CallRecorder
+from observability.tests.factories import CallRecordFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def record(team_a, **values):
-    return {
-        "id": str(uuid7()),
-        "created_at": timezone.now().isoformat(),
-        "team": team_a.team.id,
-        "application": team_a.application.id,
-        "request_model": "m",
-        "cost_usd": "0.001",
-        **values,
-    }
+    return CallRecordFactory.build(world=team_a, **{"request_model": "m", "cost_usd": "0.001", **values})
 
 
 def test_submitted_records_are_stored_in_batches_and_the_spool_is_emptied(team_a, tmp_path):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
 from accounts.caller import caller_for_user
-from core.ids import uuid7
 from observability.models import Call
 from observability.services import calls_store
+from observability.tests.factories import CallRecordFactory
 from prompts import services
 from prompts.models import ExperimentExposure
 from prompts.tests.conftest import version
@@ -34,16 +33,13 @@ def test_an_end_user_longer_than_the_subject_column_is_cut_to_it(team_a, make_pr
 
     (call,) = calls_store(
         records=[
-            {
-                "id": str(uuid7()),
-                "created_at": timezone.now().isoformat(),
-                "team": team_a.team.id,
-                "application": team_a.application.id,
-                "end_user": end_user,
-                "experiment_id": experiment.id,
-                "experiment_variant": "B",
-                "request_model": "gpt-4o-mini",
-            }
+            CallRecordFactory.build(
+                world=team_a,
+                end_user=end_user,
+                experiment_id=experiment.id,
+                experiment_variant="B",
+                request_model="gpt-4o-mini",
+            )
         ]
     )
 

@@ -11,6 +11,7 @@ from core.classification import Clearance
 from gateway.semantic_cache import services
 from gateway.semantic_cache.models import CacheMode, CacheSettings
 from gateway.semantic_cache.services import CacheScope
+from gateway.semantic_cache.tests.factories import CacheSettingsFactory
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +65,8 @@ def completion(text: str) -> dict[str, Any]:
 
 def fill(scope: CacheScope, question: str, answer: str, cost: str = "0.0012", **kwargs: Any) -> None:
     services.store(scope=scope, messages=ask(question, **kwargs), completion=completion(answer), cost_usd=Decimal(cost))
+
+
+@pytest.fixture
+def cache_settings_factory(db: None) -> type[CacheSettingsFactory]:
+    return CacheSettingsFactory

@@ -4,11 +4,10 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from django.utils import timezone
-
 from core.testing import assert_hidden, assert_refused
 from gateway.semantic_cache.models import CacheEntry, CacheSettings, ShadowReview
 from gateway.semantic_cache.tests.conftest import fill, scope_for
+from observability.tests.factories import CallFactory
 
 
 def _page(world: Any) -> str:
@@ -16,12 +15,7 @@ def _page(world: Any) -> str:
 
 
 def _shadow_call(world: Any, entry: CacheEntry, **fields: Any) -> Any:
-    from observability.models import Call
-
     values = {
-        "created_at": timezone.now(),
-        "team_id": world.team.id,
-        "application_id": world.application.id,
         "cache_result": "shadow_hit",
         "cache_entry_id": str(entry.id),
         "cache_similarity": 0.93,
@@ -29,20 +23,16 @@ def _shadow_call(world: Any, entry: CacheEntry, **fields: Any) -> Any:
         "response_text": "Live answer.",
     }
     values.update(fields)
-    return Call.objects.create(**values)
+    return CallFactory.create(world=world, **values)
 
 
 def test_page_shows_stats_entries_and_shadow_hits(team_a: Any, page_client_for: Any, cache_on: Any) -> None:
-    from observability.models import Call
-
     cache_on(team_a.application)
     fill(scope_for(team_a.application), "Where is my order?", "Cached answer.")
     entry = CacheEntry.objects.get()
     _shadow_call(team_a, entry)
-    now = timezone.now()
-    common = {"created_at": now, "team_id": team_a.team.id, "application_id": team_a.application.id}
-    Call.objects.create(**common, cache_result="hit", cache_saved_usd=Decimal("0.25"))
-    Call.objects.create(**common, cache_result="miss")
+    CallFactory.create(world=team_a, cache_result="hit", cache_saved_usd=Decimal("0.25"))
+    CallFactory.create(world=team_a, cache_result="miss")
     response = page_client_for(team_a.members["viewer"]).get(_page(team_a))
     assert response.status_code == 200
     html = response.content.decode()
