@@ -7,6 +7,9 @@ and the higher app registers a receiver in its `AppConfig.ready()`. Receivers ru
 registration order, synchronously, in the caller's transaction: a hook is a function call
 whose target is chosen at start-up, not a fire-and-forget signal.
 
+A `Question` is a hook with exactly one receiver whose answer is returned (costs asking the
+gateway for a catalog model, observability asking costs what a call cost).
+
 A hook marked `required` refuses to run with no receiver (ImproperlyConfigured) rather
 than silently doing nothing: an audit record must never be skipped because an app is missing.
 """
@@ -14,11 +17,12 @@ than silently doing nothing: an audit record must never be skipped because an ap
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, ParamSpec
+from typing import Generic, ParamSpec, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
 P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Hook(Generic[P]):
@@ -40,3 +44,28 @@ class Hook(Generic[P]):
             )
         for receiver in self._receivers:
             receiver(*args, **kwargs)
+
+
+class Question(Generic[P, R]):
+    """A hook answered by one receiver: calling it returns the receiver's answer.
+
+    Always required: a question nobody answers raises ImproperlyConfigured rather than
+    inventing an answer. Registering a second, different receiver is a configuration error too.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._receiver: Callable[P, R] | None = None
+
+    def register(self, receiver: Callable[P, R]) -> Callable[P, R]:
+        if self._receiver is not None and self._receiver is not receiver:
+            raise ImproperlyConfigured(f"The hook {self.name!r} takes one receiver; {self._receiver!r} answers it.")
+        self._receiver = receiver
+        return receiver
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._receiver is None:
+            raise ImproperlyConfigured(
+                f"No receiver is registered for the hook {self.name!r}; the app that answers it is not installed."
+            )
+        return self._receiver(*args, **kwargs)

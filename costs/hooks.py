@@ -2,7 +2,7 @@
 
 Prices belong to the gateway's catalog models, and the savings recommendations look at the
 semantic cache's settings; costs sits below the gateway, so it asks through these questions
-(`observability.hooks.Question`: one receiver, its answer returned) instead of importing it.
+(`core.hooks.Question`: one receiver, its answer returned) instead of importing it.
 The gateway registers the answers in its AppConfig.ready().
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from observability.hooks import Question
+from core.hooks import Question
 
 
 class CatalogModel(Protocol):

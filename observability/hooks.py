@@ -4,48 +4,14 @@ The call recorder's storing transaction sets off work that belongs to higher flo
 rollups and budget settlement, prompts' experiment exposures); observability declares the
 hooks here and never imports those apps (core.hooks explains the pattern).
 
-`Question` is a hook with exactly one receiver whose answer the caller uses (core.hooks.Hook
-returns nothing); costs.hooks uses it too.
+`call_cost` is a `core.hooks.Question`: one receiver, whose answer is returned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Generic, ParamSpec, TypeVar
 
-from django.core.exceptions import ImproperlyConfigured
-
-from core.hooks import Hook
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class Question(Generic[P, R]):
-    """A hook answered by one receiver: calling it returns the receiver's answer.
-
-    Always required: a question nobody answers raises ImproperlyConfigured rather than
-    inventing an answer. Registering a second, different receiver is a configuration error too.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._receiver: Callable[P, R] | None = None
-
-    def register(self, receiver: Callable[P, R]) -> Callable[P, R]:
-        if self._receiver is not None and self._receiver is not receiver:
-            raise ImproperlyConfigured(f"The hook {self.name!r} takes one receiver; {self._receiver!r} answers it.")
-        self._receiver = receiver
-        return receiver
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._receiver is None:
-            raise ImproperlyConfigured(
-                f"No receiver is registered for the hook {self.name!r}; the app that answers it is not installed."
-            )
-        return self._receiver(*args, **kwargs)
-
+from core.hooks import Hook, Question
 
 # New calls were stored (inside the storing transaction, once per call: a replayed record
 # is never passed again): keyword `calls`, the stored Call rows. Costs adds them to its
