@@ -300,8 +300,8 @@ def main() -> None:
     arguments = parser.parse_args()
     print_header()
     if arguments.no_guard:
-        # The one place lookup consults the guard (services._verified); nothing else is changed.
-        services.compatible = lambda first, second: True  # type: ignore[assignment]
+        # The one place lookup consults the guard (services.lookups._verified); nothing else is changed.
+        services.lookups.compatible = lambda first, second: True  # type: ignore[assignment]
     print(f"Match rule: cosine >= threshold{'' if arguments.no_guard else ' AND the lexical guard'}")
     application = setup_application()
     threshold = quality(application, [("tuned set", PAIRS), ("held-out set", HELD_OUT_PAIRS)])
