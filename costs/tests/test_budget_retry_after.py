@@ -11,22 +11,13 @@ from django.utils import timezone
 
 from core.api.exceptions import exception_handler
 from costs.budgets import BudgetExceeded, period_bounds
-from costs.services import budget_reserve
+from costs.tests.factories import reservation_for
 
 pytestmark = pytest.mark.django_db
 
 
 def reserve(world, amount: str, *, at: datetime):
-    return budget_reserve(
-        team_id=world.team.id,
-        application_id=world.application.id,
-        api_key_id=None,
-        end_user="",
-        model="gpt-4o",
-        metadata={},
-        amount=Decimal(amount),
-        at=at,
-    )
+    return reservation_for(world, amount, at=at)
 
 
 def test_a_daily_budget_says_to_retry_when_its_period_resets(team_a, make_budget):

@@ -12,23 +12,15 @@ from accounts.services import api_key_create
 from core.testing import requires_postgresql
 from costs.budgets import BudgetExceeded, period_bounds
 from costs.models import BudgetAlert, BudgetPeriod, BudgetReservation
-from costs.services import budget_release, budget_reserve, budget_settle, budget_settle_many, budget_update
+from costs.services import budget_release, budget_settle, budget_settle_many, budget_update
 from costs.tests.conftest import NOW
+from costs.tests.factories import reservation_for
 
 pytestmark = pytest.mark.django_db
 
 
-def reserve(world, amount: str, *, at=NOW, model="gpt-4o", end_user="", metadata=None, api_key_id=None):
-    return budget_reserve(
-        team_id=world.team.id,
-        application_id=world.application.id,
-        api_key_id=api_key_id,
-        end_user=end_user,
-        model=model,
-        metadata=metadata or {},
-        amount=Decimal(amount),
-        at=at,
-    )
+def reserve(world, amount: str, *, at=NOW, **fields):
+    return reservation_for(world, amount, at=at, **fields)
 
 
 def counters(budget, at=NOW) -> tuple[Decimal, Decimal]:

@@ -12,8 +12,9 @@ from controlplane.beat import BEAT_SCHEDULE
 from costs import tasks
 from costs.budgets import budget_reservations_reclaim, budget_reservations_release, reclaim_age
 from costs.models import BudgetReservation
-from costs.services import budget_release, budget_reserve, budget_settle_many
+from costs.services import budget_release, budget_settle_many
 from costs.tests.conftest import NOW, build_call
+from costs.tests.factories import reservation_for
 from costs.tests.test_budgets import counters, reserve
 
 pytestmark = pytest.mark.django_db
@@ -44,17 +45,7 @@ def test_the_gateway_names_the_reservation_by_its_call_id(team_a, make_budget):
     make_budget(team_a.team)
     call_id = "0190f0e2-7c4a-7000-8000-000000000001"
 
-    reservation = budget_reserve(
-        team_id=team_a.team.id,
-        application_id=team_a.application.id,
-        api_key_id=None,
-        end_user="",
-        model="gpt-4o",
-        metadata={},
-        amount=Decimal("1"),
-        at=NOW,
-        reservation_id=call_id,
-    )
+    reservation = reservation_for(team_a, "1", at=NOW, reservation_id=call_id)
 
     assert str(reservation.id) == call_id
     assert [str(value) for value in BudgetReservation.objects.values_list("reservation_id", flat=True)] == [call_id]

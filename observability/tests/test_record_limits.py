@@ -20,6 +20,7 @@ from compliance.audit import Action
 from compliance.models import AuditEvent
 from core.bulk import bulk_insert
 from costs.models import BudgetPeriod, usd_to_units
+from costs.tests.factories import reservation_for
 from gateway.services import routing_set
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply
@@ -251,21 +252,12 @@ def test_the_writer_dead_letters_a_rejected_record_and_keeps_recording(team_a, t
 
 
 def test_the_budget_a_dead_lettered_record_settles_is_settled_once(team_a, tmp_path):
-    from costs.services import budget_create, budget_reserve
+    from costs.services import budget_create
 
     budget, _ = budget_create(
         caller=None, team=team_a.team, name="cap", scope="team", period="total", amount_usd=Decimal("10")
     )
-    reservation = budget_reserve(
-        team_id=team_a.team.id,
-        application_id=team_a.application.id,
-        api_key_id=None,
-        end_user="",
-        model="m",
-        metadata={},
-        amount=Decimal("2"),
-        at=timezone.now(),
-    )
+    reservation = reservation_for(team_a, "2", model="m")
     poisoned = {**rejected(team_a), "budget_settlement": reservation.settlement(Decimal("0.5"))}
     dead_letters = DeadLetters(tmp_path)
 

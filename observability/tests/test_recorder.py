@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 
 from costs.models import BudgetPeriod, usd_to_units
+from costs.tests.factories import reservation_for
 from observability.models import Call
 from observability.recorder import CallRecorder
 from observability.tests.factories import CallRecordFactory
@@ -82,23 +82,14 @@ def test_calls_recover_command_reports_what_it_stored(team_a, tmp_path, settings
 
 
 def test_a_spooled_budget_settlement_is_applied_with_its_record_and_only_once(team_a, tmp_path, settings):
-    from costs.services import budget_create, budget_reserve
+    from costs.services import budget_create
 
     spool = tmp_path / "spool"
     spool.mkdir()
     budget, _ = budget_create(
         caller=None, team=team_a.team, name="cap", scope="team", period="total", amount_usd=Decimal("10")
     )
-    reservation = budget_reserve(
-        team_id=team_a.team.id,
-        application_id=team_a.application.id,
-        api_key_id=None,
-        end_user="",
-        model="m",
-        metadata={},
-        amount=Decimal("2"),
-        at=timezone.now(),
-    )
+    reservation = reservation_for(team_a, "2", model="m")
     held = record(team_a, cost_usd="0.5", budget_settlement=reservation.settlement(Decimal("0.5")))
     # The gateway acknowledged the call, then its process died before the writer stored it.
     (spool / "calls-99996-deadbeef0003.jsonl").write_bytes(orjson.dumps(held) + b"\n")
