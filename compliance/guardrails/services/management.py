@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import transaction
 
@@ -25,6 +25,8 @@ from core.errors import PermissionDenied, ValidationFailed
 
 if TYPE_CHECKING:
     from accounts.models import Application, Team
+
+TeamObjectT = TypeVar("TeamObjectT", ClassificationRule, DataSource)
 
 
 _NEVER_AUDITED = frozenset({"text", "fingerprints", "text_sha256"})  # a data source's content
@@ -155,28 +157,51 @@ def classification_rule_create(
     well-formed (entities known, a pattern that compiles and matches no empty text, keywords
     stripped), the other two empty."""
     caller.require_permission(roles.ADD_CLASSIFICATION_RULE, team_id=team.id, action="add classification rules")
+    values = {
+        "name": name,
+        "kind": kind,
+        "level": level,
+        "is_enabled": is_enabled,
+        "entities": list(entities),
+        "pattern": pattern,
+        "keywords": list(keywords),
+    }
+    return _create_team_object(
+        caller=caller,
+        model=ClassificationRule,
+        team=team,
+        values=values,
+        fields=_RULE_FIELDS,
+        action="classification.rule_create",
+        target_type="classification_rule",
+    )
+
+
+def _create_team_object(
+    *,
+    caller: Caller,
+    model: type[TeamObjectT],
+    team: Team,
+    values: dict[str, Any],
+    fields: Sequence[str],
+    action: str,
+    target_type: str,
+) -> TeamObjectT:
+    """Create a rule or source: unique name, every process's team state invalidated, the
+    creation audited."""
     with transaction.atomic():
-        _require_unique_name(ClassificationRule, team=team, name=name, pk=None)
-        rule = ClassificationRule.objects.create(
-            team=team,
-            name=name,
-            kind=kind,
-            level=level,
-            is_enabled=is_enabled,
-            entities=list(entities),
-            pattern=pattern,
-            keywords=list(keywords),
-        )
+        _require_unique_name(model, team=team, name=values["name"], pk=None)
+        instance = model.objects.create(team=team, **values)
         team_states.bump(team.id)
         _audit(
             caller=caller,
-            action="classification.rule_create",
-            target_type="classification_rule",
-            target_id=rule.id,
+            action=action,
+            target_type=target_type,
+            target_id=instance.id,
             team_id=team.id,
-            after=_state(rule, _RULE_FIELDS),
+            after=_state(instance, fields),
         )
-    return rule
+    return instance
 
 
 def _update_team_object(
@@ -301,29 +326,25 @@ def data_source_create(
     """A data source whose values the entry point validated: a text that is not blank, a
     leak_share above 0 and at most 1."""
     caller.require_permission(roles.ADD_DATA_SOURCE, team_id=team.id, action="register data sources")
-    with transaction.atomic():
-        _require_unique_name(DataSource, team=team, name=name, pk=None)
-        source = DataSource.objects.create(
-            team=team,
-            name=name,
-            description=description,
-            classification=classification_level,
-            text=text,
-            text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            fingerprints=classification.fingerprint(text),
-            leak_action=leak_action,
-            leak_share=leak_share,
-        )
-        team_states.bump(team.id)
-        _audit(
-            caller=caller,
-            action="data_source.create",
-            target_type="data_source",
-            target_id=source.id,
-            team_id=team.id,
-            after=_state(source, _SOURCE_FIELDS),
-        )
-    return source
+    values = {
+        "name": name,
+        "description": description,
+        "classification": classification_level,
+        "text": text,
+        "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "fingerprints": classification.fingerprint(text),
+        "leak_action": leak_action,
+        "leak_share": leak_share,
+    }
+    return _create_team_object(
+        caller=caller,
+        model=DataSource,
+        team=team,
+        values=values,
+        fields=_SOURCE_FIELDS,
+        action="data_source.create",
+        target_type="data_source",
+    )
 
 
 def _require_cleared_for(caller: Caller, source: DataSource, *, level: int | None = None) -> None:
