@@ -1,11 +1,13 @@
-"""Training data and logistic regression for the injection classifier (numpy, deterministic)."""
+"""Training data for the injection classifier; the regression itself is core.logistic_regression's."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
+from core.logistic_regression import fit_logistic_regression
+
+__all__ = ["EXAMPLES_PATH", "SEED", "fit_logistic_regression", "training_examples"]
 
 EXAMPLES_PATH = Path(__file__).resolve().parent / "data" / "injection_examples.jsonl"
 SEED = 20261127
@@ -27,30 +29,3 @@ def training_examples() -> tuple[list[str], list[int]]:
                 texts.append(example["text"])
                 labels.append(1 if example["label"] == "malicious" else 0)
     return texts, labels
-
-
-def fit_logistic_regression(
-    features: np.ndarray,
-    labels: np.ndarray,
-    *,
-    l2: float = 1e-3,
-    learning_rate: float = 10.0,
-    iterations: int = 3000,
-) -> tuple[np.ndarray, float]:
-    """Class-balanced logistic regression by full-batch gradient descent from zero weights.
-
-    Full batches and a fixed start make the result depend only on the data (no randomness).
-    """
-    features = features.astype(np.float64)
-    targets = labels.astype(np.float64)
-    positives = max(targets.sum(), 1.0)
-    negatives = max(len(targets) - targets.sum(), 1.0)
-    sample_weights = np.where(targets == 1, len(targets) / (2 * positives), len(targets) / (2 * negatives))
-    weights = np.zeros(features.shape[1])
-    bias = 0.0
-    for _ in range(iterations):
-        probabilities = 1.0 / (1.0 + np.exp(-(features @ weights + bias)))
-        error = (probabilities - targets) * sample_weights
-        weights -= learning_rate * (features.T @ error / len(targets) + l2 * weights)
-        bias -= learning_rate * float(error.mean())
-    return weights, bias

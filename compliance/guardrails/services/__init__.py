@@ -5,10 +5,13 @@ state they read, and the writes that change policies, rules and data sources.
 - `visibility`: `filter_documents`, `redact_for_viewer` (hot path).
 - `state`: `policy_for_application`, `team_state`, the per-process caches and their reset.
 - `management`: policy, rule and data-source writes with their audit.
+- `message_texts`, `texts_level`: what a team's rules (`team_state(...).rules`) make of stored
+  messages (the semantic cache and the call record classify what they store with them).
 """
 
 from __future__ import annotations
 
+from compliance.guardrails.classification import message_texts, texts_level
 from compliance.guardrails.services.checks import (
     GuardrailBlocked,
     InputCheck,
@@ -50,8 +53,10 @@ __all__ = [
     "default_policy",
     "filter_documents",
     "guardrail_policy_update",
+    "message_texts",
     "policy_for_application",
     "redact_for_viewer",
     "reset_caches",
     "team_state",
+    "texts_level",
 ]
