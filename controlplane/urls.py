@@ -54,6 +54,7 @@ urlpatterns = [
     path("gateway/cache/", include("gateway.semantic_cache.urls")),
     path("gateway/", include("gateway.urls")),
     path("calls/", include("observability.urls")),
+    path("evaluations/", include("evaluations.urls")),
     path("<slug:area>/", views.area_placeholder, name="area"),
 ]
 

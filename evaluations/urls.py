@@ -1,0 +1,17 @@
+from django.urls import path
+
+from evaluations import views
+
+app_name = "evaluations"
+
+urlpatterns = [
+    path("", views.dataset_list, name="datasets"),
+    path("datasets/new/", views.dataset_create, name="dataset-create"),
+    path("datasets/from-calls/", views.dataset_from_calls, name="dataset-from-calls"),
+    path("datasets/<int:dataset_id>/", views.dataset_detail, name="dataset"),
+    path("datasets/<int:dataset_id>/upload/", views.dataset_upload, name="dataset-upload"),
+    path("datasets/<int:dataset_id>/export/", views.dataset_export, name="dataset-export"),
+    path("scorers/", views.scorer_list, name="scorers"),
+    path("scorers/new/", views.scorer_create, name="scorer-create"),
+    path("scorers/try/", views.scorer_try, name="scorer-try"),
+]
