@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +18,7 @@ from django.conf import settings
 
 from core.errors import ApplicationError, PayloadTooLarge
 from core.ids import parse_whole_number
-from core.logging import request_id_var
+from core.logging import request_id_from, request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway import pipeline
 from gateway.catalog import visible_model_names
@@ -32,8 +30,6 @@ logger = logging.getLogger("gateway")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
 def _model_names(*, authorization: str) -> list[str]:
@@ -65,8 +61,7 @@ class Exchange:
         self.send = send
         self.started = time.perf_counter()
         self.headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-        supplied = self.headers.get("x-request-id", "")
-        self.request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        self.request_id = request_id_from(self.headers.get("x-request-id"))
         self.status = 500
         self.route = "unmatched"
         self.is_started = False  # the response's status line went out: no error answer can follow
