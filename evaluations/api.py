@@ -71,6 +71,7 @@ class VersionSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="number")
 
     class Meta:
+        ref_name = "DatasetVersion"  # prompts.api has a VersionSerializer too
         model = DatasetVersion
         fields = [
             "version",
@@ -391,6 +392,8 @@ class ItemListView(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no caller
+            return DatasetItem.objects.none()
         dataset = _dataset(self.request, self.kwargs["dataset_id"])
         number = selectors.version_number(dataset, self.request.query_params.get("version"))
         self.dataset = dataset
@@ -579,7 +582,9 @@ def _score_body(result: Any) -> Response:
 
 
 class ScorerListView(APIView):
-    @extend_schema(parameters=[OpenApiParameter("team", int)], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="v1_scorers_list", parameters=[OpenApiParameter("team", int)], responses={200: OpenApiTypes.OBJECT}
+    )
     def get(self, request: Request) -> Response:
         caller = get_caller(request)
         configured = selectors.scorer_list(caller=caller, team_id=_query_team(request))
@@ -658,7 +663,11 @@ def _policy_body(policy: Any) -> dict[str, Any]:
 
 
 class BrandPolicyListView(APIView):
-    @extend_schema(parameters=[OpenApiParameter("team", int)], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="v1_brand_policies_list",
+        parameters=[OpenApiParameter("team", int)],
+        responses={200: {"type": "array", "items": {"type": "object"}}},
+    )
     def get(self, request: Request) -> Response:
         policies = selectors.brand_policy_list(caller=get_caller(request), team_id=_query_team(request))
         return Response([_policy_body(policy) for policy in policies[: limits.MAX_BRAND_POLICIES_PER_TEAM * 4]])

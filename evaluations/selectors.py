@@ -9,26 +9,32 @@ content; an item above it (its own classification, or its dataset's) is masked i
 
 from __future__ import annotations
 
+import statistics
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from core.classification import Clearance
 from core.errors import NotFound, ValidationFailed
 from core.ids import parse_whole_number
+from evaluations import stats
 from evaluations.models import (
     BrandPolicy,
     BrandPolicyVersion,
     Dataset,
     DatasetItem,
     DatasetVersion,
+    EvalResult,
+    EvalRun,
+    EvalScore,
     ScorerConfig,
     ScorerConfigVersion,
 )
-from evaluations.permissions import VIEW_DATASET, VIEW_SCORER
+from evaluations.permissions import VIEW_DATASET, VIEW_RUN, VIEW_SCORER
 
 if TYPE_CHECKING:
     from accounts.caller import Caller
@@ -210,3 +216,119 @@ def brand_policy_version_get(*, policy: BrandPolicy, number: int | None = None) 
         return BrandPolicyVersion.objects.get(policy=policy, number=number)
     except BrandPolicyVersion.DoesNotExist:
         raise NotFound(f"Brand policy {policy.pk} has no version {number}.", param="policy_version") from None
+
+
+# Eval runs ------------------------------------------------------------------------
+
+
+def run_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[EvalRun]:
+    queryset = EvalRun.objects.filter(team_id__in=readable_team_ids(caller, VIEW_RUN)).select_related("dataset")
+    if team_id is not None:
+        queryset = queryset.filter(team_id=team_id)
+    return queryset.order_by("-id")
+
+
+def run_get(*, caller: Caller, run_id: Any) -> EvalRun:
+    parsed = _object_id(run_id, "eval run")
+    try:
+        return run_list(caller=caller).get(id=parsed)
+    except EvalRun.DoesNotExist:
+        raise NotFound(f"No eval run with id {parsed} exists in your teams.") from None
+
+
+def run_results(*, run: EvalRun, status: str | None = None) -> QuerySet[EvalResult]:
+    """A run's results in item order, with their scores (one query for the page's scores)."""
+    queryset = EvalResult.objects.filter(run=run).prefetch_related(
+        Prefetch("scores", queryset=EvalScore.objects.order_by("scorer_index"))
+    )
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("id")
+
+
+def result_is_visible(*, caller: Caller, run: EvalRun, result: EvalResult) -> bool:
+    return result.classification <= caller.clearance_in(run.team_id)
+
+
+def results_masked_for(*, caller: Caller, run: EvalRun, results: Iterable[EvalResult]) -> list[EvalResult]:
+    """Results as the caller may see them: above the caller's clearance the output, error and
+    scores' explanations are None and `is_masked` is set (in memory only; never saved)."""
+    shown = []
+    for result in results:
+        result.is_masked = not result_is_visible(caller=caller, run=run, result=result)  # type: ignore[attr-defined]
+        shown.append(result)
+    return shown
+
+
+@dataclass(frozen=True)
+class ScorerSummary:
+    index: int
+    name: str
+    kind: str
+    version: str
+    scored: int  # results with a value
+    errors: int  # results the scorer could not score
+    mean: float | None
+    mean_interval: stats.Interval | None
+    pass_rate: float | None
+    pass_interval: stats.Interval | None
+    threshold: float | None  # the threshold the pass rate used (None: each scorer's own)
+    mean_spread: float | None  # judges asked k times: the mean of max - min
+
+
+def run_summary(*, run: EvalRun, threshold: float | None = None) -> list[ScorerSummary]:
+    """Per scorer: mean with its 95% t interval, pass rate (at `threshold`, or each score's own
+    verdict) with its Wilson interval, and the error count. Reads one column per score row."""
+    values: dict[int, list[float]] = {index: [] for index in range(len(run.scorers))}
+    passes: dict[int, int] = dict.fromkeys(values, 0)
+    errors: dict[int, int] = dict.fromkeys(values, 0)
+    spreads: dict[int, list[float]] = {index: [] for index in values}
+    versions: dict[int, str] = {}
+    rows = EvalScore.objects.filter(result__run=run).values_list(
+        "scorer_index", "value", "passed", "spread", "scorer_version"
+    )
+    for index, value, passed, spread, version in rows.iterator(chunk_size=5000):
+        if index not in values:
+            continue
+        versions.setdefault(index, version)
+        if value is None:
+            errors[index] += 1
+            continue
+        values[index].append(value)
+        if (value >= threshold) if threshold is not None else bool(passed):
+            passes[index] += 1
+        if spread is not None:
+            spreads[index].append(spread)
+    summaries = []
+    for index, entry in enumerate(run.scorers):
+        scored = values[index]
+        summaries.append(
+            ScorerSummary(
+                index=index,
+                name=entry["name"],
+                kind=entry["kind"],
+                version=versions.get(index, ""),
+                scored=len(scored),
+                errors=errors[index],
+                mean=statistics.fmean(scored) if scored else None,
+                mean_interval=stats.mean_interval(scored),
+                pass_rate=passes[index] / len(scored) if scored else None,
+                pass_interval=stats.wilson_interval(passes[index], len(scored)),
+                threshold=threshold,
+                mean_spread=statistics.fmean(spreads[index]) if spreads[index] else None,
+            )
+        )
+    return summaries
+
+
+def run_item_scores(*, run: EvalRun) -> dict[str, dict[uuid.UUID, float]]:
+    """Scorer name -> item key -> the item's score (the mean over repeats; items whose every
+    repeat errored or failed are absent). What a paired comparison of two runs reads."""
+    sums: dict[str, dict[uuid.UUID, list[float]]] = {}
+    rows = EvalScore.objects.filter(result__run=run, value__isnull=False).values_list(
+        "scorer_name", "result__item_key", "value"
+    )
+    for name, key, value in rows.iterator(chunk_size=5000):
+        if value is not None:
+            sums.setdefault(name, {}).setdefault(key, []).append(value)
+    return {name: {key: statistics.fmean(found) for key, found in by_key.items()} for name, by_key in sums.items()}

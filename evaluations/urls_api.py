@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evaluations import api
+from evaluations import api, api_runs
 
 _DATASET = "datasets/<str:dataset_id>"
 
@@ -21,4 +21,9 @@ urlpatterns = [
     path("scorers/<str:scorer_id>/score/", api.ScorerScoreView.as_view(), name="api-scorer-score"),
     path("brand-policies/", api.BrandPolicyListView.as_view(), name="api-brand-policies"),
     path("brand-policies/<str:policy_id>/", api.BrandPolicyDetailView.as_view(), name="api-brand-policy"),
+    path("eval-runs/", api_runs.RunListView.as_view(), name="api-eval-runs"),
+    path("eval-runs/<str:run_id>/", api_runs.RunDetailView.as_view(), name="api-eval-run"),
+    path("eval-runs/<str:run_id>/cancel/", api_runs.RunCancelView.as_view(), name="api-eval-run-cancel"),
+    path("eval-runs/<str:run_id>/retry-failed/", api_runs.RunRetryFailedView.as_view(), name="api-eval-run-retry"),
+    path("eval-runs/<str:run_id>/results/", api_runs.RunResultListView.as_view(), name="api-eval-run-results"),
 ]

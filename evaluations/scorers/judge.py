@@ -2,7 +2,7 @@
 
 The judge's prompt is a prompt like any other (versioned, diffable, labelled); it is rendered
 by the gateway with the variables `input`, `output`, `expected`, `facts`, `context` and
-`rubric`, and must answer with JSON only: {"score": <number in [0, 1]>, "reason": "<why>"}
+`rubric` (those its version declares), and must answer with JSON only: {"score": <number in [0, 1]>, "reason": "<why>"}
 (a ```json fence is tolerated). An answer that does not parse, or breaks the schema, is asked
 again up to `max_attempts` times; after that the judge raises ScorerError (counted as an error,
 never as a 0). With `repeats` k > 1 the judge is asked k times and the score is their mean; the
@@ -26,6 +26,7 @@ import orjson
 from evaluations import limits
 from evaluations.scorers.base import Example, Score, Scorer, ScorerError, input_text
 
+JUDGE_VARIABLES = ("input", "output", "expected", "facts", "context", "rubric")
 JUDGE_OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -79,6 +80,7 @@ class LlmJudge(Scorer):
         repeats: int = 1,
         max_attempts: int = 3,
         temperature: float | None = None,
+        variables: list[str] | None = None,
         threshold: float | None = None,
     ) -> None:
         super().__init__(threshold=threshold)
@@ -90,6 +92,8 @@ class LlmJudge(Scorer):
         self.repeats = repeats
         self.max_attempts = max_attempts
         self.temperature = temperature
+        # The variables the pinned judge prompt declares (a prompt refuses others); None: all.
+        self.variables = JUDGE_VARIABLES if variables is None else tuple(variables)
         self._call: JudgeCall | None = None
 
     def bind(self, call: JudgeCall) -> LlmJudge:
@@ -102,7 +106,7 @@ class LlmJudge(Scorer):
             reference["version"] = self.prompt_version
         elif self.label:
             reference["label"] = self.label
-        reference["variables"] = {
+        values = {
             "input": input_text(example.input),
             "output": example.output,
             "expected": example.expected.output or "",
@@ -110,6 +114,7 @@ class LlmJudge(Scorer):
             "context": "\n\n".join(f"[{document.id}] {document.text}" for document in example.context),
             "rubric": self.rubric,
         }
+        reference["variables"] = {name: value for name, value in values.items() if name in self.variables}
         body: dict[str, Any] = {"model": self.model, "messages": [], "prompt": reference}
         if self.temperature is not None:
             body["temperature"] = self.temperature
@@ -181,6 +186,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "repeats": {"type": "integer", "minimum": 1, "maximum": limits.MAX_JUDGE_REPEATS},
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": limits.MAX_JUDGE_ATTEMPTS},
         "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
+        "variables": {"type": "array", "maxItems": len(JUDGE_VARIABLES), "items": {"enum": list(JUDGE_VARIABLES)}},
     },
 }
 

@@ -30,6 +30,7 @@ from evaluations import limits, selectors
 from evaluations.models import EvalResult, EvalRun, EvalScore, ScorerConfigVersion
 from evaluations.permissions import RUN_EVAL
 from evaluations.scorers import registry
+from evaluations.scorers.judge import JUDGE_VARIABLES
 from evaluations.services.keys import eval_key_for
 from evaluations.services.scorers import _checked_config as checked_config
 from evaluations.services.scorers import scorer_for_config
@@ -152,7 +153,14 @@ def _judge_config(*, caller: Caller, team_id: int, config: dict[str, Any], param
             f"{param}.config.model: judge prompt {config['prompt']!r} names no model; give one.",
             param=f"{param}.config.model",
         )
-    return {**config, "version": version.version, "label": None, "model": model}
+    unknown = sorted(set(version.variables) - set(JUDGE_VARIABLES))
+    if unknown:
+        raise ValidationFailed(
+            f"{param}.config.prompt: judge prompt {config['prompt']!r} v{version.version} declares "
+            f"{', '.join(unknown)}; a judge prompt may use only {', '.join(JUDGE_VARIABLES)}.",
+            param=f"{param}.config.prompt",
+        )
+    return {**config, "version": version.version, "label": None, "model": model, "variables": list(version.variables)}
 
 
 def _scorers(*, caller: Caller, team_id: int, requests: Sequence[ScorerRequest]) -> list[dict[str, Any]]:

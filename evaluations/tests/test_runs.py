@@ -19,6 +19,7 @@ from evaluations.tests.conftest import new_items
 from evaluations.types import ResultStatus, RunStatus
 from gateway.tests.conftest import model_for, provider_for
 from gateway.tests.fake_upstream import FakeUpstream, fail, reply
+from prompts.services import label_move, prompt_create, prompt_version_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -141,3 +142,121 @@ def test_recorded_outputs_are_scored_without_calling_anything(celery_worker, ups
     assert run.done_count == 4
     assert run.key_id is None
     assert upstream.chat_requests() == []
+
+
+def test_a_prompt_target_and_an_llm_judge_go_through_the_gateway(
+    celery_worker, served_model, upstream, dataset, engineer, team_a
+):
+    services.dataset_items_change(
+        caller=engineer,
+        dataset=dataset,
+        add=new_items({"input": {"variables": {"city": "France"}}, "expected_output": "Paris"}),
+    )
+    answerer = prompt_create(caller=None, team=team_a.team, name="capital")
+    version, _ = prompt_version_create(
+        caller=None, prompt=answerer, messages=[{"role": "user", "content": "Capital of {{ city }}?"}]
+    )
+    label_move(caller=None, prompt=answerer, label="production", version=version)
+    judge = prompt_create(caller=None, team=team_a.team, name="judge")
+    prompt_version_create(
+        caller=None,
+        prompt=judge,
+        messages=[{"role": "user", "content": "Rubric: {{ rubric }}\nQ: {{ input }}\nA: {{ output }}"}],
+    )
+    # The target answers; then the judge answers garbage once (asked again) and twice in JSON.
+    upstream.enqueue(
+        reply("Paris"),
+        reply("I think it is fine"),
+        reply('{"score": 1, "reason": "correct"}'),
+        reply('```json\n{"score": 0.5, "reason": "terse"}\n```'),
+    )
+
+    run = services.eval_run_create(
+        caller=engineer,
+        dataset_id=dataset.pk,
+        target=services.TargetRequest(kind="prompt", prompt="capital", label="production", model="fake-model"),
+        scorers=[
+            services.ScorerRequest(
+                kind="llm_judge",
+                config={"prompt": "judge", "version": 1, "model": "fake-model", "rubric": "Be strict", "repeats": 2},
+                name="judge",
+            )
+        ],
+    )
+    run = wait_for(run, {RunStatus.COMPLETED})
+
+    assert run.target["version"] == 1
+    (score,) = EvalScore.objects.filter(result__run=run)
+    assert score.value == pytest.approx(0.75), score.error
+    assert score.spread == pytest.approx(0.5)
+    assert score.details["samples"] == [1.0, 0.5]
+    requests = upstream.chat_requests()
+    assert requests[0].body["messages"][-1]["content"] == "Capital of France?"
+    assert "Rubric: Be strict" in requests[1].body["messages"][0]["content"]
+    assert len(requests) == 4
+
+
+def test_a_judge_that_never_answers_in_the_schema_is_an_error_not_a_zero(
+    celery_worker, served_model, upstream, dataset, engineer, team_a
+):
+    filled(dataset, engineer, 1)
+    judge = prompt_create(caller=None, team=team_a.team, name="judge")
+    prompt_version_create(caller=None, prompt=judge, messages=[{"role": "user", "content": "{{ output }}"}])
+    upstream.enqueue(reply("Paris"), reply("nope"), reply('{"score": 3, "reason": "x"}'))
+
+    run = services.eval_run_create(
+        caller=engineer,
+        dataset_id=dataset.pk,
+        target=services.TargetRequest(kind="model", model="fake-model"),
+        scorers=[
+            services.ScorerRequest(
+                kind="llm_judge",
+                config={"prompt": "judge", "label": "latest", "model": "fake-model", "max_attempts": 2},
+            )
+        ],
+    )
+    run = wait_for(run, {RunStatus.COMPLETED})
+
+    (score,) = EvalScore.objects.filter(result__run=run)
+    assert score.value is None
+    assert "broke the output schema" in score.error
+    assert "score must be a number in [0, 1]" in score.error
+
+
+def test_cancel_stops_a_run_within_seconds(celery_worker, served_model, upstream, dataset, engineer):
+    filled(dataset, engineer, 60)
+    upstream.default = reply("Paris", delay_seconds=0.3)
+    run = model_run(engineer, dataset)
+    deadline = time.monotonic() + 30
+    while EvalResult.objects.filter(run=run, status=ResultStatus.DONE).count() < 5:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    cancelled_at = time.monotonic()
+    services.eval_run_cancel(caller=engineer, run=run)
+    run = wait_for(run, {RunStatus.CANCELLED}, timeout=10)
+
+    assert time.monotonic() - cancelled_at < 5
+    calls_at_cancel = len(upstream.chat_requests())
+    time.sleep(1)
+    assert len(upstream.chat_requests()) == calls_at_cancel
+    assert 0 < run.done_count < 60
+    assert EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).count() == 60 - run.done_count
+
+
+def test_retry_failed_runs_only_the_failed_items(celery_worker, served_model, upstream, dataset, engineer):
+    filled(dataset, engineer, 4)
+    upstream.enqueue(fail(400, message="bad"), reply("Paris"), reply("Paris"), reply("Paris"))
+    run = wait_for(model_run(engineer, dataset), {RunStatus.COMPLETED})
+    assert (run.done_count, run.failed_count) == (3, 1)
+    (failed,) = EvalResult.objects.filter(run=run, status=ResultStatus.FAILED)
+    assert "bad" in failed.error
+    calls_before = len(upstream.chat_requests())
+
+    retried = services.eval_run_retry_failed(caller=engineer, run=run)
+    run = wait_for(run, {RunStatus.COMPLETED})
+
+    assert retried == 1
+    assert (run.done_count, run.failed_count) == (4, 0)
+    assert len(upstream.chat_requests()) == calls_before + 1
+    assert EvalScore.objects.filter(result__run=run).count() == 8
