@@ -39,7 +39,7 @@ class BrowserSessionScheme(OpenApiAuthenticationExtension):
 #
 # /v1/chat/completions and /v1/models are served by the gateway's ASGI app (gateway.asgi),
 # in front of Django, so no DRF view describes them. The schema generator adds them here,
-# written out by hand from gateway.chat (the request) and gateway.asgi (responses, headers).
+# written out by hand from gateway.chat (the request) and gateway.pipeline (responses, headers).
 
 _TAG = "OpenAI-compatible gateway"
 
