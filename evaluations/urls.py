@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evaluations import views
+from evaluations import views, views_runs
 
 app_name = "evaluations"
 
@@ -14,4 +14,10 @@ urlpatterns = [
     path("scorers/", views.scorer_list, name="scorers"),
     path("scorers/new/", views.scorer_create, name="scorer-create"),
     path("scorers/try/", views.scorer_try, name="scorer-try"),
+    path("runs/", views_runs.run_list, name="runs"),
+    path("runs/new/", views_runs.run_create, name="run-create"),
+    path("runs/<int:run_id>/", views_runs.run_detail, name="run"),
+    path("runs/<int:run_id>/live/", views_runs.run_live, name="run-live"),
+    path("runs/<int:run_id>/cancel/", views_runs.run_cancel, name="run-cancel"),
+    path("runs/<int:run_id>/retry-failed/", views_runs.run_retry_failed, name="run-retry"),
 ]

@@ -1,4 +1,4 @@
-"""The evaluation pages: datasets and scorers, with team scoping (another team's object is
+"""The evaluation pages: datasets, scorers and runs, with team scoping (another team's object is
 404 and nothing changes), roles (a viewer reads but cannot change or run: 403, nothing made),
 full page vs htmx partial, and uploads refused line by line."""
 
@@ -15,13 +15,15 @@ from accounts.types import Role
 from core.classification import Clearance
 from core.testing import assert_hidden, assert_refused, snapshot
 from evaluations import services
-from evaluations.models import Dataset, DatasetItem, DatasetVersion, ScorerConfig
+from evaluations.models import Dataset, DatasetItem, DatasetVersion, EvalResult, EvalRun, ScorerConfig
 from evaluations.tests.conftest import new_items
+from evaluations.types import RunStatus
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 DATASET_ROWS = (Dataset, DatasetVersion, DatasetItem)
+RUN_ROWS = (EvalRun, EvalResult)
 
 
 def text(response: Any) -> str:
@@ -39,6 +41,15 @@ def fill(dataset: Dataset, caller: Any, count: int = 3) -> None:
         add=new_items(*({"input": f"question {n}", "expected_output": f"answer {n}"} for n in range(count))),
     )
     dataset.refresh_from_db()
+
+
+def recorded_run(caller: Any, dataset: Dataset) -> EvalRun:
+    return services.eval_run_create(
+        caller=caller,
+        dataset_id=dataset.pk,
+        target=services.TargetRequest(kind="recorded", column="expected_output"),
+        scorers=[services.ScorerRequest(kind="exact_match")],
+    )
 
 
 @pytest.fixture
@@ -332,3 +343,152 @@ def test_try_reports_a_scorer_that_cannot_score(team_a, page_client_for):
 
     assert response.status_code == 200
     assert "could not score this example" in text(response)
+
+
+# Runs -------------------------------------------------------------------------------
+
+
+def test_engineer_starts_a_recorded_output_run_and_lands_on_it(team_a, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+    client = page_client_for(team_a.members[Role.PROMPT_ENGINEER])
+
+    response = client.post(
+        reverse("evaluations:run-create"),
+        {
+            "dataset": dataset.pk,
+            "target_kind": "recorded",
+            "column": "expected_output",
+            "scorers": ["kind:exact_match", "kind:contains"],
+            "repeats": 1,
+        },
+    )
+
+    run = EvalRun.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/evaluations/runs/{run.pk}/"
+    assert [entry["name"] for entry in run.scorers] == ["exact_match", "contains"]
+    assert run.dataset_version == 2
+
+
+def test_viewer_cannot_run(team_a, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+
+    assert_refused(
+        page_client_for(team_a.members[Role.VIEWER]),
+        "post",
+        reverse("evaluations:run-create"),
+        data={"dataset": dataset.pk, "target_kind": "recorded", "scorers": ["kind:exact_match"], "repeats": 1},
+        status=403,
+        unchanged=RUN_ROWS,
+    )
+
+
+def test_a_run_on_an_empty_dataset_is_refused_with_the_reason(team_a, dataset, page_client_for):
+    response = assert_refused(
+        page_client_for(team_a.members[Role.PROMPT_ENGINEER]),
+        "post",
+        reverse("evaluations:run-create"),
+        data={"dataset": dataset.pk, "target_kind": "recorded", "scorers": ["kind:exact_match"], "repeats": 1},
+        status=400,
+        unchanged=RUN_ROWS,
+    )
+
+    assert "has no items; add items first." in text(response)
+
+
+def test_a_run_on_another_teams_dataset_is_404(team_a, other_dataset, page_client_for):
+    assert_hidden(
+        page_client_for(team_a.members[Role.ADMIN]),
+        "post",
+        reverse("evaluations:run-create"),
+        data={"dataset": other_dataset.pk, "target_kind": "recorded", "scorers": ["kind:exact_match"], "repeats": 1},
+        unchanged=RUN_ROWS,
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "name"), [("get", "run"), ("get", "run-live"), ("post", "run-cancel"), ("post", "run-retry")]
+)
+def test_another_teams_run_is_404_and_nothing_changes(team_a, team_b, other_dataset, page_client_for, method, name):
+    run = recorded_run(caller_for_user(team_b.members[Role.PROMPT_ENGINEER]), other_dataset)
+
+    assert_hidden(
+        page_client_for(team_a.members[Role.ADMIN]),
+        method,
+        reverse(f"evaluations:{name}", args=[run.pk]),
+        unchanged=RUN_ROWS,
+    )
+
+
+def test_run_list_shows_status_dataset_version_target_and_progress(team_a, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+    run = recorded_run(engineer, dataset)
+
+    body = text(page_client_for(team_a.members[Role.VIEWER]).get(reverse("evaluations:runs")))
+
+    assert f'href="/evaluations/runs/{run.pk}/"' in body
+    assert '<span class="badge status-queued">Queued</span>' in body
+    assert "faq@v2" in body
+    assert "recorded output (expected_output)" in body
+    assert "0 / 2" in body
+    assert "Start a run" not in body
+
+
+def test_a_queued_run_polls_every_two_seconds_and_a_finished_one_stops(team_a, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+    run = recorded_run(engineer, dataset)
+    client = page_client_for(team_a.members[Role.VIEWER])
+    url = reverse("evaluations:run", args=[run.pk])
+
+    queued_page = client.get(url)
+    EvalRun.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED)
+    finished_partial = client.get(url, **HTMX)
+
+    assert is_full_page(queued_page)
+    assert f'hx-get="/evaluations/runs/{run.pk}/live/" hx-trigger="every 2s"' in text(queued_page)
+    assert "Cancel the run" not in text(queued_page)  # a viewer reads only
+    assert not is_full_page(finished_partial)
+    assert "hx-trigger" not in text(finished_partial)
+
+
+def test_viewer_cannot_cancel_a_run(team_a, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+    run = recorded_run(engineer, dataset)
+
+    assert_refused(
+        page_client_for(team_a.members[Role.VIEWER]),
+        "post",
+        reverse("evaluations:run-cancel", args=[run.pk]),
+        status=403,
+        unchanged=RUN_ROWS,
+    )
+
+
+def test_engineer_cancels_a_queued_run(team_a, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+    run = recorded_run(engineer, dataset)
+
+    response = page_client_for(team_a.members[Role.PROMPT_ENGINEER]).post(
+        reverse("evaluations:run-cancel", args=[run.pk]), **HTMX
+    )
+
+    run.refresh_from_db()
+    assert response.status_code == 200
+    assert run.status == RunStatus.CANCELLED
+    assert '<span class="badge status-cancelled" id="run-status">Cancelled</span>' in text(response)
+
+
+def test_retrying_a_run_with_nothing_failed_is_a_409_shown_in_the_section(team_a, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+    run = recorded_run(engineer, dataset)
+    EvalRun.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED)
+
+    response = assert_refused(
+        page_client_for(team_a.members[Role.PROMPT_ENGINEER]),
+        "post",
+        reverse("evaluations:run-retry", args=[run.pk]),
+        status=409,
+        unchanged=RUN_ROWS,
+    )
+
+    assert "has no failed items to retry" in text(response)
