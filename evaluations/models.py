@@ -27,7 +27,7 @@ from django.db.models import F, Q
 
 from core.classification import Clearance
 from core.models import BaseModel
-from evaluations.types import ItemSource, ResultStatus, RunStatus, ScorerKind, TargetKind
+from evaluations.types import GateCheckStatus, ItemSource, ResultStatus, RunStatus, ScorerKind, TargetKind
 
 
 class Dataset(BaseModel):
@@ -348,3 +348,72 @@ class EvalScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scorer_name}={self.value}"
+
+
+class EvaluationGate(BaseModel):
+    """Evidence a protected label needs before it moves: the candidate version's run on the gate's
+    dataset must reach each scorer's minimum mean and (optionally) show no significant regression
+    against the version on the label (evaluations.services.gates)."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.CASCADE, related_name="+")
+    label = models.CharField(max_length=64)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="gates")
+    dataset_version = models.PositiveIntegerField(null=True, blank=True)  # None: the dataset's current version
+    # [{"name", "kind", "config", "scorer_config_id", "scorer_config_version", "min_score"}, ...]
+    scorers = models.JSONField(default=list)
+    model = models.CharField(max_length=256, blank=True, default="")  # when a version names no model
+    requires_no_regression = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt", "label"],
+                condition=Q(is_active=True),
+                name="evaluations_gate_one_active_per_label",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"gate on {self.prompt_id}:{self.label}"
+
+
+class GateCheck(models.Model):
+    """One decision of a gate on moving its label from `current_version` to `candidate_version`."""
+
+    gate = models.ForeignKey(EvaluationGate, on_delete=models.CASCADE, related_name="checks")
+    candidate_version = models.ForeignKey("prompts.PromptVersion", on_delete=models.CASCADE, related_name="+")
+    current_version = models.ForeignKey(
+        "prompts.PromptVersion", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    dataset_version = models.PositiveIntegerField()
+    candidate_run = models.ForeignKey(EvalRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    current_run = models.ForeignKey(EvalRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=16, choices=GateCheckStatus.choices)
+    reasons = models.JSONField(default=list)
+    source = models.CharField(max_length=16, default="label_move")  # label_move | ci
+    requested_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
+    )
+    requested_by_label = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    overridden_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
+    )
+    override_reason = models.TextField(blank=True, default="")
+    overridden_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=GateCheckStatus.values), name="evaluations_gatecheck_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["gate", "candidate_version", "-id"], name="evaluations_gatecheck_idx")]
+
+    def __str__(self) -> str:
+        return f"check {self.pk} of gate {self.gate_id}: {self.status}"

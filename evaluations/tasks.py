@@ -13,7 +13,7 @@ from django.db import InterfaceError, OperationalError
 
 from core.generation_cache import SharedCacheUnavailable
 from evaluations import execution
-from evaluations.services import runs
+from evaluations.services import gates, runs
 
 _RETRYABLE = (OperationalError, InterfaceError, SharedCacheUnavailable)
 
@@ -47,3 +47,16 @@ def eval_chunk_execute(run_id: int, chunk: int) -> int:
 @shared_task(acks_late=True, ignore_result=True, time_limit=120, soft_time_limit=100)
 def eval_runs_resume(stale_after_seconds: float | None = None) -> int:
     return runs.eval_runs_resume(stale_after_seconds=stale_after_seconds)
+
+
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=_RETRYABLE,
+    retry_backoff=True,
+    max_retries=5,
+    time_limit=120,
+    soft_time_limit=100,
+)
+def gate_runs_prepare(gate_id: int, version_ids: list[int]) -> list[int]:
+    return gates.gate_runs_prepare(gate_id=gate_id, version_ids=version_ids)

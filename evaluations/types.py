@@ -60,3 +60,12 @@ class TargetKind(models.TextChoices):
     PROMPT = "prompt", "A prompt at a label or version"
     MODEL = "model", "A model, sent the item's messages"
     RECORDED = "recorded", "A recorded output column (no call)"
+
+
+class GateCheckStatus(models.TextChoices):
+    """An evaluation gate's decision on one label move (or one CI check)."""
+
+    PENDING = "pending", "Waiting for runs"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+    OVERRIDDEN = "overridden", "Overridden"

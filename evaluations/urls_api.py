@@ -1,10 +1,11 @@
-from django.urls import path
+from django.urls import include, path
 
 from evaluations import api, api_runs
 
 _DATASET = "datasets/<str:dataset_id>"
 
 urlpatterns = [
+    path("", include("evaluations.urls_gates_api")),  # first: eval-runs/compare/ is not a run id
     path("datasets/", api.DatasetListView.as_view(), name="api-datasets"),
     path(f"{_DATASET}/", api.DatasetDetailView.as_view(), name="api-dataset"),
     path(f"{_DATASET}/archive/", api.DatasetArchiveView.as_view(), name="api-dataset-archive"),

@@ -204,10 +204,22 @@ def label_move(
     if version.prompt_id != prompt.id:
         raise ValidationFailed(f"Version {version.number} belongs to another prompt.", param="version")
     policies.promotion_check(caller=caller, prompt=prompt, label=label, version=version)
+    # Asked before the transaction: what the answer records (a gate's check, the runs it starts)
+    # must stay when the move is refused.
+    seen_version_id = PromptLabel.objects.filter(prompt=prompt, name=label).values_list("version_id", flat=True).first()
+    if seen_version_id != version.id:
+        current_version = PromptVersion.objects.filter(id=seen_version_id).first() if seen_version_id else None
+        refusal = hooks.label_move_check(
+            caller=caller, prompt=prompt, label=label, version=version, current=current_version
+        )
+        if refusal is not None:
+            raise Conflict(refusal.message, code=refusal.code, param="label")
     with transaction.atomic():
         current = PromptLabel.objects.select_for_update().filter(prompt=prompt, name=label).first()
         if current is not None and current.version_id == version.id:
             return current
+        if (current.version_id if current is not None else None) != seen_version_id:
+            raise Conflict(f"The label '{label}' was moved at the same time; try again.", param="label")
         previous_version = current.version if current is not None else None
         if current is None:
             try:
