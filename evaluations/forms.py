@@ -32,6 +32,11 @@ def _json(value: str, *, field: str, expect: type | None = None, what: str = "")
     return parsed
 
 
+def scorer_pairs(values: list[str]) -> list[tuple[str, str]]:
+    """Chosen scorer options as (source, value): ("kind", "exact_match") or ("scorer", "12")."""
+    return [(value.partition(":")[0], value.partition(":")[2]) for value in values]
+
+
 class DatasetCreateForm(forms.Form):
     team = forms.IntegerField(min_value=1)
     name = forms.CharField(max_length=limits.MAX_NAME_CHARS)
@@ -173,10 +178,33 @@ class RunCreateForm(forms.Form):
         field.choices = scorer_choices
 
     def clean_scorers(self) -> list[tuple[str, str]]:
-        chosen = []
-        for value in self.cleaned_data["scorers"]:
-            prefix, _, rest = value.partition(":")
-            chosen.append((prefix, rest))
+        chosen = scorer_pairs(self.cleaned_data["scorers"])
         if len(chosen) > limits.MAX_RUN_SCORERS:
             raise ValidationError(f"At most {limits.MAX_RUN_SCORERS} scorers per run.")
         return chosen
+
+
+class GateCreateForm(forms.Form):
+    prompt = forms.IntegerField(min_value=1)
+    label = forms.CharField(max_length=64, initial="production", help_text="A protected label of the prompt.")
+    dataset = forms.IntegerField(min_value=1)
+    dataset_version = forms.IntegerField(
+        min_value=1, required=False, help_text="Empty: the dataset's current version at each check."
+    )
+    scorers = forms.MultipleChoiceField(choices=[])
+    min_score = forms.FloatField(
+        min_value=0, max_value=1, required=False, help_text="The mean each scorer must reach (0 to 1); empty: none."
+    )
+    model = forms.CharField(max_length=256, required=False, help_text="For versions that name no model.")
+    requires_no_regression = forms.BooleanField(
+        required=False, initial=True, label="Refuse a significant regression against the version on the label"
+    )
+
+    def __init__(self, *args: Any, scorer_choices: list[tuple[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["scorers"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = scorer_choices
+
+    def clean_scorers(self) -> list[tuple[str, str]]:
+        return scorer_pairs(self.cleaned_data["scorers"])

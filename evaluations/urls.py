@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evaluations import views, views_runs
+from evaluations import views, views_compare, views_gates, views_runs
 
 app_name = "evaluations"
 
@@ -20,4 +20,8 @@ urlpatterns = [
     path("runs/<int:run_id>/live/", views_runs.run_live, name="run-live"),
     path("runs/<int:run_id>/cancel/", views_runs.run_cancel, name="run-cancel"),
     path("runs/<int:run_id>/retry-failed/", views_runs.run_retry_failed, name="run-retry"),
+    path("compare/", views_compare.compare_page, name="compare"),
+    path("gates/", views_gates.gate_list, name="gates"),
+    path("gates/new/", views_gates.gate_create, name="gate-create"),
+    path("gates/<int:gate_id>/switch-off/", views_gates.gate_deactivate, name="gate-deactivate"),
 ]

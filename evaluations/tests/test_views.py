@@ -14,10 +14,12 @@ from accounts.caller import caller_for_user
 from accounts.types import Role
 from core.classification import Clearance
 from core.testing import assert_hidden, assert_refused, snapshot
-from evaluations import services
-from evaluations.models import Dataset, DatasetItem, DatasetVersion, EvalResult, EvalRun, ScorerConfig
+from evaluations import execution, services
+from evaluations.models import Dataset, DatasetItem, DatasetVersion, EvalResult, EvalRun, EvaluationGate, ScorerConfig
+from evaluations.services import runs
 from evaluations.tests.conftest import new_items
 from evaluations.types import RunStatus
+from prompts import services as prompt_services
 
 pytestmark = pytest.mark.django_db
 
@@ -492,3 +494,169 @@ def test_retrying_a_run_with_nothing_failed_is_a_409_shown_in_the_section(team_a
     )
 
     assert "has no failed items to retry" in text(response)
+
+
+# Compare ----------------------------------------------------------------------------
+
+
+def completed_run(caller: Any, dataset: Dataset, column: str) -> EvalRun:
+    """A recorded-output run executed here, without a worker (start, then its one chunk)."""
+    run = services.eval_run_create(
+        caller=caller,
+        dataset_id=dataset.pk,
+        target=services.TargetRequest(kind="recorded", column=column),
+        scorers=[services.ScorerRequest(kind="exact_match")],
+    )
+    runs.eval_run_start(run_id=run.pk)
+    execution.chunk_execute(run_id=run.pk, chunk=0)
+    runs.eval_run_settle(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED
+    return run
+
+
+@pytest.mark.django_db(transaction=True)  # the chunk's scorers write from another thread's connection
+def test_compare_shows_the_verdict_regressions_side_by_side_and_a_histogram(team_a, dataset, engineer, page_client_for):
+    services.dataset_items_change(
+        caller=engineer,
+        dataset=dataset,
+        add=new_items(
+            *(
+                {"input": f"q{n}", "expected_output": f"a{n}", "metadata": {"old": f"a{n}" if n % 2 else "wrong"}}
+                for n in range(4)
+            )
+        ),
+    )
+    baseline = completed_run(engineer, dataset, "expected_output")
+    candidate = completed_run(engineer, dataset, "metadata.old")
+    client = page_client_for(team_a.members[Role.VIEWER])
+    url = reverse("evaluations:compare") + f"?run={baseline.pk}&run={candidate.pk}"
+
+    page = client.get(url)
+    partial = client.get(url, **HTMX)
+
+    body = text(page)
+    assert page.status_code == 200
+    assert '<th scope="row">exact_match</th>' in body
+    assert "no detectable difference with 4 items" in body
+    assert 'Regressions <span class="muted">(2 shown)</span>' in body
+    assert "<td>q0</td>" in body  # the item named by its question
+    assert "<td>a0</td>" in body  # the baseline's answer beside the candidate's
+    assert "<td>wrong</td>" in body
+    assert 'data-plotly-figure="histogram-0"' in body
+    assert not is_full_page(partial)
+    assert "Regressions" in text(partial)
+
+
+def test_compare_across_dataset_versions_is_refused_with_the_reason(team_a, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+    first = recorded_run(engineer, dataset)
+    fill(dataset, engineer, 1)
+    second = recorded_run(engineer, dataset)
+
+    response = page_client_for(team_a.members[Role.VIEWER]).get(
+        reverse("evaluations:compare") + f"?run={first.pk}&run={second.pk}"
+    )
+
+    assert response.status_code == 400
+    assert "only runs on the same dataset version can be compared" in text(response)
+
+
+def test_compare_with_another_teams_run_is_404(team_a, team_b, dataset, engineer, other_dataset, page_client_for):
+    fill(dataset, engineer, 2)
+    mine = recorded_run(engineer, dataset)
+    theirs = recorded_run(caller_for_user(team_b.members[Role.PROMPT_ENGINEER]), other_dataset)
+
+    assert_hidden(
+        page_client_for(team_a.members[Role.ADMIN]),
+        "get",
+        reverse("evaluations:compare") + f"?run={mine.pk}&run={theirs.pk}",
+        unchanged=RUN_ROWS,
+    )
+
+
+# Gates ------------------------------------------------------------------------------
+
+GATE_ROWS = (EvaluationGate,)
+
+
+@pytest.fixture
+def prompt(team_a: Any) -> Any:
+    return prompt_services.prompt_create(
+        caller=caller_for_user(team_a.members[Role.ADMIN]), team=team_a.team, name="support-answer"
+    )
+
+
+def gate_body(prompt: Any, dataset: Dataset, **fields: Any) -> dict[str, Any]:
+    return {
+        "prompt": prompt.pk,
+        "label": "production",
+        "dataset": dataset.pk,
+        "scorers": ["kind:exact_match"],
+        "min_score": "0.8",
+        "requires_no_regression": "on",
+        **fields,
+    }
+
+
+def test_admin_sets_a_gate_and_sees_it_with_no_verdict_yet(team_a, prompt, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+    client = page_client_for(team_a.members[Role.ADMIN])
+
+    response = client.post(reverse("evaluations:gate-create"), gate_body(prompt, dataset))
+    page = text(client.get(reverse("evaluations:gates")))
+
+    gate = EvaluationGate.objects.get()
+    assert response.status_code == 302
+    assert (gate.label, gate.dataset_id, gate.requires_no_regression) == ("production", dataset.pk, True)
+    assert [(entry["name"], entry["min_score"]) for entry in gate.scorers] == [("exact_match", 0.8)]
+    assert "support-answer</a> → production" in page
+    assert "exact_match ≥ 0.80" in page
+    assert "not checked yet" in page
+
+
+def test_only_admins_set_gates(team_a, prompt, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+
+    response = assert_refused(
+        page_client_for(team_a.members[Role.PROMPT_ENGINEER]),
+        "post",
+        reverse("evaluations:gate-create"),
+        data=gate_body(prompt, dataset),
+        status=403,
+        unchanged=GATE_ROWS,
+    )
+    page = text(page_client_for(team_a.members[Role.PROMPT_ENGINEER]).get(reverse("evaluations:gates")))
+
+    assert "Set a gate" not in page
+    assert response.status_code == 403
+
+
+def test_a_gate_on_an_unprotected_label_is_refused_naming_it(team_a, prompt, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+
+    response = assert_refused(
+        page_client_for(team_a.members[Role.ADMIN]),
+        "post",
+        reverse("evaluations:gate-create"),
+        data=gate_body(prompt, dataset, label="staging"),
+        status=400,
+        unchanged=GATE_ROWS,
+    )
+
+    assert "is not a protected label of" in text(response)
+
+
+def test_a_gate_on_another_teams_prompt_is_404(team_a, team_b, dataset, engineer, page_client_for):
+    fill(dataset, engineer, 2)
+    theirs = prompt_services.prompt_create(
+        caller=caller_for_user(team_b.members[Role.ADMIN]), team=team_b.team, name="their-prompt"
+    )
+
+    assert_hidden(
+        page_client_for(team_a.members[Role.ADMIN]),
+        "post",
+        reverse("evaluations:gate-create"),
+        data=gate_body(theirs, dataset),
+        unchanged=GATE_ROWS,
+    )

@@ -8,13 +8,17 @@ Run alone: `.venv/bin/pytest evaluations/tests/test_views_browser.py -m browser 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from accounts.caller import caller_for_user
 from accounts.types import Role
 from controlplane.tests.browser import browser, browser_for, requires_chromium  # noqa: F401 - fixtures
+from evaluations import services
+from evaluations.items import parse_item
 from evaluations.models import Dataset, EvalRun
 from evaluations.types import RunStatus
 
@@ -75,3 +79,57 @@ def test_create_upload_run_and_read_the_summary_by_keyboard(team_a, celery_worke
     assert page.locator("#run-results tbody tr").count() == 6
     assert page.locator("#run-live[hx-trigger]").count() == 0  # polling stopped
     tab.assert_clean()
+
+
+def test_compare_two_runs_draws_the_histogram_and_opens_both_answers(team_a, celery_worker, browser_for):  # noqa: F811 - fixture
+    engineer = caller_for_user(team_a.members[Role.PROMPT_ENGINEER])
+    dataset = services.dataset_create(caller=engineer, team_id=team_a.team.id, name="orders")
+    services.dataset_items_change(
+        caller=engineer,
+        dataset=dataset,
+        add=[
+            services.NewItem(
+                data=parse_item(
+                    {"input": f"q{n}", "expected_output": f"a{n}", "metadata": {"old": f"a{n}" if n % 2 else "wrong"}}
+                ),
+                where=f"items[{n}]",
+            )
+            for n in range(4)
+        ],
+    )
+    baseline, candidate = (
+        wait_for(
+            services.eval_run_create(
+                caller=engineer,
+                dataset_id=dataset.pk,
+                target=services.TargetRequest(kind="recorded", column=column),
+                scorers=[services.ScorerRequest(kind="exact_match")],
+            )
+        )
+        for column in ("expected_output", "metadata.old")
+    )
+    tab = browser_for(team_a.members[Role.VIEWER])
+    page: Any = tab.page
+
+    tab.visit(f"/evaluations/compare/?run={baseline.pk}&run={candidate.pk}")
+    page.locator(".js-plotly-plot svg.main-svg").first.wait_for()
+    summary = page.get_by_text("Both answers").first
+    summary.focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("cell", name="wrong").wait_for()
+    tab.screenshot("evaluations-compare")
+
+    baseline_answer, candidate_answer = page.locator("details[open] td").all_inner_texts()
+    assert baseline_answer in {"a0", "a2"}  # the two regressions: their order is by change, then key
+    assert candidate_answer == "wrong"
+    tab.assert_clean()
+
+
+def wait_for(run: EvalRun, timeout: float = 60) -> EvalRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status == RunStatus.COMPLETED:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run.pk} is {run.status} after {timeout} s")
