@@ -6,6 +6,7 @@ forbidden, so that its existence does not leak.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -14,7 +15,9 @@ from django.db.models import Count, Model, QuerySet
 from accounts import roles
 from accounts.caller import Caller
 from accounts.models import ApiKey, Application, Invitation, Membership, Team
+from accounts.types import Role
 from core.errors import NotFound
+from core.ids import parse_whole_number
 
 ModelT = TypeVar("ModelT", bound=Model)
 
@@ -85,6 +88,69 @@ def api_key_of_id(*, key_id: int) -> ApiKey | None:
     """An API key with its application, unscoped: for work done on behalf of the key's holder
     (an export job it queued), which then checks the key is still active."""
     return ApiKey.objects.select_related("application").filter(pk=key_id).first()
+
+
+# Unscoped reads for trusted callers (commands, Celery tasks, the apps above accounts acting on
+# records they already hold): they take ids and names as given and check no caller.
+
+
+def team_of_id(*, team_id: int) -> Team | None:
+    return Team.objects.filter(pk=team_id).first()
+
+
+def team_of_id_or_name(*, value: str) -> Team | None:
+    """The team whose id is `value` (a whole number), else the team named `value`."""
+    team_id = parse_whole_number(value)
+    team = Team.objects.filter(pk=team_id).first() if team_id is not None else None
+    return team or Team.objects.filter(name=value).first()
+
+
+def team_if_only_one() -> Team | None:
+    """The only team, or None when there are none or several."""
+    teams = list(Team.objects.all()[:2])
+    return teams[0] if len(teams) == 1 else None
+
+
+def team_time_zone(*, team_id: int) -> str | None:
+    return Team.objects.filter(pk=team_id).values_list("time_zone", flat=True).first()
+
+
+def team_manager_emails(*, team_id: int) -> list[str]:
+    """The e-mail addresses of a team's managers and admins (those without one left out), sorted."""
+    emails = Membership.objects.filter(team_id=team_id, role__in=[Role.MANAGER, Role.ADMIN]).values_list(
+        "user__email", flat=True
+    )
+    return sorted({email for email in emails if email})
+
+
+def team_names_of_ids(*, team_ids: Iterable[int]) -> dict[int, str]:
+    return dict(Team.objects.filter(pk__in=list(team_ids)).values_list("pk", "name"))
+
+
+def application_of_team_and_name(*, team_name: str, name: str) -> Application | None:
+    return Application.objects.filter(team__name=team_name, name=name).first()
+
+
+def application_names_of_ids(*, application_ids: Iterable[int], team_ids: Iterable[int]) -> dict[int, str]:
+    """Names of those applications that belong to one of `team_ids`."""
+    return dict(
+        Application.objects.filter(pk__in=list(application_ids), team_id__in=list(team_ids)).values_list("pk", "name")
+    )
+
+
+def api_key_names_of_ids(*, key_ids: Iterable[int], team_ids: Iterable[int]) -> dict[int, str]:
+    """Names of those API keys whose application belongs to one of `team_ids`."""
+    return dict(
+        ApiKey.objects.filter(pk__in=list(key_ids), application__team_id__in=list(team_ids)).values_list("pk", "name")
+    )
+
+
+def application_is_in_team(*, application_id: int, team_id: int) -> bool:
+    return Application.objects.filter(team_id=team_id, pk=application_id).exists()
+
+
+def api_key_is_in_team(*, key_id: int, team_id: int) -> bool:
+    return ApiKey.objects.filter(application__team_id=team_id, pk=key_id).exists()
 
 
 def invitation_list(*, caller: Caller, team: Team) -> QuerySet[Invitation]:

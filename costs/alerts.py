@@ -31,8 +31,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from accounts.models import Membership, Team
-from accounts.types import Role
+from accounts.selectors import team_manager_emails, team_of_id
 from core import egress
 from costs import secrets
 from costs.models import (
@@ -128,10 +127,7 @@ def budget_alerts_check(*, at: datetime | None = None) -> int:
 def _recipients(team_id: int, budget: Budget | None) -> list[str]:
     if budget is not None and budget.alert_emails:
         return list(budget.alert_emails)
-    emails = Membership.objects.filter(team_id=team_id, role__in=[Role.MANAGER, Role.ADMIN]).values_list(
-        "user__email", flat=True
-    )
-    return sorted({email for email in emails if email})
+    return team_manager_emails(team_id=team_id)
 
 
 def _notify(
@@ -406,7 +402,7 @@ def spend_anomalies_check(*, at: datetime | None = None) -> int:
         usual = int(statistics.median(history))
         if current < ANOMALY_FACTOR * usual or current - usual < usd_to_units(ANOMALY_MIN_USD):
             continue
-        team = Team.objects.filter(pk=team_id).first()
+        team = team_of_id(team_id=team_id)
         if team is None:
             continue
         local = hour.astimezone(ZoneInfo(team.time_zone))

@@ -57,7 +57,7 @@ from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 
-from accounts.models import Team
+from accounts.selectors import team_time_zone
 from core.errors import ApplicationError
 from core.generation_cache import generation_bump_key, generation_token
 from core.ids import uuid7
@@ -171,7 +171,7 @@ class BudgetRuleCache:
         entry = self._rules.get(team_id)
         if entry is not None and entry[0] == generation:
             return entry
-        time_zone = Team.objects.filter(pk=team_id).values_list("time_zone", flat=True).first() or "UTC"
+        time_zone = team_time_zone(team_id=team_id) or "UTC"
         rules = tuple(
             BudgetRule(
                 id=budget.id,

@@ -13,8 +13,8 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from accounts.caller import Caller
-from accounts.models import ApiKey, Application, Team
 from accounts.roles import role_permissions
+from accounts.selectors import api_key_names_of_ids, application_names_of_ids, team_names_of_ids
 from accounts.types import Role
 from core.dates import RANGE_MESSAGE, is_supported
 from core.errors import NotFound, ValidationFailed
@@ -212,20 +212,14 @@ def _fold_top(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
 def _labels(group_by: str, keys: set[str], team_ids: list[int]) -> dict[str, str]:
     ids = [int(key) for key in keys if key.isdigit()]
     if group_by == "application":
-        return {
-            str(pk): name
-            for pk, name in Application.objects.filter(pk__in=ids, team_id__in=team_ids).values_list("pk", "name")
-        }
-    if group_by == "team":
-        return {str(pk): name for pk, name in Team.objects.filter(pk__in=ids).values_list("pk", "name")}
-    if group_by == "api_key":
-        return {
-            str(pk): name
-            for pk, name in ApiKey.objects.filter(pk__in=ids, application__team_id__in=team_ids).values_list(
-                "pk", "name"
-            )
-        }
-    return {key: key for key in keys}
+        names = application_names_of_ids(application_ids=ids, team_ids=team_ids)
+    elif group_by == "team":
+        names = team_names_of_ids(team_ids=ids)
+    elif group_by == "api_key":
+        names = api_key_names_of_ids(key_ids=ids, team_ids=team_ids)
+    else:
+        return {key: key for key in keys}
+    return {str(pk): name for pk, name in names.items()}
 
 
 def _summary_body(query: SummaryQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Sum
@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts import roles as account_roles
 from accounts.caller import Caller
-from accounts.models import ApiKey, Application, Team
+from accounts.selectors import api_key_is_in_team, application_is_in_team
 from compliance.services import audit_record
 from core import egress
 from core.errors import ValidationFailed
@@ -61,6 +61,9 @@ from costs.pricing import (
     worst_case_cost,
 )
 from costs.rollups import rollups_apply
+
+if TYPE_CHECKING:
+    from accounts.models import Team
 
 __all__ = [
     "BudgetExceeded",
@@ -161,14 +164,14 @@ def _validate_scope(*, team: Team, scope: str, scope_value: str) -> str:
         raise ValidationFailed(f"A {scope} budget needs a scope_value naming the {scope}.", param="scope_value")
     if scope == BudgetScope.APPLICATION:
         application_id = parse_whole_number(value)
-        if application_id is None or not Application.objects.filter(team=team, pk=application_id).exists():
+        if application_id is None or not application_is_in_team(application_id=application_id, team_id=team.id):
             raise ValidationFailed(
                 f"scope_value must be the id of an application of team {team.id}; '{value}' is not.",
                 param="scope_value",
             )
     elif scope == BudgetScope.API_KEY:
         api_key_id = parse_whole_number(value)
-        if api_key_id is None or not ApiKey.objects.filter(application__team=team, pk=api_key_id).exists():
+        if api_key_id is None or not api_key_is_in_team(key_id=api_key_id, team_id=team.id):
             raise ValidationFailed(
                 f"scope_value must be the id of an API key of team {team.id}; '{value}' is not.", param="scope_value"
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -14,12 +14,14 @@ from accounts import roles
 from accounts import selectors as account_selectors
 from accounts.authentication import get_caller
 from accounts.caller import Caller
-from accounts.models import Team
 from core.errors import ApplicationError, PermissionDenied, ValidationFailed
 from core.pages import Refusal, page_action
 from gateway import forms, selectors, services
 from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
 from gateway.routing import PolicyConfig
+
+if TYPE_CHECKING:
+    from accounts.models import Team
 
 NAV = "gateway"
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from accounts.models import Application
+from accounts.selectors import application_of_team_and_name
 from core.errors import ApplicationError, ValidationFailed
 from gateway.models import LanguageModel, Provider, RoutingPolicy
 from gateway.services.models import model_create, model_state, model_update
@@ -159,7 +159,7 @@ def _apply_routing(team: Team | None, spec: RoutingSpec) -> tuple[str, bool]:
     team_name = spec.team or (team.name if team is not None else None)
     if not team_name:
         raise ValidationFailed("team is required for routing in the shared catalog (or pass --team).", param="team")
-    application = Application.objects.filter(team__name=team_name, name=spec.application).first()
+    application = application_of_team_and_name(team_name=team_name, name=spec.application)
     if application is None:
         raise ValidationFailed(f"No application '{spec.application}' in team '{team_name}'.", param="application")
     label = f"routing {team_name}/{spec.application}"

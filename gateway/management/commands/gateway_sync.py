@@ -35,13 +35,15 @@ Reading the file (gateway.services.catalog_file) names `file:line` in every erro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import Team
-from core.ids import parse_whole_number
+from accounts.selectors import team_of_id_or_name
 from gateway import services
+
+if TYPE_CHECKING:
+    from accounts.models import Team
 
 
 class Command(BaseCommand):
@@ -86,9 +88,7 @@ class Command(BaseCommand):
 def _team(value: str | None) -> Team | None:
     if not value:
         return None
-    team_id = parse_whole_number(value)
-    team = Team.objects.filter(pk=team_id).first() if team_id is not None else None
-    team = team or Team.objects.filter(name=value).first()
+    team = team_of_id_or_name(value=value)
     if team is None:
         raise CommandError(f"No team with id or name '{value}'.")
     return team

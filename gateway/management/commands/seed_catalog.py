@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import Application
+from accounts.selectors import application_of_team_and_name
 from gateway import local_model, services
 from gateway.services import ModelSpec, Price, ProviderSpec, RoutingSpec
 
@@ -65,7 +65,7 @@ class Command(BaseCommand):
                 for name, tier, context, fallbacks in OPENAI_MODELS
             ]
         routing = []
-        if Application.objects.filter(team__name=options["demo_team"], name=options["demo_application"]).exists():
+        if application_of_team_and_name(team_name=options["demo_team"], name=options["demo_application"]):
             routing.append(
                 RoutingSpec(
                     application=options["demo_application"], team=options["demo_team"], model=LOCAL, only_if_unset=True

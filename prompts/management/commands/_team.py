@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.core.management.base import CommandError
 
-from accounts.models import Team
-from core.ids import parse_whole_number
+from accounts.selectors import team_if_only_one, team_of_id_or_name
+
+if TYPE_CHECKING:
+    from accounts.models import Team
 
 
 def team_from_option(value: str | None) -> Team:
     if value:
-        team_id = parse_whole_number(value)
-        team = Team.objects.filter(pk=team_id).first() if team_id is not None else None
-        team = team or Team.objects.filter(name=value).first()
+        team = team_of_id_or_name(value=value)
         if team is None:
             raise CommandError(f"No team with id or name '{value}'.")
         return team
-    teams = list(Team.objects.all()[:2])
-    if len(teams) != 1:
+    only_team = team_if_only_one()
+    if only_team is None:
         raise CommandError("Pass --team (an id or a name): there is not exactly one team.")
-    return teams[0]
+    return only_team
