@@ -114,6 +114,13 @@ def version_list(*, prompt: Prompt) -> QuerySet[PromptVersion]:
     )
 
 
+def version_ids_of_prompt(*, prompt_id: int) -> QuerySet[PromptVersion, int]:
+    """The ids of every version of a prompt, unscoped, as a lazy query that can stand as a
+    subquery (`prompt_version_id__in=...`): for the apps above prompts acting on a prompt they
+    were told about (the semantic cache dropping entries when a label moved)."""
+    return PromptVersion.objects.filter(prompt_id=prompt_id).values_list("id", flat=True)
+
+
 def version_get(*, prompt: Prompt, number: int | str) -> PromptVersion:
     wanted = number if isinstance(number, int) else parse_whole_number(number)
     try:

@@ -16,9 +16,7 @@ from compliance.services import audit_record
 from core.errors import ValidationFailed
 from gateway.semantic_cache.models import CacheEntry
 from gateway.semantic_cache.services.state import generation_bump, process_state
-
-# Until prompts.selectors offers the version ids of a prompt, this reads prompts' model directly.
-from prompts.models import PromptVersion
+from prompts.selectors import version_ids_of_prompt
 
 if TYPE_CHECKING:
     from accounts.models import Application
@@ -51,7 +49,7 @@ def entries_invalidate_for_prompt(*, prompt_id: int) -> int:
     """Delete the entries made with any version of the prompt (its label moved). Returns the count.
 
     The receiver of `prompts.hooks.label_moved` (registered in apps.py)."""
-    version_ids = PromptVersion.objects.filter(prompt_id=prompt_id).values("id")
+    version_ids = version_ids_of_prompt(prompt_id=prompt_id)
     with transaction.atomic():
         entries = CacheEntry.objects.filter(prompt_version_id__in=version_ids)
         application_ids = set(entries.values_list("application_id", flat=True).distinct())
