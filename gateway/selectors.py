@@ -22,8 +22,7 @@ from costs.services import call_cost, price_for
 from gateway import complexity
 from gateway.models import LanguageModel, Provider, RoutingPolicy, RoutingPolicyKind
 from gateway.routing import PolicyConfig, decide
-from observability.models import Call
-from observability.types import CacheResult, CallStatus
+from observability.selectors import call_latest_uncached_successes
 
 if TYPE_CHECKING:
     from accounts.models import Application
@@ -179,22 +178,7 @@ def routing_simulate(
     caller.require_permission(roles.VIEW_SPEND, team_id=application.team_id, action="simulate routing costs")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SIMULATED_CALLS:
         raise ValidationFailed(f"limit must be a whole number from 1 to {MAX_SIMULATED_CALLS}.", param="limit")
-    calls = list(
-        Call.objects.filter(team_id=application.team_id, application_id=application.id, status=CallStatus.SUCCESS)
-        .exclude(cache_result=CacheResult.HIT)
-        .only(
-            "id",
-            "created_at",
-            "request_model",
-            "response_model",
-            "request_messages",
-            "input_tokens",
-            "output_tokens",
-            "cached_tokens",
-            "cost_usd",
-        )
-        .order_by("-created_at", "-id")[:limit]
-    )
+    calls = call_latest_uncached_successes(team_id=application.team_id, application_id=application.id, limit=limit)
     scores: list[float | None] = [None] * len(calls)
     if config.policy == RoutingPolicyKind.COMPLEXITY and calls:
         texts = [complexity.query_text(call.request_messages or []) for call in calls]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet
 
 from accounts import roles
 from accounts import selectors as account_selectors
@@ -18,11 +18,7 @@ from accounts.caller import Caller
 from core.classification import Clearance
 from gateway.semantic_cache.models import CacheEntry, ShadowReview
 from gateway.semantic_cache.services import DEFAULT_CONFIG, CacheConfig, config_load
-
-# Until observability.selectors offers an application's cache statistics and its latest shadow
-# hits without the calls API's permission (VIEW_CALL), these read the call table directly.
-from observability.models import Call
-from observability.selectors import call_view
+from observability.selectors import call_cache_counts, call_latest_shadow_hits, call_view
 
 if TYPE_CHECKING:
     from accounts.models import Application
@@ -103,12 +99,7 @@ class CacheStats:
 
 
 def cache_stats(*, application: Application) -> CacheStats:
-    calls = Call.objects.filter(team_id=application.team_id, application_id=application.id).aggregate(
-        calls=Count("id", filter=~Q(cache_result="none")),
-        hits=Count("id", filter=Q(cache_result="hit")),
-        shadow_hits=Count("id", filter=Q(cache_result="shadow_hit")),
-        saved=Sum("cache_saved_usd", filter=Q(cache_result="hit")),
-    )
+    calls = call_cache_counts(team_id=application.team_id, application_id=application.id)
     reviews = ShadowReview.objects.filter(application=application).aggregate(
         reviewed=Count("id"), correct=Count("id", filter=Q(is_correct=True))
     )
@@ -137,11 +128,7 @@ class ShadowHitView:
 
 def shadow_hits(*, caller: Caller, application: Application, limit: int = 50) -> list[ShadowHitView]:
     """The latest shadow hits: the live answer next to the cached one, with any verdict."""
-    calls = list(
-        Call.objects.filter(
-            team_id=application.team_id, application_id=application.id, cache_result="shadow_hit"
-        ).order_by("-id")[:limit]
-    )
+    calls = call_latest_shadow_hits(team_id=application.team_id, application_id=application.id, limit=limit)
     entries = {
         str(entry.id): entry
         for entry in CacheEntry.objects.filter(
