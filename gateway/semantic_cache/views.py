@@ -18,6 +18,7 @@ from accounts.authentication import get_caller
 from core.pages import Refusal, page_action
 from gateway.forms import parsed
 from gateway.semantic_cache import forms, selectors, services
+from gateway.semantic_cache.types import CacheMode
 
 NAV = "gateway"
 ENTRIES_SHOWN = 50
@@ -45,7 +46,7 @@ def _context(request: HttpRequest, application_id: int) -> dict[str, Any]:
         "stats": selectors.cache_stats(application=application),
         "entries": [selectors.entry_view(caller=caller, entry=entry) for entry in entries],
         "shadow_hits": selectors.shadow_hits(caller=caller, application=application),
-        "modes": services.CacheMode.choices,
+        "modes": CacheMode.choices,
         "can_change": caller.has_permission(roles.CHANGE_CACHE_SETTINGS, team_id=application.team_id),
         "can_purge": caller.has_permission(roles.PURGE_CACHE, team_id=application.team_id),
         "can_review": caller.has_permission(roles.REVIEW_SHADOW_HITS, team_id=application.team_id),

@@ -42,14 +42,12 @@ from gateway.semantic_cache.services.values import (
     CacheSettingsSummary,
 )
 from gateway.semantic_cache.services.writes import CacheWriter, store, writer
-from gateway.semantic_cache.types import CacheMode
 
 __all__ = [
     "DEFAULT_CONFIG",
     "CacheConfig",
     "CacheHit",
     "CacheLookup",
-    "CacheMode",
     "CacheScope",
     "CacheSettingsSummary",
     "CacheState",
