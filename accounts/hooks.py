@@ -9,13 +9,18 @@ transaction, so the event commits or rolls back with the change it records.
 
 from __future__ import annotations
 
-from core.hooks import Hook
+from core.hooks import Hook, Question
 
 # Record one audit event. Keywords: `actor` (an accounts.caller.Caller, or None for the system
 # itself), `action` (an AuditAction), `target_type`, `target_id`, `team_id`, and optionally
 # `application_id`, `before`, `after`, `metadata`, `request`. Required: with no receiver the
 # change fails instead of going unrecorded.
 audit_event: Hook[...] = Hook("accounts.audit_event", required=True)
+
+# How many calls an application has recorded (keyword `application_id`): an application with
+# calls is archived, never deleted, so that its records keep it. The call table belongs to
+# observability, which answers.
+application_call_count: Question[..., int] = Question("accounts.application_call_count")
 
 
 class AuditAction:

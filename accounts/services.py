@@ -8,7 +8,6 @@ import secrets
 import zlib
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
@@ -19,7 +18,7 @@ from django.utils import timezone
 
 from accounts import keys, roles
 from accounts.caller import Caller, TeamGrant
-from accounts.hooks import AuditAction, audit_event
+from accounts.hooks import AuditAction, application_call_count, audit_event
 from accounts.models import ApiKey, Application, Membership, Role, Team
 from accounts.names import application_name_problem
 from core.classification import Clearance
@@ -292,19 +291,13 @@ def application_restore(*, caller: Caller, application: Application) -> Applicat
     return application
 
 
-def _recorded_call_count(application: Application) -> int:
-    # The call table belongs to observability, a floor above accounts: read it by name, never import it.
-    call_model = apps.get_model("observability", "Call")
-    return int(call_model.objects.filter(application_id=application.pk).count())
-
-
 def application_delete(*, caller: Caller, application: Application) -> None:
     """Delete an application that never made a call; one with calls must be archived instead,
     so that its records keep their application."""
     caller.require_permission(roles.DELETE_APPLICATION, team_id=application.team_id, action="delete applications")
     with transaction.atomic():
         Application.objects.select_for_update().filter(pk=application.pk).first()
-        calls = _recorded_call_count(application)
+        calls = application_call_count(application_id=application.pk)
         if calls:
             raise Conflict(
                 f"The application '{application.name}' has {calls} recorded call{'s' if calls != 1 else ''}; "

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts import selectors as account_selectors
 from accounts.caller import Caller, caller_for_api_key, caller_for_user
-from compliance import chain, export, selectors
+from compliance import chain, export, hooks, selectors
 from compliance.audit import (
     VALUE_CHANGED,
     Action,
@@ -283,20 +282,17 @@ def retention_purge() -> int:
     """Blank the prompts and responses of calls older than each team's period. Idempotent.
 
     The call rows (ids, tokens, costs), their audit events and content hashes stay, so the
-    chain still verifies and a kept copy can still be matched to its hash.
+    chain still verifies and a kept copy can still be matched to its hash. The calls belong to
+    observability, which does the blanking (hooks.call_content_expired).
     """
-    from observability.models import Call
-
     purged_total = 0
     now = timezone.now()
     for policy in RetentionPolicy.objects.filter(call_content_days__isnull=False).order_by("team_id"):
         cutoff = now - datetime.timedelta(days=policy.call_content_days or 0)
+        counts: list[int] = []
         with transaction.atomic():
-            purged = (
-                Call.objects.filter(team_id=policy.team_id, created_at__lt=cutoff)
-                .filter(~Q(response_text="") | ~Q(request_messages=[]))
-                .update(request_messages=[], response_text="")
-            )
+            hooks.call_content_expired(team_id=policy.team_id, older_than=cutoff, purged=counts.append)
+            purged = sum(counts)
             if purged:
                 audit_record(
                     actor=None,

@@ -413,6 +413,11 @@ def call_spend_by_bucket(
 # simulation): the caller checked its permission on the application first.
 
 
+def call_count_of_application(*, application_id: int) -> int:
+    """How many calls an application has recorded (accounts refuses to delete one that has any)."""
+    return Call.objects.filter(application_id=application_id).count()
+
+
 def call_cache_counts(*, team_id: int, application_id: int) -> dict[str, Any]:
     """An application's calls by cache result: `calls` (the cache was consulted), `hits`,
     `shadow_hits`, and `saved` (USD the hits saved; None without hits)."""

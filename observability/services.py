@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime
 import decimal
 import logging
-import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -23,6 +23,7 @@ from compliance.services import audit_record_calls
 from core.bulk import bulk_insert
 from core.classification import Clearance
 from core.errors import Conflict, ValidationFailed
+from core.ids import uuid7
 from observability import hooks
 from observability.models import Call, CallSource, CallStatus
 from observability.records import fit_record
@@ -156,17 +157,6 @@ class IngestResult:
     existing: dict[str, uuid.UUID]  # client id -> the call stored earlier
 
 
-def _time_ordered_id(at: datetime.datetime) -> uuid.UUID:
-    """A version 7 UUID carrying `at`'s milliseconds, so that an ingested call sorts by when it happened."""
-    milliseconds = int(at.timestamp() * 1000) & ((1 << 48) - 1)
-    value = milliseconds << 80
-    value |= 0x7 << 76
-    value |= (int.from_bytes(os.urandom(2), "big") & 0x0FFF) << 64
-    value |= 0b10 << 62
-    value |= int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    return uuid.UUID(int=value)
-
-
 def _ingest_record(*, application: Application, api_key_id: int | None, data: dict[str, Any]) -> dict[str, Any]:
     created_at: datetime.datetime = data.get("created_at") or timezone.now()
     usage = data.get("usage") or {}
@@ -187,7 +177,7 @@ def _ingest_record(*, application: Application, api_key_id: int | None, data: di
         )
     prompt = data.get("prompt") or {}
     return {
-        "id": str(_time_ordered_id(created_at)),
+        "id": str(uuid7(at=created_at)),
         "created_at": created_at.isoformat(),
         "source": CallSource.INGESTED,
         "client_call_id": data["id"],
@@ -283,3 +273,22 @@ def calls_ingest(
             continue
         return IngestResult(created=created, existing=existing)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention: compliance decides when a team's call content expires; the calls are ours to blank.
+
+
+def call_content_purge(*, team_id: int, older_than: datetime.datetime, purged: Callable[[int], object]) -> None:
+    """Blank the prompts and responses of the team's calls made before `older_than`, keeping the
+    rows (ids, tokens, costs) so that their audit events and content hashes still verify; tell
+    `purged` how many calls were blanked (those already blank are not counted). Idempotent.
+
+    The receiver of `compliance.hooks.call_content_expired` (registered in apps.py); it runs in
+    compliance's transaction, which records the purge on the audit trail."""
+    count = (
+        Call.objects.filter(team_id=team_id, created_at__lt=older_than)
+        .filter(~Q(response_text="") | ~Q(request_messages=[]))
+        .update(request_messages=[], response_text="")
+    )
+    purged(count)
