@@ -5,6 +5,7 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+    # Imported after the settings module is named, as Django's own manage.py template does.
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+
+from accounts.hooks import audit_event
+from core.api.exceptions import access_denied
 
 
 class ComplianceConfig(AppConfig):
@@ -10,11 +14,7 @@ class ComplianceConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at the top: compliance.audit imports the app's models, which
         # Django's app registry loads only after every AppConfig is created.
-        from django.contrib.auth.signals import user_logged_in, user_login_failed
-
-        from accounts.hooks import audit_event
         from compliance.audit import audit_record, on_user_logged_in, on_user_login_failed, record_access_denied
-        from core.api.exceptions import access_denied
 
         audit_event.register(audit_record)
         access_denied.register(record_access_denied)

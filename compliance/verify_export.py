@@ -59,6 +59,7 @@ def canonical(row: dict[str, Any]) -> bytes | None:
         return bytes(rfc8785.dumps(exact_integers(content)))
     if row["chain_format"] == 1:
         try:
+            # Imported here: only format-1 rows need orjson, and the verifier runs where it may be missing.
             import orjson
         except ImportError:
             return None

@@ -21,6 +21,8 @@ from django import forms
 from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
 
+from core.errors import ValidationFailed
+
 EARLIEST_YEAR = 1970
 LATEST_YEAR = 9000
 RANGE_MESSAGE = f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}"
@@ -55,8 +57,6 @@ def in_utc(value: datetime.datetime) -> datetime.datetime:
 def parse_moment(name: str, raw: str) -> datetime.datetime:
     """A user's ISO 8601 date or date-time (`param` `name`), in UTC (taken as UTC if it names no
     zone); ValidationFailed naming the parameter for anything else."""
-    from core.errors import ValidationFailed
-
     value = _moment(raw)
     if value is None:
         raise ValidationFailed(f"{name}: '{raw}' is not a date or time; {FORMAT_HINT}.", param=name)

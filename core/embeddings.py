@@ -66,8 +66,10 @@ def model_directory() -> Path:
 
 
 def _load() -> _Model:
+    # Imported on first use: the tokenizer and tensor libraries are heavy, and a process that
+    # never embeds (most web and worker processes) should not load them.
     from safetensors.numpy import load_file
-    from tokenizers import Tokenizer
+    from tokenizers import Tokenizer  # heavy, as above
 
     directory = model_directory()
     weights = load_file(str(directory / "model.safetensors"))

@@ -94,8 +94,9 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
     """What a shared cache raises when it cannot answer (not a bug in what was asked)."""
     errors: tuple[type[BaseException], ...] = (OSError, sqlite3.OperationalError)
     try:
+        # Imported here: redis-py is optional (needed only with a Redis cache).
         from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
+        from redis.exceptions import TimeoutError as RedisTimeoutError  # optional, as above
     except ImportError:  # redis-py is only needed with a Redis cache
         return errors
     return (*errors, RedisConnectionError, RedisTimeoutError)

@@ -9,7 +9,9 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
+from core.errors import ApplicationError, NotFound
 from core.logging import request_id_from, request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -85,10 +87,6 @@ class ApplicationErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        from django.shortcuts import render
-
-        from core.errors import ApplicationError, NotFound
-
         if isinstance(exception, NotFound):
             return render(request, "404.html", status=404)
         # A 403 goes on the denied-access log in compliance.middleware, with the 403s that

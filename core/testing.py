@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
+from django.conf import settings
 from django.db.models import Model, QuerySet
 from django.test import Client
 from rest_framework.test import APIClient
@@ -79,9 +81,6 @@ def assert_hidden(
 
 def requires_postgresql(why: str = "SQLite serialises all writes") -> Any:
     """Mark a test that needs PostgreSQL (row locks under real concurrency, for example)."""
-    import pytest
-    from django.conf import settings
-
     return pytest.mark.skipif(
         settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
         reason=f"needs PostgreSQL: set DATABASE_URL=postgres://... ({why})",

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from observability import hooks as observability_hooks
+
 
 class CostsConfig(AppConfig):
     name = "costs"
@@ -7,7 +9,6 @@ class CostsConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at the top: services import models, which need the app registry.
         from costs import services
-        from observability import hooks as observability_hooks
 
         observability_hooks.calls_stored.register(services.rollups_apply)
         observability_hooks.settlements_due.register(services.budget_settle_many)
