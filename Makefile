@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat requirements.txt requirements-nodeps.txt | cksum | cut -d' ' -f1)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-nodeps.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test install install-dev lint typecheck pytest bench clean
+.PHONY: run test install install-dev lint typecheck imports pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy .
 
+imports: install-dev
+	$(BIN)/lint-imports
+
 pytest: install-dev
 	$(BIN)/pytest
 
@@ -42,6 +45,7 @@ test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 	DJANGO_SECRET_KEY=check-only-key $(BIN)/python manage.py check --settings controlplane.settings_test
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings controlplane.settings_test
 	$(BIN)/pytest

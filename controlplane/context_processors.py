@@ -5,6 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from controlplane.navigation import AREAS
+from costs.selectors import notification_unread_count
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
@@ -17,8 +18,6 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     context: dict[str, Any] = {"nav_areas": AREAS, "nav_current": current}
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        from costs.selectors import notification_unread_count
-
         # A callable: the template calls it once ({% with %}), so a page that does not render
         # the navigation (a partial, an API response) makes no query.
         user_id = user.pk

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from compliance.guardrails.training import fit_logistic_regression
 from core.embeddings import embed
+from core.logistic_regression import fit_logistic_regression
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "data" / "router_weights.json"
 DEFAULT_DATA_PATH = Path(__file__).resolve().parent.parent / "bench" / "data" / "routing_labelled.csv"

@@ -37,7 +37,6 @@ from compliance.guardrails.types import InjectionAction, PiiAction
 from core.errors import ApplicationError, NotFound, ValidationFailed
 from core.ids import uuid7
 from costs import services as costs
-from costs.budgets import budget_reservations_release
 from gateway import breaker, upstream
 from gateway.catalog import ServedModel, model_for
 from gateway.chat import ChatRequest, parse_chat_request
@@ -46,11 +45,15 @@ from gateway.keys import KeyContext, authenticate
 from gateway.routing import route
 from gateway.semantic_cache import services as semantic_cache
 from observability.recorder import recorder
-from observability.records import fit_value
+from observability.services import fit_value
 from observability.types import CacheResult, CallStatus
-from prompts.context import dropped_document_counts, included_documents_level
-from prompts.selectors import prompt_render, prompt_resolve
-from prompts.tokens import count_messages
+from prompts.selectors import (
+    count_messages,
+    dropped_document_counts,
+    included_documents_level,
+    prompt_render,
+    prompt_resolve,
+)
 
 if TYPE_CHECKING:
     from compliance.guardrails.models import GuardrailPolicy
@@ -786,7 +789,7 @@ def finish(*, plan: Plan, result: Result) -> Result:
         if reservation is not None and "budget_settlement" in record:
             # Not handed over: give it back now (should the record be stored after all, its
             # settlement finds the reservation released and gives nothing back twice).
-            budget_reservations_release(reservation_ids=[reservation.id])
+            costs.budget_reservations_release(reservation_ids=[reservation.id])
         raise
     finished = replace(result, text=text, blocked=blocked, cost_usd=cost, gateway_overhead_ms=overhead_ms)
     if blocked is None:

@@ -17,8 +17,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts import roles
 from accounts.selectors import application_get
-from compliance.guardrails import classification
-from compliance.guardrails.services import team_state
+from compliance.guardrails.services import message_texts, team_state, texts_level
 from compliance.services import audit_record_calls
 from core.bulk import bulk_insert
 from core.classification import Clearance
@@ -27,6 +26,7 @@ from core.ids import uuid7
 from observability import hooks
 from observability.models import Call, CallSource, CallStatus
 from observability.records import fit_record
+from observability.records import fit_value as fit_value  # re-exported: the gateway's refusal records
 
 if TYPE_CHECKING:
     from accounts.caller import Caller
@@ -101,12 +101,12 @@ def record_classify(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rules = rules_by_team[team_id]
         if rules:
             messages = record.get("request_messages")
-            texts = classification.message_texts(messages if isinstance(messages, list) else [])
+            texts = message_texts(messages if isinstance(messages, list) else [])
             response = record.get("response_text")
             if isinstance(response, str):
                 texts.append(response)
             try:
-                detected = classification.texts_level(texts, rules)
+                detected = texts_level(texts, rules)
             except Exception:
                 # A detector that fails must neither lose the record nor leave its content open.
                 logger.exception("classification rules failed on a call record; classified restricted")

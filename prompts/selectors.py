@@ -19,6 +19,8 @@ from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.ids import parse_whole_number
 from prompts import assignment, context, results
 from prompts.cache import ResolutionCache, resolution_cache
+from prompts.context import dropped_document_counts as dropped_document_counts  # re-exported for the gateway
+from prompts.context import included_documents_level as included_documents_level  # re-exported for the gateway
 from prompts.models import (
     Experiment,
     ExperimentStatus,
@@ -28,6 +30,7 @@ from prompts.models import (
     PromptLabel,
     PromptVersion,
 )
+from prompts.tokens import count_messages as count_messages  # re-exported for the gateway
 
 DEFAULT_LABEL = "production"
 LATEST = "latest"

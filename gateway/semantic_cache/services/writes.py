@@ -22,8 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 from prometheus_client import Counter
 
-from compliance.guardrails import classification as classification_rules
-from compliance.guardrails.services import team_state
+from compliance.guardrails.services import message_texts, team_state, texts_level
 from core import embeddings
 from gateway.semantic_cache.index import IndexRow
 from gateway.semantic_cache.models import CacheEntry
@@ -247,7 +246,7 @@ def _entry_classification(job: StoreJob) -> int:
     if choices and isinstance(choices[0], dict):
         content = (choices[0].get("message") or {}).get("content")
         answer = content if isinstance(content, str) else ""
-    detected = classification_rules.texts_level([*classification_rules.message_texts(job.messages), answer], rules)
+    detected = texts_level([*message_texts(job.messages), answer], rules)
     return max(job.classification, detected if detected is not None else job.classification)
 
 
