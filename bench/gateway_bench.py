@@ -59,6 +59,9 @@ SERVER_ENV = {
     "DJANGO_SECURE_SSL_REDIRECT": "false",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "LOG_LEVEL": "WARNING",
+    # The mock upstream listens on 127.0.0.1, which the egress rule (core/egress.py) refuses
+    # unless the operator allows it.
+    "EGRESS_ALLOWLIST": "127.0.0.1",
 }
 os.environ.update(SERVER_ENV)
 SERVER_URL = os.environ.get("DATABASE_URL", "")
