@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -42,6 +44,8 @@ from core.classification import Clearance
 from core.errors import ApplicationError, NotFound
 from core.htmx import htmx_redirect, render_page
 from core.pages import Refusal, page_action
+
+Result = TypeVar("Result")
 
 require_page = require_http_methods(["GET", "HEAD"])
 require_post = require_http_methods(["POST"])
@@ -76,21 +80,63 @@ def _done(request: HtmxHttpRequest, message: str, url: str) -> HttpResponse:
     return redirect(url)
 
 
+@dataclass(frozen=True)
+class Section:
+    """A section of a settings page that a form posts to: its key in the page's notices and
+    errors, the page, and the partial that renders the section alone."""
+
+    name: str
+    page: str
+    partial: str
+
+
 def _section_done(
     request: HtmxHttpRequest,
     message: str,
     *,
     url: str,
-    section: str,
-    page: str,
-    partial: str,
-    context: Callable[[Feedback], dict[str, Any]],
+    section: Section,
+    context: Callable[..., dict[str, Any]],
 ) -> HttpResponse:
     """A form post succeeded: a redirect with the notice for a plain post, else the section
-    re-rendered with the notice."""
+    re-rendered with `context(feedback=the notice)`."""
     if not request.htmx:
         return _done(request, message, url)
-    return render_page(request, page=page, partial=partial, context=context(Feedback(notices={section: message})))
+    feedback = Feedback(notices={section.name: message})
+    return render_page(request, page=section.page, partial=section.partial, context=context(feedback=feedback))
+
+
+def _section_post(
+    request: HtmxHttpRequest,
+    action: Callable[[], Result],
+    *,
+    section: Section,
+    success: Callable[[Result], HttpResponse],
+    context: Callable[..., dict[str, Any]],
+    form: forms.Form | None = None,
+    form_name: str = "",
+    refusal_prefix: str = "",
+    errors_on_fields: bool = True,
+    propagate: tuple[type[ApplicationError], ...] = (),
+) -> HttpResponse:
+    """`page_action` for one section: a refusal re-renders it with `context(feedback=its alert)`,
+    passing the posted form back as the keyword `form_name` when there is one."""
+
+    def refused(refusal: Refusal) -> dict[str, Any]:
+        posted = {form_name: form} if form_name else {}
+        return context(feedback=Feedback.refused(section.name, refusal, prefix=refusal_prefix), **posted)
+
+    return page_action(
+        request,
+        action,
+        form=form,
+        success=success,
+        context=refused,
+        page=section.page,
+        partial=section.partial,
+        errors_on_fields=errors_on_fields,
+        propagate=propagate,
+    )
 
 
 # Teams and applications: /settings/ ------------------------------------------------
@@ -99,6 +145,8 @@ TEAM_LIST_PAGE = "accounts/team_list.html"
 TEAM_LIST_CONTENT = "accounts/partials/_team_list_content.html"
 TEAMS_SECTION = "accounts/partials/_teams.html"
 APPLICATIONS_SECTION = "accounts/partials/_applications.html"
+TEAMS = Section("teams", page=TEAM_LIST_PAGE, partial=TEAMS_SECTION)
+APPLICATIONS = Section("applications", page=TEAM_LIST_PAGE, partial=APPLICATIONS_SECTION)
 
 
 @dataclass(frozen=True)
@@ -162,9 +210,7 @@ def team_create(request: HtmxHttpRequest) -> HttpResponse:
             request,
             f"Created team {team.name}; you are its admin.",
             url=reverse("settings:teams"),
-            section="teams",
-            page=TEAM_LIST_PAGE,
-            partial=TEAMS_SECTION,
+            section=TEAMS,
             # The new team can now hold applications: refresh that section's team choices too.
             context=lambda feedback: {
                 **_team_list_context(_refreshed_caller(request), feedback=feedback),
@@ -172,14 +218,14 @@ def team_create(request: HtmxHttpRequest) -> HttpResponse:
             },
         )
 
-    return page_action(
+    return _section_post(
         request,
         lambda: services.team_create(caller=caller, **form.cleaned_data),
-        form=form,
+        section=TEAMS,
         success=created,
-        context=lambda refusal: _team_list_context(caller, team_form=form, feedback=Feedback.refused("teams", refusal)),
-        page=TEAM_LIST_PAGE,
-        partial=TEAMS_SECTION,
+        context=partial(_team_list_context, caller),
+        form=form,
+        form_name="team_form",
     )
 
 
@@ -195,27 +241,21 @@ def application_create(request: HtmxHttpRequest) -> HttpResponse:
             caller=caller, team=team, name=form.cleaned_data["name"], description=form.cleaned_data["description"]
         )
 
-    def created(application: Application) -> HttpResponse:
-        return _section_done(
+    context = partial(_team_list_context, caller)
+    return _section_post(
+        request,
+        create,
+        section=APPLICATIONS,
+        success=lambda application: _section_done(
             request,
             f"Created application {application.name} in {application.team.name}.",
             url=reverse("settings:teams"),
-            section="applications",
-            page=TEAM_LIST_PAGE,
-            partial=APPLICATIONS_SECTION,
-            context=lambda feedback: _team_list_context(caller, feedback=feedback),
-        )
-
-    return page_action(
-        request,
-        create,
-        form=form,
-        success=created,
-        context=lambda refusal: _team_list_context(
-            caller, application_form=form, feedback=Feedback.refused("applications", refusal)
+            section=APPLICATIONS,
+            context=context,
         ),
-        page=TEAM_LIST_PAGE,
-        partial=APPLICATIONS_SECTION,
+        context=context,
+        form=form,
+        form_name="application_form",
         propagate=(NotFound,),  # another team's: 404
     )
 
@@ -226,12 +266,18 @@ TEAM_PAGE = "accounts/team_detail.html"
 TEAM_CONTENT = "accounts/partials/_team_detail_content.html"
 TEAM_DETAILS_SECTION = "accounts/partials/_team_details.html"
 MEMBERS_SECTION = "accounts/partials/_members.html"
+TEAM_DETAILS = Section("details", page=TEAM_PAGE, partial=TEAM_DETAILS_SECTION)
+MEMBERS = Section("members", page=TEAM_PAGE, partial=MEMBERS_SECTION)
 
 
 @dataclass(frozen=True)
 class MemberRow:
     membership: Membership
     form: MemberUpdateForm | None
+
+
+def _team_url(team: Team) -> str:
+    return reverse("settings:team", args=[team.id])
 
 
 def _team_initial(team: Team) -> dict[str, Any]:
@@ -308,27 +354,17 @@ def team_update(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
     team = selectors.team_get(caller=caller, team_id=team_id)
     form = TeamForm(request.POST, initial=_team_initial(team))
 
-    def saved(team: Team) -> HttpResponse:
-        return _section_done(
-            request,
-            "Saved the team.",
-            url=reverse("settings:team", args=[team.id]),
-            section="details",
-            page=TEAM_PAGE,
-            partial=TEAM_DETAILS_SECTION,
-            context=lambda feedback: _team_detail_context(caller, team, feedback=feedback),
-        )
-
-    return page_action(
+    context = partial(_team_detail_context, caller, team)
+    return _section_post(
         request,
         lambda: services.team_update(caller=caller, team=team, **form.cleaned_data),
-        form=form,
-        success=saved,
-        context=lambda refusal: _team_detail_context(
-            caller, team, team_form=form, feedback=Feedback.refused("details", refusal)
+        section=TEAM_DETAILS,
+        success=lambda team: _section_done(
+            request, "Saved the team.", url=_team_url(team), section=TEAM_DETAILS, context=context
         ),
-        page=TEAM_PAGE,
-        partial=TEAM_DETAILS_SECTION,
+        context=context,
+        form=form,
+        form_name="team_form",
     )
 
 
@@ -339,27 +375,21 @@ def member_add(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
     team = selectors.team_get(caller=caller, team_id=team_id)
     form = MemberAddForm(request.POST)
 
-    def added(membership: Membership) -> HttpResponse:
-        return _section_done(
-            request,
-            f"Added {membership.user.get_username()} as {membership.get_role_display()}.",
-            url=reverse("settings:team", args=[team.id]),
-            section="members",
-            page=TEAM_PAGE,
-            partial=MEMBERS_SECTION,
-            context=lambda feedback: _team_detail_context(caller, team, feedback=feedback),
-        )
-
-    return page_action(
+    context = partial(_team_detail_context, caller, team)
+    return _section_post(
         request,
         lambda: services.membership_add(caller=caller, team=team, **form.cleaned_data),
-        form=form,
-        success=added,
-        context=lambda refusal: _team_detail_context(
-            caller, team, member_add_form=form, feedback=Feedback.refused("members", refusal)
+        section=MEMBERS,
+        success=lambda membership: _section_done(
+            request,
+            f"Added {membership.user.get_username()} as {membership.get_role_display()}.",
+            url=_team_url(team),
+            section=MEMBERS,
+            context=context,
         ),
-        page=TEAM_PAGE,
-        partial=MEMBERS_SECTION,
+        context=context,
+        form=form,
+        form_name="member_add_form",
     )
 
 
@@ -377,28 +407,21 @@ def member_update(request: HtmxHttpRequest, team_id: int, user_id: int) -> HttpR
         return _section_done(
             request,
             f"{username} is now {role} with {clearance} clearance.",
-            url=reverse("settings:team", args=[team.id]),
-            section="members",
-            page=TEAM_PAGE,
-            partial=MEMBERS_SECTION,
+            url=_team_url(team),
+            section=MEMBERS,
             # The user may have changed their own role: render with their current rights.
-            context=lambda feedback: _team_detail_context(_refreshed_caller(request), team, feedback=feedback),
+            context=partial(_team_detail_context, _refreshed_caller(request), team),
         )
 
-    return page_action(
+    return _section_post(
         request,
         lambda: services.membership_update(caller=caller, membership=membership, **form.cleaned_data),
-        form=form,
-        errors_on_fields=False,
+        section=MEMBERS,
         success=changed,
-        context=lambda refusal: _team_detail_context(
-            caller,
-            team,
-            member_forms={membership.user_id: form},
-            feedback=Feedback.refused("members", refusal, prefix=f"Could not change {username}: "),
-        ),
-        page=TEAM_PAGE,
-        partial=MEMBERS_SECTION,
+        context=partial(_team_detail_context, caller, team, member_forms={membership.user_id: form}),
+        form=form,
+        refusal_prefix=f"Could not change {username}: ",
+        errors_on_fields=False,
     )
 
 
@@ -409,6 +432,7 @@ def member_remove(request: HtmxHttpRequest, team_id: int, user_id: int) -> HttpR
     team = selectors.team_get(caller=caller, team_id=team_id)
     membership = selectors.membership_get(caller=caller, team=team, user_id=user_id)
     username = membership.user.get_username()
+    context = partial(_team_detail_context, caller, team)
 
     def removed(_: None) -> HttpResponse:
         message = f"Removed {username} from {team.name}."
@@ -416,31 +440,23 @@ def member_remove(request: HtmxHttpRequest, team_id: int, user_id: int) -> HttpR
             # The user left the team: its page is no longer theirs to see.
             messages.success(request, message)
             return htmx_redirect(reverse("settings:teams")) if request.htmx else redirect("settings:teams")
-        return _section_done(
-            request,
-            message,
-            url=reverse("settings:team", args=[team.id]),
-            section="members",
-            page=TEAM_PAGE,
-            partial=MEMBERS_SECTION,
-            context=lambda feedback: _team_detail_context(caller, team, feedback=feedback),
-        )
+        return _section_done(request, message, url=_team_url(team), section=MEMBERS, context=context)
 
-    return page_action(
+    return _section_post(
         request,
         lambda: services.membership_remove(caller=caller, membership=membership),
+        section=MEMBERS,
         success=removed,
-        context=lambda refusal: _team_detail_context(
-            caller, team, feedback=Feedback.refused("members", refusal, prefix=f"Could not remove {username}: ")
-        ),
-        page=TEAM_PAGE,
-        partial=MEMBERS_SECTION,
+        context=context,
+        refusal_prefix=f"Could not remove {username}: ",
     )
 
 
 # Accounts for new people: a user created by an admin, or an invitation link -------
 
 INVITATIONS_SECTION = "accounts/partials/_invitations.html"
+USERS = Section("users", page=TEAM_PAGE, partial=MEMBERS_SECTION)
+INVITATIONS = Section("invitations", page=TEAM_PAGE, partial=INVITATIONS_SECTION)
 INVITATION_PAGE = "accounts/invitation_accept.html"
 INVITATION_UNUSABLE_PAGE = "accounts/invitation_unusable.html"
 
@@ -508,16 +524,14 @@ def user_create(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
         context = _team_detail_context(caller, team, new_user=new_user)
         return _shown_once(render_page(request, page=TEAM_PAGE, partial=MEMBERS_SECTION, context=context, status=201))
 
-    return page_action(
+    return _section_post(
         request,
         lambda: services.user_create(caller=caller, team=team, **form.cleaned_data),
-        form=form,
+        section=USERS,
         success=created,
-        context=lambda refusal: _team_detail_context(
-            caller, team, user_form=form, feedback=Feedback.refused("users", refusal)
-        ),
-        page=TEAM_PAGE,
-        partial=MEMBERS_SECTION,
+        context=partial(_team_detail_context, caller, team),
+        form=form,
+        form_name="user_form",
     )
 
 
@@ -536,16 +550,14 @@ def invitation_create(request: HtmxHttpRequest, team_id: int) -> HttpResponse:
             render_page(request, page=TEAM_PAGE, partial=INVITATIONS_SECTION, context=context, status=201)
         )
 
-    return page_action(
+    return _section_post(
         request,
         lambda: invitations.invitation_create(caller=caller, team=team, **form.cleaned_data),
-        form=form,
+        section=INVITATIONS,
         success=created,
-        context=lambda refusal: _team_detail_context(
-            caller, team, invitation_form=form, feedback=Feedback.refused("invitations", refusal)
-        ),
-        page=TEAM_PAGE,
-        partial=INVITATIONS_SECTION,
+        context=partial(_team_detail_context, caller, team),
+        form=form,
+        form_name="invitation_form",
     )
 
 
@@ -555,23 +567,20 @@ def invitation_revoke(request: HtmxHttpRequest, team_id: int, invitation_id: int
     caller = get_caller(request)
     team = selectors.team_get(caller=caller, team_id=team_id)
     invitation = selectors.invitation_get(caller=caller, team=team, invitation_id=invitation_id)
-    return page_action(
+    context = partial(_team_detail_context, caller, team)
+    return _section_post(
         request,
         lambda: invitations.invitation_revoke(caller=caller, invitation=invitation),
+        section=INVITATIONS,
         success=lambda _: _section_done(
             request,
             f"Revoked the invitation of {invitation.email}; its link no longer works.",
-            url=reverse("settings:team", args=[team.id]),
-            section="invitations",
-            page=TEAM_PAGE,
-            partial=INVITATIONS_SECTION,
-            context=lambda feedback: _team_detail_context(caller, team, feedback=feedback),
+            url=_team_url(team),
+            section=INVITATIONS,
+            context=context,
         ),
-        context=lambda refusal: _team_detail_context(
-            caller, team, feedback=Feedback.refused("invitations", refusal, prefix="Could not revoke the invitation: ")
-        ),
-        page=TEAM_PAGE,
-        partial=INVITATIONS_SECTION,
+        context=context,
+        refusal_prefix="Could not revoke the invitation: ",
     )
 
 
@@ -621,6 +630,8 @@ APPLICATION_PAGE = "accounts/application_detail.html"
 APPLICATION_CONTENT = "accounts/partials/_application_detail_content.html"
 APPLICATION_DETAILS_SECTION = "accounts/partials/_application_details.html"
 API_KEYS_SECTION = "accounts/partials/_api_keys.html"
+APPLICATION_DETAILS = Section("details", page=APPLICATION_PAGE, partial=APPLICATION_DETAILS_SECTION)
+KEYS = Section("keys", page=APPLICATION_PAGE, partial=API_KEYS_SECTION)
 
 
 @dataclass(frozen=True)
@@ -629,6 +640,10 @@ class NewKey:
 
     api_key: ApiKey
     secret: str
+
+
+def _application_url(application: Application) -> str:
+    return reverse("settings:application", args=[application.id])
 
 
 def _application_initial(application: Application) -> dict[str, Any]:
@@ -685,18 +700,16 @@ def application_update(request: HtmxHttpRequest, application_id: int) -> HttpRes
         return _section_done(
             request,
             "Saved the application.",
-            url=reverse("settings:application", args=[application.id]),
-            section="details",
-            page=APPLICATION_PAGE,
-            partial=APPLICATION_DETAILS_SECTION,
-            context=lambda feedback: _application_detail_context(caller, application, feedback=feedback),
+            url=_application_url(application),
+            section=APPLICATION_DETAILS,
+            context=partial(_application_detail_context, caller, application),
         )
 
     def refused(refusal: Refusal) -> dict[str, Any]:
         if refusal.error is not None:
             # A refused rename must not show the refused name as the application's.
             application.refresh_from_db()
-        feedback = Feedback.refused("details", refusal)
+        feedback = Feedback.refused(APPLICATION_DETAILS.name, refusal)
         return _application_detail_context(caller, application, application_form=form, feedback=feedback)
 
     return page_action(
@@ -705,8 +718,8 @@ def application_update(request: HtmxHttpRequest, application_id: int) -> HttpRes
         form=form,
         success=saved,
         context=refused,
-        page=APPLICATION_PAGE,
-        partial=APPLICATION_DETAILS_SECTION,
+        page=APPLICATION_DETAILS.page,
+        partial=APPLICATION_DETAILS.partial,
     )
 
 
@@ -725,16 +738,14 @@ def key_create(request: HtmxHttpRequest, application_id: int) -> HttpResponse:
         add_never_cache_headers(response)
         return response
 
-    return page_action(
+    return _section_post(
         request,
         lambda: services.api_key_create(caller=caller, application=application, **form.cleaned_data),
-        form=form,
+        section=KEYS,
         success=created,
-        context=lambda refusal: _application_detail_context(
-            caller, application, key_form=form, feedback=Feedback.refused("keys", refusal)
-        ),
-        page=APPLICATION_PAGE,
-        partial=API_KEYS_SECTION,
+        context=partial(_application_detail_context, caller, application),
+        form=form,
+        form_name="key_form",
     )
 
 
@@ -749,23 +760,20 @@ def key_revoke(request: HtmxHttpRequest, application_id: int, key_id: int) -> Ht
         services.api_key_revoke(caller=caller, api_key=api_key)
         return api_key
 
-    return page_action(
+    context = partial(_application_detail_context, caller, application)
+    return _section_post(
         request,
         revoke,
+        section=KEYS,
         success=lambda api_key: _section_done(
             request,
             f"Revoked key {api_key.name} (cp_{api_key.prefix}); requests with it now fail.",
-            url=reverse("settings:application", args=[application.id]),
-            section="keys",
-            page=APPLICATION_PAGE,
-            partial=API_KEYS_SECTION,
-            context=lambda feedback: _application_detail_context(caller, application, feedback=feedback),
+            url=_application_url(application),
+            section=KEYS,
+            context=context,
         ),
-        context=lambda refusal: _application_detail_context(
-            caller, application, feedback=Feedback.refused("keys", refusal, prefix="Could not revoke the key: ")
-        ),
-        page=APPLICATION_PAGE,
-        partial=API_KEYS_SECTION,
+        context=context,
+        refusal_prefix="Could not revoke the key: ",
         propagate=(NotFound,),
     )
 
@@ -795,11 +803,11 @@ def _application_lifecycle(request: HtmxHttpRequest, application_id: int, action
 
     def refused(refusal: Refusal) -> dict[str, Any]:
         application.refresh_from_db()
-        feedback = Feedback.refused("details", refusal, prefix=f"Could not {action} {name}: ")
+        feedback = Feedback.refused(APPLICATION_DETAILS.name, refusal, prefix=f"Could not {action} {name}: ")
         return _application_detail_context(caller, application, feedback=feedback)
 
     return page_action(
-        request, act, success=done, context=refused, page=APPLICATION_PAGE, partial=APPLICATION_DETAILS_SECTION
+        request, act, success=done, context=refused, page=APPLICATION_DETAILS.page, partial=APPLICATION_DETAILS.partial
     )
 
 
