@@ -77,6 +77,36 @@ def page_client_for() -> Callable[[Any], Client]:
     return build
 
 
+# One client per person of team A, and an outsider: an admin of team B, who holds every right
+# in a team that is not A's, so that refusing them proves team A is hidden from anyone outside
+# it. A module whose people use pages instead of the API overrides `client_for` with
+# `page_client_for`.
+@pytest.fixture
+def admin(team_a: TeamWorld, client_for: Callable[[Any], Client]) -> Client:
+    return client_for(team_a.members[Role.ADMIN])
+
+
+@pytest.fixture
+def manager(team_a: TeamWorld, client_for: Callable[[Any], Client]) -> Client:
+    return client_for(team_a.members[Role.MANAGER])
+
+
+@pytest.fixture
+def engineer(team_a: TeamWorld, client_for: Callable[[Any], Client]) -> Client:
+    return client_for(team_a.members[Role.PROMPT_ENGINEER])
+
+
+@pytest.fixture
+def viewer(team_a: TeamWorld, client_for: Callable[[Any], Client]) -> Client:
+    return client_for(team_a.members[Role.VIEWER])
+
+
+@pytest.fixture
+def outsider(team_b: TeamWorld, client_for: Callable[[Any], Client]) -> Client:
+    """An admin of team B: must see and change nothing of team A."""
+    return client_for(team_b.members[Role.ADMIN])
+
+
 @pytest.fixture
 def key_client_for() -> Callable[..., APIClient]:
     """An API client holding a new key of `application` with the given role and clearance."""

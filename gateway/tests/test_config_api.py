@@ -29,22 +29,6 @@ def _fresh_catalog_cache() -> None:
 
 
 @pytest.fixture
-def admin(team_a, client_for):
-    return client_for(team_a.members["admin"])
-
-
-@pytest.fixture
-def viewer(team_a, client_for):
-    return client_for(team_a.members["viewer"])
-
-
-@pytest.fixture
-def outsider(team_b, client_for):
-    """An admin of team B: must see and change nothing of team A."""
-    return client_for(team_b.members["admin"])
-
-
-@pytest.fixture
 def operator(client_for):
     return client_for(UserFactory.create(username="operator", is_superuser=True, is_staff=True))
 

@@ -32,18 +32,9 @@ def _fresh_catalog_cache() -> None:
 
 
 @pytest.fixture
-def admin(team_a, page_client_for):
-    return page_client_for(team_a.members["admin"])
-
-
-@pytest.fixture
-def viewer(team_a, page_client_for):
-    return page_client_for(team_a.members["viewer"])
-
-
-@pytest.fixture
-def outsider(team_b, page_client_for):
-    return page_client_for(team_b.members["admin"])
+def client_for(page_client_for):
+    """These people (the root conftest's admin, viewer, outsider) use the pages, not the API."""
+    return page_client_for
 
 
 @pytest.fixture
@@ -218,7 +209,7 @@ def test_bad_model_form_input_is_a_400(admin, team_a, provider):
     assert "no model named &#x27;ghost&#x27;" in response.content.decode()
 
 
-def test_routing_page_sets_the_routing(client_for, page_client_for, team_a, model):
+def test_routing_page_sets_the_routing(page_client_for, team_a, model):
     manager = page_client_for(team_a.members["manager"])
     url = f"/gateway/routing/{team_a.application.id}/"
     assert manager.get(url).status_code == 200

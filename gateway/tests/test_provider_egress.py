@@ -36,11 +36,6 @@ def _fresh_catalog_cache() -> None:
     catalog._cache.clear()
 
 
-@pytest.fixture
-def admin(team_a, client_for):
-    return client_for(team_a.members["admin"])
-
-
 @pytest.mark.parametrize(("url", "reason"), INTERNAL_URLS)
 def test_saving_a_provider_with_an_internal_base_url_is_a_400_naming_it(
     settings: Any, admin, team_a, url: str, reason: str

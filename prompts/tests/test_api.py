@@ -29,27 +29,6 @@ VARIABLES = {"product": "Acme", "customer_name": "Ada", "question": "Where is my
 
 
 @pytest.fixture
-def engineer(team_a, client_for):
-    return client_for(team_a.members["prompt_engineer"])
-
-
-@pytest.fixture
-def manager(team_a, client_for):
-    return client_for(team_a.members["manager"])
-
-
-@pytest.fixture
-def viewer(team_a, client_for):
-    return client_for(team_a.members["viewer"])
-
-
-@pytest.fixture
-def outsider(team_b, client_for):
-    """A manager of team B: must see nothing of team A."""
-    return client_for(team_b.members["manager"])
-
-
-@pytest.fixture
 def support(team_a, make_prompt):
     prompt = make_prompt(team_a.team, versions=2, description="Answers customers", tags=["support"])
     services.label_move(caller=None, prompt=prompt, label="production", version=version(prompt, 1))
