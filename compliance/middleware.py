@@ -10,30 +10,17 @@ every page, whether its view raised the refusal or caught it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
 from compliance.audit import record_access_denied, was_denial_recorded
 from core.errors import PermissionDenied, raised_refusals
+from core.middleware import SyncAndAsyncMiddleware
 from core.requests import client_ip_var, normalise_ip
 
 
-class AuditContextMiddleware:
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
-        if self.is_async:
-            return self._acall(request)
+class AuditContextMiddleware(SyncAndAsyncMiddleware):
+    def _call(self, request: HttpRequest) -> HttpResponse:
         refusals: list[PermissionDenied] = []
         tokens = client_ip_var.set(normalise_ip(request.META.get("REMOTE_ADDR"))), raised_refusals.set(refusals)
         try:

@@ -18,8 +18,9 @@ from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 logger = logging.getLogger("controlplane.access")
 
 
-class RequestIdMiddleware:
-    """Takes a sane `X-Request-ID` from the client or makes one, and echoes it back."""
+class SyncAndAsyncMiddleware:
+    """A middleware that serves sync and async requests alike: it is called the way its
+    `get_response` is, and runs `_call` or awaits `_acall` accordingly."""
 
     sync_capable = True
     async_capable = True
@@ -33,6 +34,19 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if self.is_async:
             return self._acall(request)
+        return self._call(request)
+
+    def _call(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedError
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedError
+
+
+class RequestIdMiddleware(SyncAndAsyncMiddleware):
+    """Takes a sane `X-Request-ID` from the client or makes one, and echoes it back."""
+
+    def _call(self, request: HttpRequest) -> HttpResponse:
         started, token = self._start(request)
         try:
             response = self.get_response(request)
