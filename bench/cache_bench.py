@@ -23,13 +23,10 @@ Everything runs through the real services (`store`, `lookup`) on a throwaway SQL
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -40,13 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+from bench._setup import in_process_environment  # noqa: E402 - needs ROOT on sys.path
 
-VAR_DIR = tempfile.mkdtemp(prefix="cache-bench-")
-atexit.register(shutil.rmtree, VAR_DIR, ignore_errors=True)
-os.environ["CONTROLPLANE_VAR_DIR"] = VAR_DIR
-os.environ["DJANGO_DEBUG"] = "true"
-os.environ["DJANGO_SETTINGS_MODULE"] = "controlplane.settings"
-os.environ["LOG_LEVEL"] = "WARNING"
+in_process_environment("cache-bench-")
 os.environ["SEMANTIC_CACHE_WRITER"] = "inline"
 for variable in ("DATABASE_URL", "CACHE_URL"):
     os.environ.pop(variable, None)

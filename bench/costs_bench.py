@@ -12,13 +12,10 @@ gateway's recorder does: bulk_create in chunks, then `rollups_apply` on the same
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,35 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+from bench._setup import in_process_environment, throwaway_database  # noqa: E402 - needs ROOT on sys.path
 
-VAR_DIR = tempfile.mkdtemp(prefix="costs-bench-")
-atexit.register(shutil.rmtree, VAR_DIR, ignore_errors=True)
-os.environ["CONTROLPLANE_VAR_DIR"] = VAR_DIR
-os.environ["DJANGO_DEBUG"] = "true"
-os.environ["DJANGO_SETTINGS_MODULE"] = "controlplane.settings"
+in_process_environment("costs-bench-")
 os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
 os.environ["API_THROTTLE_RATE"] = "100000000/minute"
-os.environ["LOG_LEVEL"] = "WARNING"
 os.environ.pop("CACHE_URL", None)
-
-SERVER_URL = os.environ.get("DATABASE_URL", "")
-BENCH_DB = f"costs_bench_{os.getpid()}"
-if SERVER_URL.startswith("postgres"):
-    import psycopg
-
-    base, _, _ = SERVER_URL.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-    def _drop() -> None:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-    atexit.register(_drop)
-    os.environ["DATABASE_URL"] = f"{base}/{BENCH_DB}"
+throwaway_database(f"costs_bench_{os.getpid()}")
 
 import django  # noqa: E402 - the environment above must be set first
 

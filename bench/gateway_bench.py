@@ -26,12 +26,10 @@ import atexit
 import contextlib
 import os
 import resource
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -47,9 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+from bench._setup import temporary_var_dir, throwaway_database  # noqa: E402 - needs ROOT on sys.path
 
-VAR_DIR = tempfile.mkdtemp(prefix="gateway-bench-")
-atexit.register(shutil.rmtree, VAR_DIR, ignore_errors=True)
+VAR_DIR = temporary_var_dir("gateway-bench-")
 SECRET_KEY = "gateway-bench-" + os.urandom(24).hex()
 SERVER_ENV = {
     "CONTROLPLANE_VAR_DIR": VAR_DIR,
@@ -65,23 +63,7 @@ SERVER_ENV = {
 }
 os.environ.update(SERVER_ENV)
 SERVER_URL = os.environ.get("DATABASE_URL", "")
-BENCH_DB = f"gateway_bench_{os.getpid()}"
-if SERVER_URL.startswith("postgres"):
-    import psycopg
-
-    _base, _, _ = SERVER_URL.rpartition("/")
-    with psycopg.connect(f"{_base}/postgres", autocommit=True) as _admin:
-        _admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-    def _drop() -> None:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(f"{_base}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-    atexit.register(_drop)
-    os.environ["DATABASE_URL"] = f"{_base}/{BENCH_DB}"
+throwaway_database(f"gateway_bench_{os.getpid()}")
 
 import django  # noqa: E402 - the environment above must be set first
 

@@ -10,18 +10,15 @@ on 127.0.0.1 with one keep-alive connection.
 from __future__ import annotations
 
 import argparse
-import atexit
 import http.client
 import json
 import os
 import random
-import shutil
 import socket
 import statistics
 import string
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,14 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
+from bench._setup import in_process_environment  # noqa: E402 - needs ROOT on sys.path
 
-VAR_DIR = tempfile.mkdtemp(prefix="prompts-bench-")
-atexit.register(shutil.rmtree, VAR_DIR, ignore_errors=True)
-os.environ["CONTROLPLANE_VAR_DIR"] = VAR_DIR
-os.environ["DJANGO_DEBUG"] = "true"
-os.environ["DJANGO_SETTINGS_MODULE"] = "controlplane.settings"
+in_process_environment("prompts-bench-")
 os.environ["API_THROTTLE_RATE"] = "100000000/minute"
-os.environ["LOG_LEVEL"] = "WARNING"
 for variable in ("DATABASE_URL", "CACHE_URL"):
     os.environ.pop(variable, None)
 
