@@ -323,24 +323,42 @@ class Worker:
         return sorted(rows, key=lambda row: row["scorer_index"])
 
     async def run_chunk(self, chunk: int) -> int:
+        """CHUNK_CONCURRENCY consumers share a small queue of claimed results, each storing its
+        answer as soon as it has it (a slow call holds up no other); the queue is refilled with
+        a new claim when it runs dry, so a claim is never older than a few calls."""
+        queue: asyncio.Queue[Claimed] = asyncio.Queue()
+        refilling = asyncio.Lock()
+        exhausted = False
+        skipped: list[int] = []
         stored = 0
+
+        async def consume() -> None:
+            nonlocal exhausted, stored
+            while True:
+                async with refilling:
+                    if queue.empty() and not exhausted and not await self.should_stop():
+                        claimed = await asyncio.to_thread(
+                            _claim, run_id=self.plan.run_id, chunk=chunk, token=self.token, limit=CHUNK_CONCURRENCY
+                        )
+                        exhausted = not claimed
+                        for entry in claimed:
+                            queue.put_nowait(entry)
+                if queue.empty():
+                    return
+                entry = queue.get_nowait()
+                outcome = await self.run_item(entry)
+                if outcome is None:
+                    skipped.append(entry.result_id)
+                elif await asyncio.to_thread(_store, run_id=self.plan.run_id, outcome=outcome, token=self.token):
+                    stored += 1
+
         try:
-            while not await self.should_stop():
-                claimed = await asyncio.to_thread(
-                    _claim, run_id=self.plan.run_id, chunk=chunk, token=self.token, limit=CHUNK_CONCURRENCY * 2
-                )
-                if not claimed:
-                    break
-                outcomes = await asyncio.gather(*(self.run_item(entry) for entry in claimed))
-                skipped = [entry.result_id for entry, outcome in zip(claimed, outcomes, strict=True) if outcome is None]
-                for outcome in outcomes:
-                    if outcome is not None and await asyncio.to_thread(
-                        _store, run_id=self.plan.run_id, outcome=outcome, token=self.token
-                    ):
-                        stored += 1
-                if skipped:
-                    await asyncio.to_thread(_release, result_ids=skipped, token=self.token)
+            await asyncio.gather(*(consume() for _ in range(CHUNK_CONCURRENCY)))
         finally:
+            while not queue.empty():
+                skipped.append(queue.get_nowait().result_id)
+            if skipped:
+                await asyncio.to_thread(_release, result_ids=skipped, token=self.token)
             if self.client is not None:
                 await self.client.close()
         return stored

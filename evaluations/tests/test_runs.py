@@ -17,7 +17,11 @@ from evaluations import services
 from evaluations.models import EvalResult, EvalRun, EvalScore
 from evaluations.tests.conftest import new_items
 from evaluations.types import ResultStatus, RunStatus
-from gateway.tests.conftest import model_for, provider_for
+from gateway.tests.conftest import (
+    live_gateway,  # noqa: F401 - the live gateway's fixture
+    model_for,
+    provider_for,
+)
 from gateway.tests.fake_upstream import FakeUpstream, fail, reply
 from prompts.services import label_move, prompt_create, prompt_version_create
 
@@ -260,3 +264,21 @@ def test_retry_failed_runs_only_the_failed_items(celery_worker, served_model, up
     assert (run.done_count, run.failed_count) == (4, 0)
     assert len(upstream.chat_requests()) == calls_before + 1
     assert EvalScore.objects.filter(result__run=run).count() == 8
+
+
+def test_over_http_when_eval_gateway_url_is_set(
+    celery_worker,
+    live_gateway,  # noqa: F811 - the imported fixture
+    served_model,
+    upstream,
+    dataset,
+    engineer,
+    settings,
+):
+    settings.EVAL_GATEWAY_URL = live_gateway
+    filled(dataset, engineer, 3)
+
+    run = wait_for(model_run(engineer, dataset), {RunStatus.COMPLETED})
+
+    assert (run.done_count, run.failed_count) == (3, 0)
+    assert len(upstream.chat_requests()) == 3
