@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from accounts.caller import caller_for_user
 from compliance.guardrails import injection, services
 from compliance.guardrails.models import ClassificationRule, GuardrailPolicy
 from compliance.guardrails.services import state
@@ -18,20 +19,36 @@ SECRET_PLAN = (
 
 
 def admin_caller(team_world):
-    from accounts.caller import caller_for_user
-
     return caller_for_user(team_world.members["admin"])
 
 
-def test_filter_documents_drops_by_declared_level_and_by_team_rules(team_a):
-    services.classification_rule_create(
-        caller=admin_caller(team_a),
-        team=team_a.team,
+def codename_rule(team_world, keyword="Nightingale"):
+    """A restricted keyword rule of the team, made through the service (which resets the team's
+    cached state)."""
+    return services.classification_rule_create(
+        caller=admin_caller(team_world),
+        team=team_world.team,
         name="codename",
         kind="keywords",
-        keywords=["Nightingale"],
+        keywords=[keyword],
         level=Clearance.RESTRICTED,
     )
+
+
+def secret_plan_source(team_world, level, **options):
+    """SECRET_PLAN as a data source of the team at `level`."""
+    return services.data_source_create(
+        caller=admin_caller(team_world),
+        team=team_world.team,
+        name="M&A plan",
+        text=SECRET_PLAN,
+        classification_level=level,
+        **options,
+    )
+
+
+def test_filter_documents_drops_by_declared_level_and_by_team_rules(team_a):
+    codename_rule(team_a)
     documents = [
         {"id": "a", "text": "Opening hours are nine to five.", "classification": "public"},
         {"id": "b", "text": "Salary bands for 2026.", "classification": "confidential"},
@@ -97,27 +114,14 @@ def test_redact_for_viewer_masks_spans_above_the_viewers_clearance_only(team_a):
 
 
 def test_other_teams_rules_do_not_apply(team_a, team_b):
-    services.classification_rule_create(
-        caller=admin_caller(team_b),
-        team=team_b.team,
-        name="codename",
-        kind="keywords",
-        keywords=["Nightingale"],
-        level=Clearance.RESTRICTED,
-    )
+    codename_rule(team_b)
 
     text = "Nightingale update"
     assert services.redact_for_viewer(text=text, viewer_clearance=Clearance.PUBLIC, team_id=team_a.team.id) == text
 
 
 def test_response_reproducing_a_source_above_clearance_is_blocked_and_recorded(team_a):
-    source = services.data_source_create(
-        caller=admin_caller(team_a),
-        team=team_a.team,
-        name="M&A plan",
-        text=SECRET_PLAN,
-        classification_level=Clearance.RESTRICTED,
-    )
+    source = secret_plan_source(team_a, Clearance.RESTRICTED)
     policy = GuardrailPolicy(application=team_a.application)
     response = "Sure. " + SECRET_PLAN[:150] + " That is all I know."
 
@@ -134,14 +138,7 @@ def test_response_reproducing_a_source_above_clearance_is_blocked_and_recorded(t
 
 
 def test_leak_redact_masks_the_reproduced_passage_and_cleared_callers_see_it(team_a):
-    services.data_source_create(
-        caller=admin_caller(team_a),
-        team=team_a.team,
-        name="M&A plan",
-        text=SECRET_PLAN,
-        classification_level=Clearance.CONFIDENTIAL,
-        leak_action="redact",
-    )
+    secret_plan_source(team_a, Clearance.CONFIDENTIAL, leak_action="redact")
     policy = GuardrailPolicy(application=team_a.application)
     response = "Answer: Project Nightingale will acquire the Lisbon logistics company in the second quarter. Bye."
 
@@ -160,13 +157,7 @@ def test_leak_redact_masks_the_reproduced_passage_and_cleared_callers_see_it(tea
 
 
 def test_a_response_on_the_same_topic_without_copying_is_not_a_leak(team_a):
-    services.data_source_create(
-        caller=admin_caller(team_a),
-        team=team_a.team,
-        name="M&A plan",
-        text=SECRET_PLAN,
-        classification_level=Clearance.RESTRICTED,
-    )
+    secret_plan_source(team_a, Clearance.RESTRICTED)
     policy = GuardrailPolicy(application=team_a.application)
 
     output = services.check_output(
@@ -206,20 +197,12 @@ def test_policy_update_through_the_service_invalidates_the_cache(team_a):
 
 
 def test_rule_changes_invalidate_the_team_state(team_a):
-    caller = admin_caller(team_a)
-    rule = services.classification_rule_create(
-        caller=caller,
-        team=team_a.team,
-        name="codename",
-        kind="keywords",
-        keywords=["Falcon"],
-        level=Clearance.RESTRICTED,
-    )
+    rule = codename_rule(team_a, keyword="Falcon")
     assert (
         services.redact_for_viewer(text="Falcon", viewer_clearance=0, team_id=team_a.team.id) == "[REDACTED:restricted]"
     )
 
-    services.classification_rule_update(caller=caller, rule=rule, is_enabled=False)
+    services.classification_rule_update(caller=admin_caller(team_a), rule=rule, is_enabled=False)
 
     assert services.redact_for_viewer(text="Falcon", viewer_clearance=0, team_id=team_a.team.id) == "Falcon"
     assert ClassificationRule.objects.get(pk=rule.pk).is_enabled is False
