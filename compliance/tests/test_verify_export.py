@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import rfc8785
 from django.conf import settings
 
 from accounts.caller import caller_for_user
@@ -67,6 +69,27 @@ def export_to(client, tmp_path: Path, export_format: str = "jsonl") -> tuple[Pat
     return path, detail["manifest"]
 
 
+@pytest.fixture
+def jsonl_export(team_a, client_for, tmp_path) -> Path:
+    """Three events of team A, exported as JSON lines by its compliance officer."""
+    record_events(team_a)
+    path, _ = export_to(client_for(team_a.members[Role.COMPLIANCE_OFFICER]), tmp_path)
+    return path
+
+
+def row_of(path: Path, index: int) -> dict:
+    return json.loads(path.read_bytes().splitlines()[index])
+
+
+def with_row(path: Path, index: int, row: dict, **dumps_options) -> Path:
+    """A copy of the export beside it whose line `index` is `row`, as an editor would write it."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[index] = (json.dumps(row, ensure_ascii=False, **dumps_options) + "\n").encode()
+    tampered = path.with_name("tampered.jsonl")
+    tampered.write_bytes(b"".join(lines))
+    return tampered
+
+
 def test_the_doc_shows_the_script_byte_for_byte():
     doc = DOC.read_text()
     shown = doc.split("## The script\n", 1)[1].split("```python\n", 1)[1].rsplit("```", 1)[0]
@@ -85,22 +108,17 @@ def test_the_script_imports_nothing_but_the_standard_library_and_rfc8785():
     assert imported - set(sys.stdlib_module_names) == {"rfc8785", "orjson"}  # orjson: optional, format-1 rows only
 
 
-def test_an_intact_jsonl_export_verifies_with_its_signature(team_a, client_for, tmp_path):
-    record_events(team_a)
-    path, _ = export_to(client_for(team_a.members[Role.COMPLIANCE_OFFICER]), tmp_path)
+def test_an_intact_jsonl_export_verifies_with_its_signature(jsonl_export):
     head = chain.chain_head()
 
-    result = run(str(path), key=settings.AUDIT_SIGNING_KEY)
+    result = run(str(jsonl_export), key=settings.AUDIT_SIGNING_KEY)
 
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"INTACT: 3 events, chain head #{head.sequence} {head.hash}\n"
 
 
-def test_a_jsonl_export_without_the_key_checks_the_links_but_not_the_keyed_hashes(team_a, client_for, tmp_path):
-    record_events(team_a)
-    path, _ = export_to(client_for(team_a.members[Role.COMPLIANCE_OFFICER]), tmp_path)
-
-    result = run(str(path))
+def test_a_jsonl_export_without_the_key_checks_the_links_but_not_the_keyed_hashes(jsonl_export):
+    result = run(str(jsonl_export))
 
     assert result.returncode == 2
     assert result.stdout.splitlines()[1:] == [
@@ -109,21 +127,12 @@ def test_a_jsonl_export_without_the_key_checks_the_links_but_not_the_keyed_hashe
     ]
 
 
-def test_a_row_edited_with_its_hash_recomputed_without_the_key_is_caught(team_a, client_for, tmp_path):
-    import hashlib
-
-    import rfc8785
-
-    record_events(team_a)
-    path, _ = export_to(client_for(team_a.members[Role.COMPLIANCE_OFFICER]), tmp_path)
-    lines = path.read_bytes().splitlines(keepends=True)
-    row = json.loads(lines[-2])
+def test_a_row_edited_with_its_hash_recomputed_without_the_key_is_caught(jsonl_export):
+    row = row_of(jsonl_export, -2)
     row["action"] = "edited.thing"
     content = {key: value for key, value in row.items() if key not in ("previous_hash", "hash")}
     row["hash"] = hashlib.sha256(row["previous_hash"].encode() + b"\n" + rfc8785.dumps(content)).hexdigest()
-    lines[-2] = (json.dumps(row, ensure_ascii=False) + "\n").encode()
-    tampered = tmp_path / "tampered.jsonl"
-    tampered.write_bytes(b"".join(lines))
+    tampered = with_row(jsonl_export, -2, row)
 
     result = run(str(tampered), key=settings.AUDIT_SIGNING_KEY)
 
@@ -146,16 +155,11 @@ def test_a_csv_export_verifies_with_its_manifest_file(team_a, client_for, tmp_pa
     assert (result.returncode, result.stdout.split(":")[0]) == (0, "INTACT"), result.stdout
 
 
-def test_a_tampered_float_is_caught(team_a, client_for, tmp_path):
-    record_events(team_a)
-    path, _ = export_to(client_for(team_a.members[Role.COMPLIANCE_OFFICER]), tmp_path)
-    lines = path.read_bytes().splitlines(keepends=True)
-    row = json.loads(lines[0])
+def test_a_tampered_float_is_caught(jsonl_export):
+    row = row_of(jsonl_export, 0)
     assert row["after"] == {"threshold": 1e-05}
     row["after"]["threshold"] = 2e-05
-    lines[0] = (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-    tampered = tmp_path / "tampered.jsonl"
-    tampered.write_bytes(b"".join(lines))
+    tampered = with_row(jsonl_export, 0, row, separators=(",", ":"))
 
     result = run(str(tampered), key=settings.AUDIT_SIGNING_KEY)
 
@@ -166,14 +170,10 @@ def test_a_tampered_float_is_caught(team_a, client_for, tmp_path):
     ]
 
 
-def test_a_removed_row_and_a_forged_manifest_are_caught(team_a, client_for, tmp_path):
-    record_events(team_a)
-    path, _ = export_to(client_for(team_a.members[Role.COMPLIANCE_OFFICER]), tmp_path)
-    lines = path.read_bytes().splitlines(keepends=True)
+def test_a_removed_row_and_a_forged_manifest_are_caught(jsonl_export, tmp_path):
+    lines = jsonl_export.read_bytes().splitlines(keepends=True)
     trailer = json.loads(lines[-1])
     # Drop event #2 and fix up the manifest's sha256 and row count, as a forger without the key would.
-    import hashlib
-
     body = lines[0] + lines[2]
     trailer["manifest"] |= {"sha256": hashlib.sha256(body).hexdigest(), "row_count": 2}
     forged = tmp_path / "forged.jsonl"
