@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from accounts.models import Team
 
 NAV = "gateway"
+
+Entry = TypeVar("Entry", Provider, LanguageModel)
 
 
 def _is_operator(caller: Caller) -> bool:
@@ -150,6 +152,30 @@ def _catalog_form(
     return page_action(request, save, success=lambda _: redirect("gateway:catalog"), context=refused, page=template)
 
 
+def _enabled_switch(
+    request: HttpRequest,
+    update: Callable[[bool], Entry],
+    *,
+    row: str,
+    name: str,
+    annotate: Callable[[Entry], None] | None = None,
+) -> HttpResponse:
+    """Turn a provider or model on or off: its catalog row re-rendered for htmx (the catalog
+    page for a plain post), or the refusal."""
+
+    def switched(entry: Entry) -> HttpResponse:
+        if not request.htmx:  # type: ignore[attr-defined]  # django-htmx
+            return redirect("gateway:catalog")
+        entry.can_manage = True  # type: ignore[attr-defined]  # the update above proved it
+        if annotate is not None:
+            annotate(entry)
+        return render(request, row, {name: entry})
+
+    return page_action(
+        request, lambda: update(_on_off(request)), success=switched, context=_error_partial, page=ERROR_PARTIAL
+    )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def provider_create(request: HttpRequest) -> HttpResponse:
@@ -198,18 +224,11 @@ def provider_enabled(request: HttpRequest, provider_id: int) -> HttpResponse:
     caller = get_caller(request)
     provider = selectors.provider_get(caller=caller, provider_id=provider_id)
 
-    def switched(provider: Provider) -> HttpResponse:
-        if not request.htmx:  # type: ignore[attr-defined]  # django-htmx
-            return redirect("gateway:catalog")
-        provider.can_manage = True  # type: ignore[attr-defined]  # the update above proved it
-        return render(request, "gateway/partials/_provider_row.html", {"provider": provider})
-
-    return page_action(
+    return _enabled_switch(
         request,
-        lambda: services.provider_update(caller=caller, provider=provider, is_enabled=_on_off(request)),
-        success=switched,
-        context=_error_partial,
-        page=ERROR_PARTIAL,
+        lambda is_enabled: services.provider_update(caller=caller, provider=provider, is_enabled=is_enabled),
+        row="gateway/partials/_provider_row.html",
+        name="provider",
     )
 
 
@@ -319,19 +338,15 @@ def model_enabled(request: HttpRequest, model_id: int) -> HttpResponse:
     caller = get_caller(request)
     model = selectors.model_get(caller=caller, model_id=model_id)
 
-    def switched(model: LanguageModel) -> HttpResponse:
-        if not request.htmx:  # type: ignore[attr-defined]  # django-htmx
-            return redirect("gateway:catalog")
-        model.can_manage = True  # type: ignore[attr-defined]  # the update above proved it
+    def with_price(model: LanguageModel) -> None:
         model.price = services.model_price_current(model=model)  # type: ignore[attr-defined]  # for the template
-        return render(request, "gateway/partials/_model_row.html", {"model": model})
 
-    return page_action(
+    return _enabled_switch(
         request,
-        lambda: services.model_update(caller=caller, model=model, is_enabled=_on_off(request)),
-        success=switched,
-        context=_error_partial,
-        page=ERROR_PARTIAL,
+        lambda is_enabled: services.model_update(caller=caller, model=model, is_enabled=is_enabled),
+        row="gateway/partials/_model_row.html",
+        name="model",
+        annotate=with_price,
     )
 
 
