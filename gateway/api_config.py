@@ -7,7 +7,7 @@ create and update and never returned (`has_api_key` says whether one is stored).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import django_filters
 from django.db.models import QuerySet
@@ -21,12 +21,16 @@ from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
 from accounts.authentication import get_caller
+from accounts.caller import Caller
 from core.api.filters import IdFilter
 from core.api.serializers import ChoiceField, IdField, StrictSerializer, validated
 from core.errors import ValidationFailed
 from core.ids import parse_whole_number
 from gateway import selectors, services
 from gateway.models import LanguageModel, ModelTier, Provider, RoutingPolicy, RoutingPolicyKind
+
+if TYPE_CHECKING:
+    from accounts.models import Team
 
 # Output ---------------------------------------------------------------------------
 
@@ -221,6 +225,12 @@ class RoutingInput(StrictSerializer):
     fallbacks = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
 
 
+def _pop_team(caller: Caller, data: dict[str, Any]) -> Team | None:
+    """The team a new provider or model belongs to (None: shared, operators only)."""
+    team_id = data.pop("team")
+    return account_selectors.team_get(caller=caller, team_id=team_id) if team_id is not None else None
+
+
 def _pop_price(data: dict[str, Any]) -> services.Price | None:
     return services.price_from(
         input_per_million=data.pop("input_per_million", None),
@@ -278,8 +288,7 @@ class ProviderListView(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         caller = get_caller(request)
         data = validated(ProviderCreateInput, request)
-        team_id = data.pop("team")
-        team = account_selectors.team_get(caller=caller, team_id=team_id) if team_id is not None else None
+        team = _pop_team(caller, data)
         provider = services.provider_create(caller=caller, team=team, **data)
         return Response(ProviderSerializer(provider).data, status=status.HTTP_201_CREATED)
 
@@ -337,8 +346,7 @@ class LanguageModelListView(generics.ListAPIView):
         caller = get_caller(request)
         data = validated(ModelCreateInput, request)
         price = _pop_price(data)
-        team_id = data.pop("team")
-        team = account_selectors.team_get(caller=caller, team_id=team_id) if team_id is not None else None
+        team = _pop_team(caller, data)
         model = services.model_create(caller=caller, team=team, price=price, **data)
         return Response(LanguageModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
