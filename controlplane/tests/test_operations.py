@@ -6,8 +6,6 @@ import io
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from core.models import WorkerHeartbeat
 from core.tasks import worker_heartbeat
+from gateway.tests.processes import manage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,15 +109,7 @@ def test_production_settings_pass_check_deploy():
         CONTROLPLANE_VAR_DIR=os.environ["CONTROLPLANE_VAR_DIR"],  # set by the test settings
     )
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -128,15 +119,7 @@ def test_settings_refuse_to_start_without_a_secret_key_in_production():
     env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
     env["DJANGO_SETTINGS_MODULE"] = "controlplane.settings"
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = manage("check", env=env)
 
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr

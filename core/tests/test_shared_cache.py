@@ -19,6 +19,7 @@ from django.db import connection
 
 from accounts.caller import caller_for_user
 from core.generation_cache import request_step
+from gateway.tests.processes import manage
 from prompts import selectors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,16 +72,9 @@ def test_the_default_shared_cache_is_one_sqlite_file_in_the_var_folder(tmp_path)
     env.update(DJANGO_SETTINGS_MODULE="controlplane.settings_test", CONTROLPLANE_VAR_DIR=str(tmp_path))
     script = "from django.conf import settings; print(settings.CACHES['default'])"
 
-    result = subprocess.run(  # noqa: S603 - our own command with fixed arguments
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = manage("shell", "--no-imports", "-c", script, env=env)
 
+    assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == str(
         {"BACKEND": "core.cache.SQLiteCache", "LOCATION": str(tmp_path / "cache.sqlite3")}
     )
@@ -102,15 +96,15 @@ def test_a_label_moved_by_prompts_sync_in_another_process_resolves_at_once(
 
     # when another process syncs a changed file and moves the label
     (folder / "support.yaml").write_text(SUPPORT_YAML.format(suffix="Be very brief."))
-    command = ["manage.py", "prompts_sync", str(folder), "--team", str(team_a.team.id), "--label", "production"]
-    result = subprocess.run(  # noqa: S603 - our own command with fixed arguments
-        [sys.executable, *command],
-        cwd=ROOT,
+    result = manage(
+        "prompts_sync",
+        str(folder),
+        "--team",
+        str(team_a.team.id),
+        "--label",
+        "production",
         env=second_process_env,
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "support: move label production to version 2" in result.stdout

@@ -1,9 +1,11 @@
-"""A server of the project started in its own process, for tests that kill or signal it."""
+"""The project in another process: a server started for tests that kill or signal it, and
+manage.py commands run as an operator would."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +43,20 @@ def server_process(command: list[str], *, env: dict[str, str], port: int) -> Ite
         process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def manage(*arguments: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`manage.py <arguments>` in a new process with `env` as its whole environment; the caller
+    asserts on the return code and output."""
+    return subprocess.run(  # noqa: S603 - our own manage.py with the test's arguments
+        [sys.executable, "manage.py", *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def database_url_of_test_run() -> str:
