@@ -17,8 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import keys, roles
+from accounts.audit import audit_change
 from accounts.caller import Caller, caller_for_user
-from accounts.hooks import AuditAction, audit_event
+from accounts.hooks import AuditAction
 from accounts.models import Invitation, Team
 from accounts.services import _check_grantable, checked_email, user_create  # one grant rule, one email check
 from core.classification import Clearance
@@ -55,15 +56,7 @@ def _audit(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    audit_event(
-        actor=actor,
-        action=action,
-        target_type="accounts.invitation",
-        target_id=str(invitation.pk),
-        team_id=invitation.team_id,
-        before=before,
-        after=after,
-    )
+    audit_change(actor, action, invitation, team_id=invitation.team_id, before=before, after=after)
 
 
 def invitation_create(

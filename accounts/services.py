@@ -17,8 +17,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import keys, roles
+from accounts.audit import audit_change
 from accounts.caller import Caller, TeamGrant
-from accounts.hooks import AuditAction, application_call_count, audit_event
+from accounts.hooks import AuditAction, application_call_count
 from accounts.models import ApiKey, Application, Membership, Role, Team
 from accounts.names import application_name_problem
 from core.classification import Clearance
@@ -38,14 +39,7 @@ def team_create(*, caller: Caller, name: str, description: str = "", time_zone: 
             raise Conflict(f"A team named '{name}' already exists; pick another name.", param="name")
         team = Team.objects.create(name=name, description=description, time_zone=time_zone)
         Membership.objects.create(user=caller.user, team=team, role=Role.ADMIN, clearance=Clearance.RESTRICTED)
-        audit_event(
-            actor=caller,
-            action=AuditAction.TEAM_CREATE,
-            target_type="accounts.team",
-            target_id=str(team.id),
-            team_id=team.id,
-            after=_team_state(team),
-        )
+        audit_change(caller, AuditAction.TEAM_CREATE, team, team_id=team.id, after=_team_state(team))
     caller.grants[team.id] = TeamGrant(role=Role.ADMIN, clearance=Clearance.RESTRICTED)
     logger.info("team created", extra={"team_id": team.id, "actor": caller.label})
     return team
@@ -66,15 +60,7 @@ def team_update(
         team.time_zone = time_zone
     with transaction.atomic():
         team.save()
-        audit_event(
-            actor=caller,
-            action=AuditAction.TEAM_UPDATE,
-            target_type="accounts.team",
-            target_id=str(team.id),
-            team_id=team.id,
-            before=before,
-            after=_team_state(team),
-        )
+        audit_change(caller, AuditAction.TEAM_UPDATE, team, team_id=team.id, before=before, after=_team_state(team))
     return team
 
 
@@ -89,14 +75,8 @@ def _membership_state(membership: Membership) -> dict[str, object]:
 def _audit_membership(
     caller: Caller, action: str, membership: Membership, *, before: dict | None = None, after: dict | None = None
 ) -> None:
-    audit_event(
-        actor=caller,
-        action=action,
-        target_type="accounts.membership",
-        target_id=str(membership.user_id),
-        team_id=membership.team_id,
-        before=before,
-        after=after,
+    audit_change(
+        caller, action, membership, target_id=membership.user_id, team_id=membership.team_id, before=before, after=after
     )
 
 
@@ -322,26 +302,24 @@ def _application_state(application: Application) -> dict[str, str]:
 def _audit_application(
     caller: Caller, action: str, application: Application, *, before: dict | None = None, after: dict | None = None
 ) -> None:
-    audit_event(
-        actor=caller,
-        action=action,
-        target_type="accounts.application",
-        target_id=str(application.id),
+    audit_change(
+        caller,
+        action,
+        application,
         team_id=application.team_id,
+        application_id=application.id,
         before=before,
         after=after,
-        application_id=application.id,
     )
 
 
 def _audit_api_key(
     caller: Caller | None, action: str, api_key: ApiKey, *, before: dict | None = None, after: dict | None = None
 ) -> None:
-    audit_event(
-        actor=caller,
-        action=action,
-        target_type="accounts.apikey",
-        target_id=str(api_key.id),
+    audit_change(
+        caller,
+        action,
+        api_key,
         team_id=api_key.application.team_id,
         application_id=api_key.application_id,
         before=before,
@@ -557,13 +535,7 @@ def user_create(
             raise Conflict(f"A user named '{username}' already exists; add them to the team instead.", param="username")
         user = user_model.objects.create_user(username=username, email=email, password=password)
         membership = Membership.objects.create(user=user, team=team, role=role, clearance=clearance)
-        audit_event(
-            actor=caller,
-            action=AuditAction.USER_CREATE,
-            target_type="auth.user",
-            target_id=str(user.pk),
-            team_id=team.id,
-            after={"username": username, "email": email, **_membership_state(membership)},
-        )
+        after = {"username": username, "email": email, **_membership_state(membership)}
+        audit_change(caller, AuditAction.USER_CREATE, user, team_id=team.id, after=after)
     logger.info("user created", extra={"user_id": user.pk, "team_id": team.id})
     return user, password if generated else None
