@@ -8,8 +8,11 @@ import pytest
 from accounts.models import Team
 from prompts import services
 from prompts.cache import resolution_cache
-from prompts.models import Prompt, PromptVersion
+from prompts.models import Experiment, ExperimentExposure, LabelHistory, Prompt, PromptLabel, PromptVersion
 
+BASE = "/api/v1/prompts/"
+# Every table a prompt write touches: a refused request must leave them all unchanged.
+PROMPT_TABLES = (Prompt, PromptVersion, PromptLabel, LabelHistory, Experiment, ExperimentExposure)
 SUPPORT_MESSAGES = [
     {"role": "system", "content": "You are a support agent for {{ product }}."},
     {"role": "user", "content": "Customer {{ customer_name }} asks: {{ question }}"},

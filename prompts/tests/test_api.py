@@ -12,19 +12,15 @@ from core.classification import Clearance
 from core.testing import assert_hidden, assert_openai_error, assert_refused
 from prompts import services
 from prompts.models import (
-    Experiment,
-    ExperimentExposure,
     LabelHistory,
     Prompt,
     PromptLabel,
     PromptVersion,
 )
-from prompts.tests.conftest import SUPPORT_MESSAGES, version
+from prompts.tests.conftest import BASE, PROMPT_TABLES, SUPPORT_MESSAGES, version
 
 pytestmark = pytest.mark.django_db
 
-BASE = "/api/v1/prompts/"
-PROMPT_TABLES = (Prompt, PromptVersion, PromptLabel, LabelHistory, Experiment, ExperimentExposure)
 VARIABLES = {"product": "Acme", "customer_name": "Ada", "question": "Where is my parcel?"}
 
 

@@ -17,19 +17,13 @@ from core.errors import PermissionDenied, ValidationFailed
 from core.testing import assert_openai_error, assert_refused, snapshot
 from prompts import selectors, services
 from prompts.models import (
-    Experiment,
-    ExperimentExposure,
-    LabelHistory,
     Prompt,
-    PromptLabel,
     PromptVersion,
 )
-from prompts.tests.conftest import SUPPORT_MESSAGES, version
+from prompts.tests.conftest import BASE, PROMPT_TABLES, SUPPORT_MESSAGES, version
 
 pytestmark = pytest.mark.django_db
 
-BASE = "/api/v1/prompts/"
-PROMPT_TABLES = (Prompt, PromptVersion, PromptLabel, LabelHistory, Experiment, ExperimentExposure)
 SECRET = "The refund override code is 4417."
 
 

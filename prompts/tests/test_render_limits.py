@@ -12,9 +12,8 @@ from core.errors import ValidationFailed
 from core.testing import assert_openai_error
 from prompts import services, templating
 from prompts.models import PromptVersion
-from prompts.tests.conftest import version
+from prompts.tests.conftest import BASE, version
 
-BASE = "/api/v1/prompts/"
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 # Each of these would allocate at least 100 MB (or compute for minutes) before the limits.
