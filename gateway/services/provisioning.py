@@ -3,8 +3,9 @@ all or nothing, and say what changed."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import transaction
 
@@ -36,6 +37,10 @@ class _DryRun(Exception):
     pass
 
 
+Spec = TypeVar("Spec")
+Outcome = TypeVar("Outcome")
+
+
 def _provider_state(provider: Provider) -> dict[str, Any]:
     state = {name: getattr(provider, name) for name in ("base_url", *PROVIDER_LIMITS, "is_enabled")}
     state["api_key"] = stored_key(provider)
@@ -64,77 +69,75 @@ def catalog_apply(
     Trusted provisioning (management commands): no permission checks. Entries not named
     are left alone. Returns one line per entry and the number of changes.
     """
-    lines: list[str] = []
-    changes = 0
+    outcomes: list[tuple[str, bool]] = []
     try:
         with transaction.atomic():
-            for index, spec in enumerate(providers):
-                try:
-                    line, is_change = _apply_provider(team, spec)
-                except ApplicationError as error:
-                    raise CatalogEntryError("providers", index, error) from None
-                lines.append(line)
-                changes += is_change
-            # Two passes so that models may name each other as fallbacks in any order.
-            existing = {
-                model.name: model
-                for model in LanguageModel.objects.filter(team=team, name__in=[m.name for m in models])
-            }
-            before = {name: model_state(model) for name, model in existing.items()}
-            for index, model_spec in enumerate(models):
-                if model_spec.name not in existing:
-                    try:
-                        existing[model_spec.name] = model_create(
-                            caller=None,
-                            team=team,
-                            name=model_spec.name,
-                            provider=model_spec.provider,
-                            provider_model=model_spec.provider_model,
-                            context_window=model_spec.context_window,
-                            tier=model_spec.tier,
-                            is_enabled=model_spec.is_enabled,
-                        )
-                    except ApplicationError as error:
-                        raise CatalogEntryError("models", index, error) from None
-            for index, model_spec in enumerate(models):
-                model = existing[model_spec.name]
-                try:
-                    model_update(
-                        caller=None,
-                        model=model,
-                        provider=model_spec.provider,
-                        provider_model=model_spec.provider_model,
-                        context_window=model_spec.context_window,
-                        tier=model_spec.tier,
-                        fallbacks=list(model_spec.fallbacks),
-                        is_enabled=model_spec.is_enabled,
-                    )
-                    price_changed = model_spec.price is not None and model_price_set(
-                        caller=None, model=model, price=model_spec.price
-                    )
-                except ApplicationError as error:
-                    raise CatalogEntryError("models", index, error) from None
-                old_state = before.get(model_spec.name)
-                line, is_change = _describe(
-                    "model",
-                    model_spec.name,
-                    {**old_state, "price": int(price_changed)} if old_state is not None else None,
-                    {**model_state(model), "price": 0},
-                )
-                lines.append(line)
-                changes += is_change
-            for index, routing_spec in enumerate(routing):
-                try:
-                    line, is_change = _apply_routing(team, routing_spec)
-                except ApplicationError as error:
-                    raise CatalogEntryError("routing", index, error) from None
-                lines.append(line)
-                changes += is_change
+            outcomes += _apply_each("providers", providers, partial(_apply_provider, team))
+            outcomes += _apply_models(team, models)
+            outcomes += _apply_each("routing", routing, partial(_apply_routing, team))
             if is_dry_run:
                 raise _DryRun
     except _DryRun:
         pass
-    return lines, changes
+    return [line for line, _ in outcomes], sum(is_change for _, is_change in outcomes)
+
+
+def _apply_each(section: str, specs: Sequence[Spec], apply: Callable[[Spec], Outcome]) -> list[Outcome]:
+    """Apply a section's entries in order; a refusal names the section and the entry's index."""
+    outcomes = []
+    for index, spec in enumerate(specs):
+        try:
+            outcomes.append(apply(spec))
+        except ApplicationError as error:
+            raise CatalogEntryError(section, index, error) from None
+    return outcomes
+
+
+def _apply_models(team: Team | None, models: Sequence[ModelSpec]) -> list[tuple[str, bool]]:
+    # Two passes so that models may name each other as fallbacks in any order.
+    existing = {
+        model.name: model for model in LanguageModel.objects.filter(team=team, name__in=[m.name for m in models])
+    }
+    before = {name: model_state(model) for name, model in existing.items()}
+
+    def create(model_spec: ModelSpec) -> None:
+        if model_spec.name not in existing:
+            existing[model_spec.name] = model_create(
+                caller=None,
+                team=team,
+                name=model_spec.name,
+                provider=model_spec.provider,
+                provider_model=model_spec.provider_model,
+                context_window=model_spec.context_window,
+                tier=model_spec.tier,
+                is_enabled=model_spec.is_enabled,
+            )
+
+    def update(model_spec: ModelSpec) -> tuple[str, bool]:
+        model = existing[model_spec.name]
+        model_update(
+            caller=None,
+            model=model,
+            provider=model_spec.provider,
+            provider_model=model_spec.provider_model,
+            context_window=model_spec.context_window,
+            tier=model_spec.tier,
+            fallbacks=list(model_spec.fallbacks),
+            is_enabled=model_spec.is_enabled,
+        )
+        price_changed = model_spec.price is not None and model_price_set(
+            caller=None, model=model, price=model_spec.price
+        )
+        old_state = before.get(model_spec.name)
+        return _describe(
+            "model",
+            model_spec.name,
+            {**old_state, "price": int(price_changed)} if old_state is not None else None,
+            {**model_state(model), "price": 0},
+        )
+
+    _apply_each("models", models, create)
+    return _apply_each("models", models, update)
 
 
 def _apply_provider(team: Team | None, spec: ProviderSpec) -> tuple[str, bool]:
