@@ -76,13 +76,18 @@ def test_an_export_job_whose_key_was_revoked_fails_saying_so(
     )
 
 
-@pytest.mark.django_db
-def test_verification_shows_a_team_admin_only_their_teams_figures(team_a, team_b, client_for):
+@pytest.fixture
+def sealed_events_of_two_teams(team_a, team_b) -> None:
+    """Two sealed events of team A and five of team B."""
     for _ in range(2):
         record(team_a)
     for _ in range(5):
         record(team_b, "other.team")
     chain.seal_pending()
+
+
+@pytest.mark.django_db
+def test_verification_shows_a_team_admin_only_their_teams_figures(team_a, sealed_events_of_two_teams, client_for):
     last_of_team_a = AuditEvent.objects.filter(team_id=team_a.team.id).order_by("-sequence")[0]
     system_wide = AuditEvent.objects.filter(sequence__isnull=False).count()
     assert system_wide == 7
@@ -100,12 +105,9 @@ def test_verification_shows_a_team_admin_only_their_teams_figures(team_a, team_b
 
 
 @pytest.mark.django_db
-def test_verification_page_shows_a_team_officer_only_their_teams_count(team_a, team_b, page_client_for):
-    for _ in range(2):
-        record(team_a)
-    for _ in range(5):
-        record(team_b, "other.team")
-    chain.seal_pending()
+def test_verification_page_shows_a_team_officer_only_their_teams_count(
+    team_a, sealed_events_of_two_teams, page_client_for
+):
 
     response = page_client_for(team_a.members[Role.COMPLIANCE_OFFICER]).post("/compliance/verify/")
 
