@@ -82,6 +82,17 @@ class Caller:
             error.team_id = team_id  # type: ignore[attr-defined]  # read by the access-denial audit
             raise error
 
+    def require_permission_or_operator(
+        self, permission: str, *, team_id: int | None, action: str, operators_only: str
+    ) -> None:
+        """A team's object: `permission` in that team. A shared object (team_id None: it applies
+        to every team): operators (superusers) only, refused with the message `operators_only`."""
+        if team_id is None:
+            if self.user is None or not self.user.is_superuser:
+                raise PermissionDenied(operators_only)
+            return
+        self.require_permission(permission, team_id=team_id, action=action)
+
     @property
     def label(self) -> str:
         if self.api_key is not None:

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from accounts import roles
 from compliance.services import audit_record
-from core.errors import ApplicationError, PermissionDenied, ValidationFailed
+from core.errors import ApplicationError, ValidationFailed
 from core.generation_cache import generation_bump_key, generation_token
 from costs import hooks
 from costs.hooks import CatalogModel
@@ -248,14 +248,15 @@ def _require_price_manager(caller: Caller | None, *, team_id: int | None, name: 
     (they apply to every team): operators (superusers). caller=None is trusted provisioning."""
     if caller is None:
         return
-    if team_id is None:
-        if caller.user is None or not caller.user.is_superuser:
-            raise PermissionDenied(
-                f"Only operators (superusers) can set the price of '{name}': shared models and list prices "
-                "apply to every team. A team's catalog managers price the team's own models."
-            )
-        return
-    caller.require_permission(roles.MANAGE_CATALOG, team_id=team_id, action="set the prices of the team's models")
+    caller.require_permission_or_operator(
+        roles.MANAGE_CATALOG,
+        team_id=team_id,
+        action="set the prices of the team's models",
+        operators_only=(
+            f"Only operators (superusers) can set the price of '{name}': shared models and list prices "
+            "apply to every team. A team's catalog managers price the team's own models."
+        ),
+    )
 
 
 def _price_state(price: ModelPrice | None) -> dict[str, Any] | None:

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from accounts import roles
 from accounts.caller import Caller
-from core.errors import PermissionDenied
 
 
 def require_catalog_manager(caller: Caller | None, *, team_id: int | None, action: str) -> None:
     """Team entries: `gateway.manage_catalog` in that team. Shared entries: a superuser."""
     if caller is None:
         return
-    if team_id is None:
-        if caller.user is None or not caller.user.is_superuser:
-            raise PermissionDenied(
-                f"Only operators (superusers) can {action} in the shared catalog; "
-                "a team admin can add the team's own providers and models instead."
-            )
-        return
-    caller.require_permission(roles.MANAGE_CATALOG, team_id=team_id, action=action)
+    caller.require_permission_or_operator(
+        roles.MANAGE_CATALOG,
+        team_id=team_id,
+        action=action,
+        operators_only=(
+            f"Only operators (superusers) can {action} in the shared catalog; "
+            "a team admin can add the team's own providers and models instead."
+        ),
+    )
 
 
 def actor(caller: Caller | None) -> str:
