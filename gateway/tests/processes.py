@@ -3,6 +3,7 @@ manage.py commands run as an operator would."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -66,3 +67,14 @@ def database_url_of_test_run() -> str:
         return f"sqlite:///{settings['NAME']}"
     user, host, port = settings["USER"] or "postgres", settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432
     return f"postgres://{user}@{host}:{port}/{settings['NAME']}"
+
+
+def env_of_test_run(**extra: str) -> dict[str, str]:
+    """This process's environment for a child process of the project that must use this test
+    run's settings and database, with `extra` on top."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings_test",
+        "DATABASE_URL": database_url_of_test_run(),
+        **extra,
+    }

@@ -4,7 +4,6 @@ reclaimed when the process holding it dies (a real server process, killed with S
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from costs import tasks
 from costs.models import BudgetPeriod, BudgetReservation
 from gateway.tests.conftest import _free_port, model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import hang, raw, reply
-from gateway.tests.processes import ROOT, database_url_of_test_run, server_process
+from gateway.tests.processes import ROOT, env_of_test_run, server_process
 from gateway.tests.test_governance import MESSAGES, _price_and_budget
 from observability.types import CallStatus
 
@@ -92,12 +91,7 @@ def test_an_error_after_the_reservation_releases_it(gateway_client, fake_upstrea
 def gateway_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A gateway server in its own process (bench/gateway_server.py: uvicorn, uvloop), on the test database."""
     port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "controlplane.settings_test",
-        "DATABASE_URL": database_url_of_test_run(),
-        "GATEWAY_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    env = env_of_test_run(GATEWAY_SPOOL_DIR=str(tmp_path / "spool"))
     command = [sys.executable, str(ROOT / "bench" / "gateway_server.py"), "--port", str(port)]
     with server_process(command, env=env, port=port) as process:
         yield process, f"http://127.0.0.1:{port}"

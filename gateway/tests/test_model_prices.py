@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from datetime import timedelta
 from decimal import Decimal
@@ -27,7 +26,7 @@ from gateway.models import LanguageModel
 from gateway.pipeline import cost_text
 from gateway.tests.conftest import model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import reply
-from gateway.tests.processes import database_url_of_test_run, manage
+from gateway.tests.processes import env_of_test_run, manage
 from observability.types import CallStatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,12 +156,7 @@ def test_a_price_changed_by_another_process_applies_to_the_next_call(gateway_cli
             """
         )
     )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "controlplane.settings_test",
-        "DATABASE_URL": database_url_of_test_run(),
-    }
-    result = manage("gateway_sync", str(path), "--team", str(team_a.team.id), env=env, timeout=120)
+    result = manage("gateway_sync", str(path), "--team", str(team_a.team.id), env=env_of_test_run(), timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
     # then the server's next call is charged the new price

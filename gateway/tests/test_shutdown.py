@@ -4,7 +4,6 @@ to stop (SIGTERM) exits within its grace period even while a provider holds a ca
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import signal
 import socket
 import subprocess
@@ -20,7 +19,7 @@ import pytest
 from costs.models import BudgetReservation
 from gateway.tests.conftest import _free_port, model_for, provider_for, stored_calls
 from gateway.tests.fake_upstream import hang, reply
-from gateway.tests.processes import ROOT, database_url_of_test_run, server_process
+from gateway.tests.processes import ROOT, env_of_test_run, server_process
 from gateway.tests.test_budget_reservations import held
 from gateway.tests.test_governance import MESSAGES, _price_and_budget
 from observability.types import CallStatus
@@ -67,15 +66,12 @@ def test_a_client_that_disconnects_cancels_its_non_streamed_call(gateway_client,
 def web_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """The web server as `make run` and production start it (bin/web), on the test database."""
     port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "controlplane.settings_test",
-        "DATABASE_URL": database_url_of_test_run(),
-        "GATEWAY_SPOOL_DIR": str(tmp_path / "spool"),
-        "PORT": str(port),
-        "BIN": str(Path(sys.executable).parent),
-        "WEB_GRACEFUL_SHUTDOWN_SECONDS": str(GRACE_SECONDS),
-    }
+    env = env_of_test_run(
+        GATEWAY_SPOOL_DIR=str(tmp_path / "spool"),
+        PORT=str(port),
+        BIN=str(Path(sys.executable).parent),
+        WEB_GRACEFUL_SHUTDOWN_SECONDS=str(GRACE_SECONDS),
+    )
     with server_process([str(ROOT / "bin" / "web")], env=env, port=port) as process:
         yield process, f"http://127.0.0.1:{port}"
 
