@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -10,6 +11,7 @@ from accounts.models import Membership, Role
 from accounts.services import membership_update
 from core.errors import ApplicationError
 from core.testing import requires_postgresql
+from core.tests.threads import run_at_once
 
 
 @requires_postgresql()
@@ -34,14 +36,7 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(make_team):
         finally:
             connection.close()
 
-    threads = [
-        threading.Thread(target=demote, args=(first_admin, second_admin)),
-        threading.Thread(target=demote, args=(second_admin, first_admin)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    run_at_once([partial(demote, first_admin, second_admin), partial(demote, second_admin, first_admin)], timeout=30)
 
     assert sorted(outcomes) == ["Conflict", "demoted"]
     assert Membership.objects.filter(team=world.team, role=Role.ADMIN).count() == 1

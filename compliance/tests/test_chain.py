@@ -13,6 +13,7 @@ from compliance.audit import audit_record
 from compliance.models import AuditCheckpoint, AuditEvent
 from compliance.tests.conftest import attacker_access
 from core.testing import requires_postgresql
+from core.tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -291,7 +292,6 @@ def test_the_trigger_is_installed():
 @requires_postgresql()
 @pytest.mark.django_db(transaction=True)
 def test_two_sealers_at_once_keep_one_gapless_chain(team_a):
-    import threading
 
     from django.db import connections
 
@@ -308,11 +308,7 @@ def test_two_sealers_at_once_keep_one_gapless_chain(team_a):
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=sealer) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once([sealer, sealer])
 
     assert errors == []
     assert sum(sealed_counts) == 300

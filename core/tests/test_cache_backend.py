@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import threading
+from functools import partial
 
 import pytest
 import redis
 
 from core.cache import RedisCache
+from core.tests.threads import run_at_once
 
 SERVER = "redis://127.0.0.1:6379/15"
 
@@ -31,11 +32,7 @@ def test_operations_share_one_client_and_behave_like_djangos_backend(redis_cache
         redis_cache.set(f"key-{index}", {"index": index})
         results.append(redis_cache.get(f"key-{index}"))
 
-    threads = [threading.Thread(target=work, args=(index,)) for index in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once([partial(work, index) for index in range(8)])
 
     assert redis_cache._cache.get_client(write=True) is client
     assert sorted(result["index"] for result in results) == list(range(8))  # type: ignore[index]

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.services import api_key_create
 from core.testing import requires_postgresql
+from core.tests.threads import run_at_once
 from costs.budgets import BudgetExceeded, period_bounds
 from costs.models import BudgetAlert, BudgetPeriod, BudgetReservation
 from costs.services import budget_release, budget_settle, budget_settle_many, budget_update
@@ -317,11 +318,7 @@ def test_fifty_concurrent_reservations_never_overspend_a_budget_that_fits_ten(te
             connection.close()
 
     # when fifty requests arrive at once
-    threads = [threading.Thread(target=request) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once([request] * 50)
 
     # then exactly ten are served and the spend never exceeds the limit
     assert len(served) == 10
