@@ -76,10 +76,9 @@ def test_an_export_job_whose_key_was_revoked_fails_saying_so(
     )
 
 
-@pytest.fixture
-def sealed_events_of_two_teams(team_a, team_b) -> None:
-    """Two sealed events of team A and five of team B."""
-    for _ in range(2):
+def seal_events_of_two_teams(team_a, team_b, *, of_team_a: int) -> None:
+    """`of_team_a` sealed events of team A and five of team B."""
+    for _ in range(of_team_a):
         record(team_a)
     for _ in range(5):
         record(team_b, "other.team")
@@ -87,7 +86,8 @@ def sealed_events_of_two_teams(team_a, team_b) -> None:
 
 
 @pytest.mark.django_db
-def test_verification_shows_a_team_admin_only_their_teams_figures(team_a, sealed_events_of_two_teams, client_for):
+def test_verification_shows_a_team_admin_only_their_teams_figures(team_a, team_b, client_for):
+    seal_events_of_two_teams(team_a, team_b, of_team_a=2)
     last_of_team_a = AuditEvent.objects.filter(team_id=team_a.team.id).order_by("-sequence")[0]
     system_wide = AuditEvent.objects.filter(sequence__isnull=False).count()
     assert system_wide == 7
@@ -105,9 +105,8 @@ def test_verification_shows_a_team_admin_only_their_teams_figures(team_a, sealed
 
 
 @pytest.mark.django_db
-def test_verification_page_shows_a_team_officer_only_their_teams_count(
-    team_a, sealed_events_of_two_teams, page_client_for
-):
+def test_verification_page_shows_a_team_officer_only_their_teams_count(team_a, team_b, page_client_for):
+    seal_events_of_two_teams(team_a, team_b, of_team_a=2)
 
     response = page_client_for(team_a.members[Role.COMPLIANCE_OFFICER]).post("/compliance/verify/")
 
@@ -117,10 +116,7 @@ def test_verification_page_shows_a_team_officer_only_their_teams_count(
 
 @pytest.mark.django_db
 def test_an_operator_sees_the_whole_chain_in_the_verification(team_a, team_b, client_for):
-    record(team_a)
-    for _ in range(5):
-        record(team_b, "other.team")
-    chain.seal_pending()
+    seal_events_of_two_teams(team_a, team_b, of_team_a=1)
     operator = UserFactory.create(is_superuser=True)
 
     report = client_for(operator).get(VERIFY).json()
@@ -132,10 +128,7 @@ def test_an_operator_sees_the_whole_chain_in_the_verification(team_a, team_b, cl
 @pytest.mark.django_db
 def test_a_team_admins_verification_is_recorded_without_the_chains_length(team_a, team_b, client_for):
     # (the team's own events list it: the system-wide count is the operator's to know)
-    record(team_a)
-    for _ in range(5):
-        record(team_b, "other.team")
-    chain.seal_pending()
+    seal_events_of_two_teams(team_a, team_b, of_team_a=1)
     operator = UserFactory.create(is_superuser=True)
 
     client_for(team_a.members[Role.ADMIN]).get(VERIFY)
