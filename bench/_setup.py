@@ -27,13 +27,17 @@ def temporary_var_dir(prefix: str) -> str:
     return var_dir
 
 
-def in_process_environment(var_dir_prefix: str) -> str:
+def in_process_environment(var_dir_prefix: str, *, is_local: bool = False) -> str:
     """For a benchmark that runs Django in its own process: a temporary var dir, the settings
-    module, DEBUG on and warnings only in the log. Returns the var dir."""
+    module, DEBUG on and warnings only in the log; `is_local`: no database or cache server
+    either (the settings' defaults, SQLite files in the var dir). Returns the var dir."""
     var_dir = temporary_var_dir(var_dir_prefix)
     os.environ["DJANGO_DEBUG"] = "true"
     os.environ["DJANGO_SETTINGS_MODULE"] = "controlplane.settings"
     os.environ["LOG_LEVEL"] = "WARNING"
+    if is_local:
+        for variable in ("DATABASE_URL", "CACHE_URL"):
+            os.environ.pop(variable, None)
     return var_dir
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -36,13 +35,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import _measure  # noqa: E402 - needs ROOT on sys.path
 from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
 from bench._setup import in_process_environment  # noqa: E402 - needs ROOT on sys.path
 
-in_process_environment("cache-bench-")
+in_process_environment("cache-bench-", is_local=True)
 os.environ["SEMANTIC_CACHE_WRITER"] = "inline"
-for variable in ("DATABASE_URL", "CACHE_URL"):
-    os.environ.pop(variable, None)
 
 import django  # noqa: E402 - the environment above must be set first
 
@@ -64,20 +62,8 @@ THRESHOLDS = [round(0.80 + 0.02 * step, 2) for step in range(10)]
 TARGET_PRECISION = 0.95
 
 
-def percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def measure(function: Callable[[int], object], iterations: int) -> tuple[float, float]:
-    for index in range(min(20, iterations)):
-        function(index)
-    samples = []
-    for index in range(iterations):
-        started = time.perf_counter()
-        function(index)
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples), percentile(samples, 0.99)
+    return _measure.measure(function, iterations, warm_up=20)
 
 
 def messages(text: str) -> list[dict[str, str]]:

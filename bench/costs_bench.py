@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import _measure  # noqa: E402 - needs ROOT on sys.path
 from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
 from bench._setup import in_process_environment, throwaway_database  # noqa: E402 - needs ROOT on sys.path
 
@@ -52,19 +52,8 @@ from observability.models import Call  # noqa: E402
 MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o3-mini", "o4-mini", "smollm2-135m"]
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def measure(function: Callable[[], object], iterations: int) -> tuple[float, float]:
-    function()  # warm up
-    samples = []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples), percentile(samples, 0.99)
+    return _measure.measure(lambda _index: function(), iterations, warm_up=1)
 
 
 def generate(*, team: Team, applications: list[Application], calls: int, now: datetime) -> float:

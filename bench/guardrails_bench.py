@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._measure import percentile  # noqa: E402 - needs ROOT on sys.path
 from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings_test")
@@ -138,10 +139,6 @@ def latency_figures(calls: int = 200) -> None:
             restore_map=check.restore_map,
         )
         output_times.append((time.perf_counter() - start) * 1000)
-
-    def percentile(values: list[float], share: float) -> float:
-        ordered = sorted(values)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
     print(f"Latency added per call ({calls} calls; system + user message, PII redact + injection flag)")
     for name, values in (("check_input", input_times), ("check_output", output_times)):

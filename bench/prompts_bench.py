@@ -15,7 +15,6 @@ import json
 import os
 import random
 import socket
-import statistics
 import string
 import subprocess
 import sys
@@ -26,13 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import _measure  # noqa: E402 - needs ROOT on sys.path
 from bench._meta import print_header  # noqa: E402 - needs ROOT on sys.path
 from bench._setup import in_process_environment  # noqa: E402 - needs ROOT on sys.path
 
-in_process_environment("prompts-bench-")
+in_process_environment("prompts-bench-", is_local=True)
 os.environ["API_THROTTLE_RATE"] = "100000000/minute"
-for variable in ("DATABASE_URL", "CACHE_URL"):
-    os.environ.pop(variable, None)
 
 import django  # noqa: E402 - the environment above must be set first
 
@@ -57,20 +55,8 @@ HISTORY = [
 ]
 
 
-def percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def measure(function: Callable[[], object], iterations: int) -> tuple[float, float]:
-    for _ in range(min(50, iterations)):
-        function()
-    samples = []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples), percentile(samples, 0.99)
+    return _measure.measure(lambda _index: function(), iterations, warm_up=50)
 
 
 def free_port() -> int:
