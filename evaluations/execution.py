@@ -24,6 +24,7 @@ process, keeps its provider connection pools per event loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import time
@@ -372,6 +373,11 @@ def _process_loop() -> asyncio.AbstractEventLoop:
     global _loop, _loop_pid  # one loop per process (see the module docstring); a forked child makes its own
     if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
         _loop, _loop_pid = asyncio.new_event_loop(), os.getpid()
+        # Each item takes four hops to threads (slot, scoring, store, slot release): the default
+        # pool (CPUs + 4 threads) would queue the chunk's consumers behind each other.
+        _loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=CHUNK_CONCURRENCY * 2, thread_name_prefix="evals")
+        )
     return _loop
 
 

@@ -23,6 +23,8 @@ from gateway.tests.conftest import (
     provider_for,
 )
 from gateway.tests.fake_upstream import FakeUpstream, fail, reply
+from observability.models import Call
+from observability.recorder import recorder
 from prompts.services import label_move, prompt_create, prompt_version_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,8 +95,14 @@ def test_a_run_completes_and_every_item_is_scored_exactly_once(
     assert len(upstream.chat_requests()) == 60
     result = EvalResult.objects.filter(run=run).order_by("id")[0]
     assert result.output == "Paris"
-    assert result.call_id
     assert result.input_tokens
+    # Recorded by the gateway like any application's call, under the team's eval application.
+    recorder().flush()
+    call_ids = set(EvalResult.objects.filter(run=run).values_list("call_id", flat=True))
+    calls = Call.objects.filter(id__in=call_ids)
+    assert calls.count() == 60
+    assert run.key is not None
+    assert set(calls.values_list("application_id", flat=True)) == {run.key.application_id}
 
 
 def test_a_provider_answering_429_then_200_completes_after_backoff(
