@@ -223,7 +223,6 @@ def provider_edit(request: HttpRequest, provider_id: int) -> HttpResponse:
 def provider_enabled(request: HttpRequest, provider_id: int) -> HttpResponse:
     caller = get_caller(request)
     provider = selectors.provider_get(caller=caller, provider_id=provider_id)
-
     return _enabled_switch(
         request,
         lambda is_enabled: services.provider_update(caller=caller, provider=provider, is_enabled=is_enabled),
