@@ -248,46 +248,47 @@ def test_a_disabled_tier_model_goes_up_to_a_served_tier():
     )
 
 
-def test_cost_cap_keeps_the_requested_model_within_the_cap(tiered):
+@pytest.mark.parametrize(
+    ("requested_model", "fallbacks", "expected"),
+    [
+        pytest.param(
+            "gpt-4.1-mini",
+            (),  # routing_set's default: no fallbacks
+            RouteDecision(
+                "gpt-4.1-mini", (), "cost cap $2/M output: gpt-4.1-mini ($1.6) within the cap", "", None, "gpt-4.1-mini"
+            ),
+            id="keeps the requested model within the cap",
+        ),
+        pytest.param(
+            "gpt-4o",
+            ["gpt-4o-mini"],
+            RouteDecision(
+                "gpt-4.1-mini",
+                ("gpt-4o-mini",),
+                "cost cap $2/M output: gpt-4o ($10) is above it; medium tier (gpt-4.1-mini, $1.6)",
+                "medium",
+                None,
+                "gpt-4o",
+            ),
+            id="never routes above the price and picks the best tier within it",
+        ),
+    ],
+)
+def test_cost_cap_routes_within_the_cap(tiered, requested_model, fallbacks, expected):
     services.routing_set(
         caller=None,
         application=tiered.application,
         policy="cost_cap",
         max_price=Decimal("2"),
         tiers={"small": "gpt-4o-mini", "medium": "gpt-4.1-mini", "large": "gpt-4o"},
+        fallbacks=fallbacks,
     )
 
     decision = route(
-        team_id=tiered.team.id, application_id=tiered.application.id, requested_model="gpt-4.1-mini", messages=[]
+        team_id=tiered.team.id, application_id=tiered.application.id, requested_model=requested_model, messages=[]
     )
 
-    assert decision == RouteDecision(
-        "gpt-4.1-mini", (), "cost cap $2/M output: gpt-4.1-mini ($1.6) within the cap", "", None, "gpt-4.1-mini"
-    )
-
-
-def test_cost_cap_never_routes_above_the_price_and_picks_the_best_tier_within_it(tiered):
-    services.routing_set(
-        caller=None,
-        application=tiered.application,
-        policy="cost_cap",
-        max_price=Decimal("2"),
-        tiers={"small": "gpt-4o-mini", "medium": "gpt-4.1-mini", "large": "gpt-4o"},
-        fallbacks=["gpt-4o-mini"],
-    )
-
-    decision = route(
-        team_id=tiered.team.id, application_id=tiered.application.id, requested_model="gpt-4o", messages=[]
-    )
-
-    assert decision == RouteDecision(
-        "gpt-4.1-mini",
-        ("gpt-4o-mini",),
-        "cost cap $2/M output: gpt-4o ($10) is above it; medium tier (gpt-4.1-mini, $1.6)",
-        "medium",
-        None,
-        "gpt-4o",
-    )
+    assert decision == expected
 
 
 def test_a_routing_change_reaches_the_router_through_the_catalog_generation(tiered):
