@@ -231,6 +231,7 @@ SPECTACULAR_SETTINGS = {
         "GuardrailInjectionActionEnum": "compliance.guardrails.types.InjectionAction.choices",
         "GuardrailLeakActionEnum": "compliance.guardrails.types.LeakAction.choices",
         "ClassificationDetectorKindEnum": "compliance.guardrails.types.DetectorKind.choices",
+        "ScorerKindEnum": "evaluations.types.ScorerKind.choices",
     },
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -322,6 +323,13 @@ try:
 except ValueError as _egress_error:
     raise environ.ImproperlyConfigured(str(_egress_error)) from None
 GATEWAY_TOTAL_TIMEOUT_SECONDS = env.float("GATEWAY_TOTAL_TIMEOUT_SECONDS", default=120.0)
+# Evaluations: workers call targets through the gateway in their own process (this ASGI
+# application), or over HTTP at EVAL_GATEWAY_URL when the workers run apart from the web
+# processes. A worker's claim on a run's items lapses after EVAL_LEASE_SECONDS, so a killed
+# worker's items are taken up again.
+EVAL_GATEWAY_URL = env.str("EVAL_GATEWAY_URL", default="")
+EVAL_GATEWAY_ASGI_APPLICATION = "controlplane.asgi.application"
+EVAL_LEASE_SECONDS = env.float("EVAL_LEASE_SECONDS", default=300.0)
 GATEWAY_THREADS = env.int("GATEWAY_THREADS", default=8)
 GATEWAY_MAX_CONNECTIONS = env.int("GATEWAY_MAX_CONNECTIONS", default=200)
 # Every dimension of one request to /v1/chat/completions or the prompt render API is bounded

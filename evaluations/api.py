@@ -218,7 +218,7 @@ class FromCallsInput(StrictSerializer):
 class ScorerCreateInput(StrictSerializer):
     team = IdField(required=False)
     name = serializers.CharField(max_length=limits.MAX_NAME_CHARS)
-    kind = ChoiceField(choices=ScorerKind.values)
+    kind = ChoiceField(choices=ScorerKind.choices)
     config = serializers.JSONField(required=False, default=dict)
     description = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=limits.MAX_DESCRIPTION_CHARS
@@ -253,7 +253,7 @@ class ExampleInput(StrictSerializer):
 
 
 class ScoreTestInput(ExampleInput):
-    kind = ChoiceField(choices=ScorerKind.values)
+    kind = ChoiceField(choices=ScorerKind.choices)
     config = serializers.JSONField(required=False, default=dict)
     team = IdField(required=False)
 

@@ -168,7 +168,7 @@ class RunCompareItemView(APIView):
 class GateScorerInput(StrictSerializer):
     scorer = IdField(required=False, default=None, allow_null=True)
     version = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1)
-    kind = serializers.ChoiceField(choices=ScorerKind.values, required=False, default="")
+    kind = serializers.ChoiceField(choices=ScorerKind.choices, required=False, default="")
     config = serializers.DictField(required=False, default=dict)
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=limits.MAX_NAME_CHARS)
     min_score = serializers.FloatField(required=False, default=None, allow_null=True, min_value=0, max_value=1)

@@ -64,7 +64,7 @@ class TargetInput(StrictSerializer):
 class ScorerRefInput(StrictSerializer):
     scorer = IdField(required=False, default=None, allow_null=True)
     version = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1)
-    kind = ChoiceField(choices=ScorerKind.values, required=False, default="")
+    kind = ChoiceField(choices=ScorerKind.choices, required=False, default="")
     config = serializers.DictField(required=False, default=dict)
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=limits.MAX_NAME_CHARS)
 
