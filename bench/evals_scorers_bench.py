@@ -5,8 +5,9 @@ throughput (items/s) per scorer.
     python bench/evals_scorers_bench.py --scorer semantic_similarity --set evaluations/data/similarity_dev.jsonl
     python bench/evals_scorers_bench.py --throughput 200
 
-Sets: toxicity lines {"text", "label": 1 toxic / 0 not}; similarity lines {"a", "b", "label": 1 same
-meaning / 0 different}. The positive class is "toxic" and "same meaning". Thresholds were set on
+Sets: toxicity lines {"text", "label": 1 toxic / 0 not} (or "toxic": true/false, as the held-out
+test set writes it); similarity lines {"a", "b", "label": 1 same meaning / 0 different} (or
+"same_meaning": true/false). The positive class is "toxic" and "same meaning". Thresholds were set on
 the *_dev.jsonl sets only; report held-out figures on a set nobody tuned on.
 """
 
@@ -27,6 +28,7 @@ import django
 
 django.setup()
 
+from bench._meta import print_header  # noqa: E402
 from evaluations.scorers import Example, Score  # noqa: E402
 from evaluations.scorers.registry import build_scorer, builtin_scorer  # noqa: E402
 
@@ -39,6 +41,8 @@ def _examples(scorer: str, rows: list[dict]) -> list[Example]:
 
 def figures(scorer_kind: str, path: str) -> None:
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    for row in rows:
+        row.setdefault("label", int(bool(row.get("toxic", row.get("same_meaning", False)))))
     scorer = builtin_scorer(scorer_kind)
     results = scorer.score_batch(_examples(scorer_kind, rows))
     true_pos = false_pos = false_neg = true_neg = errors = 0
@@ -102,6 +106,7 @@ def main() -> None:
     parser.add_argument("--set", dest="path")
     parser.add_argument("--throughput", type=int, default=0, help="items per scorer for the throughput table")
     arguments = parser.parse_args()
+    print_header()
     if arguments.scorer and arguments.path:
         figures(arguments.scorer, arguments.path)
     if arguments.throughput:
