@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from accounts.authentication import get_caller
 from core.api.pagination import CursorPagination
 from core.api.serializers import ChoiceField, ClearanceField, IdField, StrictSerializer, validated
+from core.dates import MomentField
 from core.errors import PayloadTooLarge, ValidationFailed
 from core.ids import parse_whole_number
 from evaluations import limits, selectors, services
@@ -192,6 +193,29 @@ class ItemsBatchInput(StrictSerializer):
     message = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
+class ItemInput(StrictSerializer):
+    """One item's wire shape, for the schema: the view parses the body with
+    evaluations.items.parse_item, which refuses unknown fields and names the field to fix."""
+
+    input = serializers.JSONField(help_text='{"messages": [...]}, {"variables": {...}} or a text.')
+    expected_output = serializers.CharField(required=False, allow_null=True)
+    expected_facts = serializers.ListField(child=serializers.CharField(), required=False)
+    context = serializers.ListField(child=serializers.JSONField(), required=False)  # type: ignore[assignment]  # wire name; DRF pops declared fields
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    metadata = serializers.DictField(required=False)
+    classification = ClearanceField(required=False)
+
+
+class ImportInput(StrictSerializer):
+    """The multipart form of an import (the view names a missing or oversized file first)."""
+
+    file = serializers.FileField()
+    format = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="jsonl or csv; empty: from the file's name."
+    )
+    message = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+
+
 class MessageInput(StrictSerializer):
     message = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
@@ -202,8 +226,8 @@ class CallFilterInput(StrictSerializer):
     status = serializers.CharField(required=False, max_length=16, default="")
     prompt = serializers.CharField(required=False, max_length=256, default="")
     end_user = serializers.CharField(required=False, max_length=256, default="")
-    created_from = serializers.DateTimeField(required=False, default=None)
-    created_to = serializers.DateTimeField(required=False, default=None)
+    created_from = MomentField(required=False, default=None)
+    created_to = MomentField(required=False, default=None)
 
 
 class FromCallsInput(StrictSerializer):
@@ -449,7 +473,7 @@ class ItemDetailView(APIView):
         (item,) = selectors.items_masked_for(caller=get_caller(request), dataset=dataset, items=[item])
         return Response(ItemSerializer(item).data)
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={201: VersionSerializer})
+    @extend_schema(request=ItemInput, responses={201: VersionSerializer})
     def put(self, request: Request, dataset_id: str, key: str) -> Response:
         dataset = _dataset(request, dataset_id)
         parsed = selectors.parse_item_key(key)
@@ -472,19 +496,7 @@ class ItemDetailView(APIView):
 class ImportView(APIView):
     parser_classes = [MultiPartParser]
 
-    @extend_schema(
-        request={
-            "multipart/form-data": {
-                "type": "object",
-                "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "format": {"type": "string", "enum": ["jsonl", "csv"]},
-                    "message": {"type": "string"},
-                },
-            }
-        },
-        responses={201: VersionSerializer},
-    )
+    @extend_schema(request=ImportInput, responses={201: VersionSerializer})
     def post(self, request: Request, dataset_id: str) -> Response:
         dataset = _dataset(request, dataset_id)
         upload = request.FILES.get("file")
@@ -496,13 +508,14 @@ class ImportView(APIView):
                 "Split it.",
                 param="file",
             )
+        data = validated(ImportInput, request)
         version = services.dataset_import(
             caller=get_caller(request),
             dataset=dataset,
             file_name=upload.name or "upload",
             data=upload.read(limits.MAX_IMPORT_BYTES + 1),
-            file_format=request.POST.get("format") or None,
-            message=str(request.POST.get("message") or "")[:500],
+            file_format=data["format"] or None,
+            message=data["message"][:500],
             request=request._request,
         )
         return Response(_version_body(version), status=status.HTTP_201_CREATED)

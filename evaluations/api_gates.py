@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import get_caller
-from core.api.serializers import IdField, StrictSerializer, validated
+from core.api.serializers import MAX_INTEGER, IdField, StrictSerializer, validated
 from evaluations import compare, gate_selectors, limits
 from evaluations.gate_report import verdict_body
 from evaluations.models import EvaluationGate, GateCheck
@@ -167,7 +167,9 @@ class RunCompareItemView(APIView):
 
 class GateScorerInput(StrictSerializer):
     scorer = IdField(required=False, default=None, allow_null=True)
-    version = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1)
+    version = serializers.IntegerField(
+        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER
+    )
     kind = serializers.ChoiceField(choices=ScorerKind.choices, required=False, default="")
     config = serializers.DictField(required=False, default=dict)
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=limits.MAX_NAME_CHARS)
@@ -184,7 +186,9 @@ class GateCreateInput(StrictSerializer):
     team = IdField(required=False, default=None, allow_null=True)
     label = serializers.CharField(max_length=64)  # type: ignore[assignment]  # wire name; DRF pops declared fields
     dataset = IdField()
-    dataset_version = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1)
+    dataset_version = serializers.IntegerField(
+        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER
+    )
     scorers = GateScorerInput(many=True, min_length=1, max_length=limits.MAX_RUN_SCORERS)  # type: ignore[call-arg]  # DRF passes list options to ListSerializer
     model = serializers.CharField(required=False, default="", allow_blank=True, max_length=256)
     requires_no_regression = serializers.BooleanField(required=False, default=True)
@@ -315,7 +319,7 @@ class GateOverrideView(APIView):
 
 class GateCheckInput(StrictSerializer):
     prompt = serializers.CharField(max_length=limits.MAX_NAME_CHARS)
-    candidate = serializers.IntegerField(min_value=1)
+    candidate = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
     against = serializers.CharField(max_length=64)
     team = IdField(required=False, default=None, allow_null=True)
     dataset = serializers.CharField(required=False, default=None, allow_null=True, max_length=200)

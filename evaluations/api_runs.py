@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import get_caller
 from core.api.pagination import CursorPagination
-from core.api.serializers import ChoiceField, ClearanceField, IdField, StrictSerializer, validated
+from core.api.serializers import MAX_INTEGER, ChoiceField, ClearanceField, IdField, StrictSerializer, validated
 from core.errors import ValidationFailed
 from core.ids import parse_whole_number
 from evaluations import limits, selectors, services
@@ -47,7 +47,9 @@ class TargetInput(StrictSerializer):
     kind = TargetKindField(choices=TargetKind.values)
     prompt = serializers.CharField(required=False, default="", max_length=limits.MAX_NAME_CHARS)
     label = serializers.CharField(required=False, default=None, allow_null=True, max_length=64)  # type: ignore[assignment]  # wire name; DRF pops declared fields
-    version = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1)
+    version = serializers.IntegerField(
+        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER
+    )
     model = serializers.CharField(required=False, default="", max_length=256)
     params = serializers.DictField(required=False, default=dict)
     column = serializers.CharField(required=False, default="", max_length=200)
@@ -63,7 +65,9 @@ class TargetInput(StrictSerializer):
 
 class ScorerRefInput(StrictSerializer):
     scorer = IdField(required=False, default=None, allow_null=True)
-    version = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1)
+    version = serializers.IntegerField(
+        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER
+    )
     kind = ChoiceField(choices=ScorerKind.choices, required=False, default="")
     config = serializers.DictField(required=False, default=dict)
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=limits.MAX_NAME_CHARS)
@@ -76,7 +80,9 @@ class ScorerRefInput(StrictSerializer):
 
 class RunCreateInput(StrictSerializer):
     dataset = IdField()
-    dataset_version = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1)
+    dataset_version = serializers.IntegerField(
+        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER
+    )
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=limits.MAX_NAME_CHARS)
     target = TargetInput()
     scorers = ScorerRefInput(many=True, min_length=1, max_length=limits.MAX_RUN_SCORERS)  # type: ignore[call-arg]  # DRF passes list options to ListSerializer

@@ -10,7 +10,9 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from core.api.serializers import MAX_INTEGER
 from core.classification import Clearance
+from core.ids import MAX_ID
 from evaluations import limits
 from evaluations.scorers import Example
 from evaluations.types import ScorerKind, TargetKind
@@ -38,7 +40,7 @@ def scorer_pairs(values: list[str]) -> list[tuple[str, str]]:
 
 
 class DatasetCreateForm(forms.Form):
-    team = forms.IntegerField(min_value=1)
+    team = forms.IntegerField(min_value=1, max_value=MAX_ID)
     name = forms.CharField(max_length=limits.MAX_NAME_CHARS)
     description = forms.CharField(max_length=limits.MAX_DESCRIPTION_CHARS, required=False, widget=forms.Textarea)
     classification = forms.TypedChoiceField(coerce=int, choices=Clearance.choices, initial=Clearance.INTERNAL)
@@ -68,7 +70,7 @@ class UploadForm(forms.Form):
 
 
 class FromCallsForm(forms.Form):
-    dataset = forms.IntegerField(min_value=1)
+    dataset = forms.IntegerField(min_value=1, max_value=MAX_ID)
     call_ids = forms.CharField(widget=forms.MultipleHiddenInput, required=False)
     message = forms.CharField(max_length=500, required=False)
 
@@ -86,7 +88,7 @@ class FromCallsForm(forms.Form):
 
 
 class ScorerCreateForm(forms.Form):
-    team = forms.IntegerField(min_value=1)
+    team = forms.IntegerField(min_value=1, max_value=MAX_ID)
     name = forms.CharField(max_length=limits.MAX_NAME_CHARS)
     kind = forms.ChoiceField(choices=ScorerKind.choices)
     config = forms.CharField(
@@ -105,7 +107,7 @@ class ScorerTryForm(forms.Form):
     """One example scored by a configured scorer (`scorer`) or a built-in kind with a config."""
 
     scorer = forms.CharField(max_length=64)  # "scorer:<id>" or "kind:<kind>"
-    team = forms.IntegerField(min_value=1, required=False)
+    team = forms.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     config = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     input = forms.CharField(required=False, max_length=limits.MAX_TEXT_CHARS, widget=forms.Textarea(attrs={"rows": 2}))
     output = forms.CharField(
@@ -157,13 +159,15 @@ class ScorerTryForm(forms.Form):
 
 
 class RunCreateForm(forms.Form):
-    dataset = forms.IntegerField(min_value=1)
-    dataset_version = forms.IntegerField(min_value=1, required=False, help_text="Empty: the current version.")
+    dataset = forms.IntegerField(min_value=1, max_value=MAX_ID)
+    dataset_version = forms.IntegerField(
+        min_value=1, max_value=MAX_INTEGER, required=False, help_text="Empty: the current version."
+    )
     name = forms.CharField(max_length=limits.MAX_NAME_CHARS, required=False)
     target_kind = forms.ChoiceField(choices=TargetKind.choices, initial=TargetKind.RECORDED, label="Target")
     prompt = forms.CharField(max_length=limits.MAX_NAME_CHARS, required=False)
     label = forms.CharField(max_length=64, required=False, help_text="A prompt's label (or give a version).")
-    version = forms.IntegerField(min_value=1, required=False, label="Prompt version")
+    version = forms.IntegerField(min_value=1, max_value=MAX_INTEGER, required=False, label="Prompt version")
     model = forms.CharField(max_length=256, required=False, help_text="Required for a model target.")
     column = forms.CharField(
         max_length=200, required=False, initial="expected_output", help_text="expected_output or metadata.<name>."
@@ -185,11 +189,14 @@ class RunCreateForm(forms.Form):
 
 
 class GateCreateForm(forms.Form):
-    prompt = forms.IntegerField(min_value=1)
+    prompt = forms.IntegerField(min_value=1, max_value=MAX_ID)
     label = forms.CharField(max_length=64, initial="production", help_text="A protected label of the prompt.")
-    dataset = forms.IntegerField(min_value=1)
+    dataset = forms.IntegerField(min_value=1, max_value=MAX_ID)
     dataset_version = forms.IntegerField(
-        min_value=1, required=False, help_text="Empty: the dataset's current version at each check."
+        min_value=1,
+        max_value=MAX_INTEGER,
+        required=False,
+        help_text="Empty: the dataset's current version at each check.",
     )
     scorers = forms.MultipleChoiceField(choices=[])
     min_score = forms.FloatField(

@@ -12,7 +12,9 @@ from core.classification import Clearance
 from core.errors import ApplicationError, PermissionDenied, ValidationFailed
 from core.testing import snapshot
 from evaluations import selectors, services
+from evaluations.api import ItemInput
 from evaluations.importing import ImportFailed
+from evaluations.items import ITEM_FIELDS
 from evaluations.models import DatasetItem, DatasetVersion
 from evaluations.tests.conftest import new_items
 
@@ -197,3 +199,7 @@ def test_from_calls_copies_what_the_caller_sees_and_refuses_above_clearance(
 
     again = services.dataset_add_from_calls(caller=engineer, dataset=dataset, filters=CallFilters(), limit=10)
     assert (again.added, again.skipped_above_clearance, again.skipped_already_present) == (0, 1, 1)
+
+
+def test_the_documented_item_body_names_the_fields_the_parser_takes():
+    assert tuple(ItemInput().fields) == ITEM_FIELDS
