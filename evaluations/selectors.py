@@ -13,10 +13,11 @@ import statistics
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from django.db.models import Prefetch, Q, QuerySet
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Model, Prefetch, Q, QuerySet
 
 from core.classification import Clearance
 from core.errors import NotFound, ValidationFailed
@@ -39,6 +40,8 @@ from evaluations.permissions import VIEW_DATASET, VIEW_RUN, VIEW_SCORER
 if TYPE_CHECKING:
     from accounts.caller import Caller
 
+_TeamOwned = TypeVar("_TeamOwned", bound=Model)  # a model with a `team` foreign key
+
 ITEM_CONTENT_FIELDS = ("input", "expected_output", "expected_facts", "context", "tags", "metadata")
 
 
@@ -53,13 +56,32 @@ def _object_id(value: Any, noun: str) -> int:
     return parsed
 
 
+def _in_readable_teams(
+    queryset: QuerySet[_TeamOwned], *, caller: Caller, permission: str, team_id: int | None = None
+) -> QuerySet[_TeamOwned]:
+    """The rows of `queryset` in the caller's teams that grant `permission` (or in `team_id`, one of them)."""
+    queryset = queryset.filter(team_id__in=readable_team_ids(caller, permission))
+    if team_id is not None:
+        queryset = queryset.filter(team_id=team_id)
+    return queryset
+
+
+def _readable_get(
+    queryset: QuerySet[_TeamOwned], *, caller: Caller, permission: str, object_id: Any, noun: str
+) -> _TeamOwned:
+    """One row of `queryset` in the caller's teams; another team's is a 404 like a missing one."""
+    parsed = _object_id(object_id, noun)
+    try:
+        return _in_readable_teams(queryset, caller=caller, permission=permission).get(id=parsed)
+    except ObjectDoesNotExist:
+        raise NotFound(f"No {noun} with id {parsed} exists in your teams.") from None
+
+
 # Datasets -------------------------------------------------------------------------
 
 
 def dataset_list(*, caller: Caller, team_id: int | None = None, include_archived: bool = False) -> QuerySet[Dataset]:
-    queryset = Dataset.objects.filter(team_id__in=readable_team_ids(caller, VIEW_DATASET))
-    if team_id is not None:
-        queryset = queryset.filter(team_id=team_id)
+    queryset = _in_readable_teams(Dataset.objects.all(), caller=caller, permission=VIEW_DATASET, team_id=team_id)
     if not include_archived:
         queryset = queryset.filter(is_archived=False)
     return queryset.order_by("-id")
@@ -67,11 +89,9 @@ def dataset_list(*, caller: Caller, team_id: int | None = None, include_archived
 
 def dataset_get(*, caller: Caller, dataset_id: Any) -> Dataset:
     """A dataset of the caller's teams (archived ones too: a run may have pinned one of its versions)."""
-    parsed = _object_id(dataset_id, "dataset")
-    try:
-        return Dataset.objects.get(id=parsed, team_id__in=readable_team_ids(caller, VIEW_DATASET))
-    except Dataset.DoesNotExist:
-        raise NotFound(f"No dataset with id {parsed} exists in your teams.") from None
+    return _readable_get(
+        Dataset.objects.all(), caller=caller, permission=VIEW_DATASET, object_id=dataset_id, noun="dataset"
+    )
 
 
 def dataset_is_visible(*, caller: Caller, dataset: Dataset) -> bool:
@@ -177,18 +197,14 @@ def dataset_export_lines(*, caller: Caller, dataset: Dataset, version: int) -> I
 
 
 def scorer_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[ScorerConfig]:
-    queryset = ScorerConfig.objects.filter(team_id__in=readable_team_ids(caller, VIEW_SCORER))
-    if team_id is not None:
-        queryset = queryset.filter(team_id=team_id)
+    queryset = _in_readable_teams(ScorerConfig.objects.all(), caller=caller, permission=VIEW_SCORER, team_id=team_id)
     return queryset.order_by("name", "id")
 
 
 def scorer_get(*, caller: Caller, scorer_id: Any) -> ScorerConfig:
-    parsed = _object_id(scorer_id, "scorer")
-    try:
-        return ScorerConfig.objects.get(id=parsed, team_id__in=readable_team_ids(caller, VIEW_SCORER))
-    except ScorerConfig.DoesNotExist:
-        raise NotFound(f"No scorer with id {parsed} exists in your teams.") from None
+    return _readable_get(
+        ScorerConfig.objects.all(), caller=caller, permission=VIEW_SCORER, object_id=scorer_id, noun="scorer"
+    )
 
 
 def scorer_version_get(*, scorer: ScorerConfig, number: int | None = None) -> ScorerConfigVersion:
@@ -196,18 +212,14 @@ def scorer_version_get(*, scorer: ScorerConfig, number: int | None = None) -> Sc
 
 
 def brand_policy_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[BrandPolicy]:
-    queryset = BrandPolicy.objects.filter(team_id__in=readable_team_ids(caller, VIEW_SCORER))
-    if team_id is not None:
-        queryset = queryset.filter(team_id=team_id)
+    queryset = _in_readable_teams(BrandPolicy.objects.all(), caller=caller, permission=VIEW_SCORER, team_id=team_id)
     return queryset.order_by("name", "id")
 
 
 def brand_policy_get(*, caller: Caller, policy_id: Any) -> BrandPolicy:
-    parsed = _object_id(policy_id, "brand policy")
-    try:
-        return BrandPolicy.objects.get(id=parsed, team_id__in=readable_team_ids(caller, VIEW_SCORER))
-    except BrandPolicy.DoesNotExist:
-        raise NotFound(f"No brand policy with id {parsed} exists in your teams.") from None
+    return _readable_get(
+        BrandPolicy.objects.all(), caller=caller, permission=VIEW_SCORER, object_id=policy_id, noun="brand policy"
+    )
 
 
 def brand_policy_version_get(*, policy: BrandPolicy, number: int | None = None) -> BrandPolicyVersion:
@@ -222,18 +234,16 @@ def brand_policy_version_get(*, policy: BrandPolicy, number: int | None = None) 
 
 
 def run_list(*, caller: Caller, team_id: int | None = None) -> QuerySet[EvalRun]:
-    queryset = EvalRun.objects.filter(team_id__in=readable_team_ids(caller, VIEW_RUN)).select_related("dataset")
-    if team_id is not None:
-        queryset = queryset.filter(team_id=team_id)
+    queryset = _in_readable_teams(
+        EvalRun.objects.select_related("dataset"), caller=caller, permission=VIEW_RUN, team_id=team_id
+    )
     return queryset.order_by("-id")
 
 
 def run_get(*, caller: Caller, run_id: Any) -> EvalRun:
-    parsed = _object_id(run_id, "eval run")
-    try:
-        return run_list(caller=caller).get(id=parsed)
-    except EvalRun.DoesNotExist:
-        raise NotFound(f"No eval run with id {parsed} exists in your teams.") from None
+    return _readable_get(
+        EvalRun.objects.select_related("dataset"), caller=caller, permission=VIEW_RUN, object_id=run_id, noun="eval run"
+    )
 
 
 def run_results(*, run: EvalRun, status: str | None = None) -> QuerySet[EvalResult]:
