@@ -35,6 +35,17 @@ def filled_dataset(dataset, engineer):
     return dataset
 
 
+@pytest.fixture
+def recorded_run(filled_dataset, engineer):
+    """A queued run of the recorded outputs of `filled_dataset`, scored by exact match."""
+    return services.eval_run_create(
+        caller=engineer,
+        dataset_id=filled_dataset.pk,
+        target=services.TargetRequest(kind="recorded"),
+        scorers=[services.ScorerRequest(kind="exact_match")],
+    )
+
+
 def body(dataset, **overrides):
     data = {
         "dataset": dataset.pk,
@@ -74,13 +85,8 @@ def test_a_run_on_an_empty_dataset_is_refused(api, dataset):
     assert "has no items" in response.json()["error"]["message"]
 
 
-def test_viewers_read_runs_but_cannot_start_cancel_or_retry(client_for, team_a, filled_dataset, engineer):
-    run = services.eval_run_create(
-        caller=engineer,
-        dataset_id=filled_dataset.pk,
-        target=services.TargetRequest(kind="recorded"),
-        scorers=[services.ScorerRequest(kind="exact_match")],
-    )
+def test_viewers_read_runs_but_cannot_start_cancel_or_retry(client_for, team_a, filled_dataset, recorded_run):
+    run = recorded_run
     viewer = client_for(team_a.members["viewer"])
 
     assert viewer.get(f"/api/v1/eval-runs/{run.pk}/").status_code == 200
@@ -92,13 +98,8 @@ def test_viewers_read_runs_but_cannot_start_cancel_or_retry(client_for, team_a, 
         assert_refused(viewer, "post", url, status=403, unchanged=WATCHED, data=data)
 
 
-def test_another_teams_runs_are_hidden(client_for, team_b, filled_dataset, engineer):
-    run = services.eval_run_create(
-        caller=engineer,
-        dataset_id=filled_dataset.pk,
-        target=services.TargetRequest(kind="recorded"),
-        scorers=[services.ScorerRequest(kind="exact_match")],
-    )
+def test_another_teams_runs_are_hidden(client_for, team_b, filled_dataset, recorded_run):
+    run = recorded_run
     outsider = client_for(team_b.members["admin"])
 
     for method, url, data in (
@@ -112,13 +113,8 @@ def test_another_teams_runs_are_hidden(client_for, team_b, filled_dataset, engin
     assert outsider.get("/api/v1/eval-runs/").json()["results"] == []
 
 
-def test_results_above_the_readers_clearance_are_masked(client_for, team_a, filled_dataset, engineer):
-    run = services.eval_run_create(
-        caller=engineer,
-        dataset_id=filled_dataset.pk,
-        target=services.TargetRequest(kind="recorded"),
-        scorers=[services.ScorerRequest(kind="exact_match")],
-    )
+def test_results_above_the_readers_clearance_are_masked(client_for, team_a, recorded_run):
+    run = recorded_run
     services.runs.eval_run_start(run_id=run.pk)  # the worker's first step, here without a broker
     EvalResult.objects.filter(run=run).update(
         status=ResultStatus.DONE, output="secret answer", classification=Clearance.CONFIDENTIAL
