@@ -24,11 +24,11 @@ from rest_framework.views import APIView
 from accounts.authentication import get_caller
 from core.api.serializers import MAX_INTEGER, IdField, StrictSerializer, validated
 from evaluations import compare, gate_selectors, limits
+from evaluations.api_runs import ScorerRefInput, optional_version_field
 from evaluations.gate_report import verdict_body
 from evaluations.models import EvaluationGate, GateCheck
 from evaluations.paired import Interval
 from evaluations.services import gates
-from evaluations.types import ScorerKind
 from prompts import selectors as prompt_selectors
 
 RUNS_PARAMETER = OpenApiParameter("runs", str, required=True, description="Run ids, the baseline first: 12,15[,17].")
@@ -165,20 +165,8 @@ class RunCompareItemView(APIView):
 # Gates --------------------------------------------------------------------------------
 
 
-class GateScorerInput(StrictSerializer):
-    scorer = IdField(required=False, default=None, allow_null=True)
-    version = serializers.IntegerField(
-        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER
-    )
-    kind = serializers.ChoiceField(choices=ScorerKind.choices, required=False, default="")
-    config = serializers.DictField(required=False, default=dict)
-    name = serializers.CharField(required=False, default="", allow_blank=True, max_length=limits.MAX_NAME_CHARS)
+class GateScorerInput(ScorerRefInput):
     min_score = serializers.FloatField(required=False, default=None, allow_null=True, min_value=0, max_value=1)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if (attrs.get("scorer") is None) == (not attrs.get("kind")):
-            raise serializers.ValidationError("give either scorer (a configured scorer's id) or kind (a built-in).")
-        return attrs
 
 
 class GateCreateInput(StrictSerializer):
@@ -186,9 +174,7 @@ class GateCreateInput(StrictSerializer):
     team = IdField(required=False, default=None, allow_null=True)
     label = serializers.CharField(max_length=64)  # type: ignore[assignment]  # wire name; DRF pops declared fields
     dataset = IdField()
-    dataset_version = serializers.IntegerField(
-        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER
-    )
+    dataset_version = optional_version_field()
     scorers = GateScorerInput(many=True, min_length=1, max_length=limits.MAX_RUN_SCORERS)  # type: ignore[call-arg]  # DRF passes list options to ListSerializer
     model = serializers.CharField(required=False, default="", allow_blank=True, max_length=256)
     requires_no_regression = serializers.BooleanField(required=False, default=True)

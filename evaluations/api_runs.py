@@ -43,13 +43,16 @@ class TargetKindField(ChoiceField):
     pass
 
 
+def optional_version_field() -> serializers.IntegerField:
+    """A version number (of a prompt, a scorer, a dataset); null or absent: the current one."""
+    return serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER)
+
+
 class TargetInput(StrictSerializer):
     kind = TargetKindField(choices=TargetKind.values)
     prompt = serializers.CharField(required=False, default="", max_length=limits.MAX_NAME_CHARS)
     label = serializers.CharField(required=False, default=None, allow_null=True, max_length=64)  # type: ignore[assignment]  # wire name; DRF pops declared fields
-    version = serializers.IntegerField(
-        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER
-    )
+    version = optional_version_field()
     model = serializers.CharField(required=False, default="", max_length=256)
     params = serializers.DictField(required=False, default=dict)
     column = serializers.CharField(required=False, default="", max_length=200)
@@ -65,9 +68,7 @@ class TargetInput(StrictSerializer):
 
 class ScorerRefInput(StrictSerializer):
     scorer = IdField(required=False, default=None, allow_null=True)
-    version = serializers.IntegerField(
-        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER
-    )
+    version = optional_version_field()
     kind = ChoiceField(choices=ScorerKind.choices, required=False, default="")
     config = serializers.DictField(required=False, default=dict)
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=limits.MAX_NAME_CHARS)
@@ -80,9 +81,7 @@ class ScorerRefInput(StrictSerializer):
 
 class RunCreateInput(StrictSerializer):
     dataset = IdField()
-    dataset_version = serializers.IntegerField(
-        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_INTEGER
-    )
+    dataset_version = optional_version_field()
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=limits.MAX_NAME_CHARS)
     target = TargetInput()
     scorers = ScorerRefInput(many=True, min_length=1, max_length=limits.MAX_RUN_SCORERS)  # type: ignore[call-arg]  # DRF passes list options to ListSerializer
