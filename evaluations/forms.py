@@ -158,7 +158,17 @@ class ScorerTryForm(forms.Form):
         )
 
 
-class RunCreateForm(forms.Form):
+class _ScorersChoiceForm(forms.Form):
+    """A form with a `scorers` multiple choice whose options the page gives (the caller's scorers)."""
+
+    def __init__(self, *args: Any, scorer_choices: list[tuple[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["scorers"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = scorer_choices
+
+
+class RunCreateForm(_ScorersChoiceForm):
     dataset = forms.IntegerField(min_value=1, max_value=MAX_ID)
     dataset_version = forms.IntegerField(
         min_value=1, max_value=MAX_INTEGER, required=False, help_text="Empty: the current version."
@@ -175,12 +185,6 @@ class RunCreateForm(forms.Form):
     scorers = forms.MultipleChoiceField(choices=[], help_text="Each scorer scores every answer.")
     repeats = forms.IntegerField(min_value=1, max_value=limits.MAX_RUN_REPEATS, initial=1)
 
-    def __init__(self, *args: Any, scorer_choices: list[tuple[str, Any]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        field = self.fields["scorers"]
-        assert isinstance(field, forms.MultipleChoiceField)
-        field.choices = scorer_choices
-
     def clean_scorers(self) -> list[tuple[str, str]]:
         chosen = scorer_pairs(self.cleaned_data["scorers"])
         if len(chosen) > limits.MAX_RUN_SCORERS:
@@ -188,7 +192,7 @@ class RunCreateForm(forms.Form):
         return chosen
 
 
-class GateCreateForm(forms.Form):
+class GateCreateForm(_ScorersChoiceForm):
     prompt = forms.IntegerField(min_value=1, max_value=MAX_ID)
     label = forms.CharField(max_length=64, initial="production", help_text="A protected label of the prompt.")
     dataset = forms.IntegerField(min_value=1, max_value=MAX_ID)
@@ -206,12 +210,6 @@ class GateCreateForm(forms.Form):
     requires_no_regression = forms.BooleanField(
         required=False, initial=True, label="Refuse a significant regression against the version on the label"
     )
-
-    def __init__(self, *args: Any, scorer_choices: list[tuple[str, Any]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        field = self.fields["scorers"]
-        assert isinstance(field, forms.MultipleChoiceField)
-        field.choices = scorer_choices
 
     def clean_scorers(self) -> list[tuple[str, str]]:
         return scorer_pairs(self.cleaned_data["scorers"])
