@@ -67,23 +67,21 @@ def on_label(prompt):
     return PromptLabel.objects.get(prompt=prompt, name="production").version.number
 
 
-def test_only_admins_set_gates_and_only_on_protected_labels(world, team_a, dataset):
-    request = [gates.GateScorerRequest(kind="exact_match")]
-    with pytest.raises(gates.PermissionDenied):
+@pytest.mark.parametrize(
+    ("member", "label", "error", "match"),
+    [
+        ("prompt_engineer", "production", gates.PermissionDenied, None),  # only admins set gates
+        ("admin", "staging", gates.ValidationFailed, "'staging' is not a protected label"),
+    ],
+)
+def test_only_admins_set_gates_and_only_on_protected_labels(world, team_a, dataset, member, label, error, match):
+    with pytest.raises(error, match=match):
         gates.gate_create(
-            caller=caller_for_user(team_a.members["prompt_engineer"]),
+            caller=caller_for_user(team_a.members[member]),
             prompt=world["prompt"],
-            label="production",
+            label=label,
             dataset_id=dataset.pk,
-            scorers=request,
-        )
-    with pytest.raises(gates.ValidationFailed, match="'staging' is not a protected label"):
-        gates.gate_create(
-            caller=caller_for_user(team_a.members["admin"]),
-            prompt=world["prompt"],
-            label="staging",
-            dataset_id=dataset.pk,
-            scorers=request,
+            scorers=[gates.GateScorerRequest(kind="exact_match")],
         )
 
 
